@@ -1,0 +1,122 @@
+import { maskInput, maskKey } from '../crypto.js';
+import type { AppContext } from '../context.js';
+import type { KeyRow, NewKeyRow } from '../db/schema.js';
+import { figuresFromUsage } from '../tavily/usage.js';
+import { ApiError } from './errors.js';
+
+/** A Tavily key: `tvly-` then letters, digits, `-` or `_`. */
+const KEY_RE = /^tvly-[A-Za-z0-9_-]{8,200}$/;
+const KEY_IN_TEXT_RE = /tvly-[A-Za-z0-9_-]+/g;
+const MAX_LISTED = 1000;
+
+export interface ImportRequest {
+  /** Key texts as sent (JSON) or as found in the text. */
+  inputs: string[];
+  label: string | null;
+  validate: boolean;
+}
+
+export interface ImportResult {
+  added: number;
+  duplicates: number;
+  rejected: { input: string; reason: string }[];
+  rejected_count: number;
+  items: KeyRow[];
+  items_truncated: boolean;
+}
+
+/** Every `tvly-…` token in any text (a .txt or .csv file, a pasted list, a config file). */
+export function keysInText(text: string): string[] {
+  return text.match(KEY_IN_TEXT_RE) ?? [];
+}
+
+function rejectReason(input: string): string {
+  if (input === '') return 'empty';
+  if (!input.startsWith('tvly-')) return 'not a Tavily key: keys start with "tvly-"';
+  if (input.length < 13) return 'too short to be a Tavily key';
+  if (input.length > 205) return 'too long to be a Tavily key';
+  return 'not a Tavily key: only letters, digits, "-" and "_" may follow "tvly-"';
+}
+
+/**
+ * Adds keys to the pool: de-duplicates within the request and against the pool, optionally
+ * checks each new key against /usage, and inserts all of them in one transaction.
+ */
+export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<ImportResult> {
+  const rejected: ImportResult['rejected'] = [];
+  let rejectedCount = 0;
+  const unique = new Map<string, string>(); // hash → key text
+  let duplicates = 0;
+  for (const raw of req.inputs) {
+    const key = raw.trim();
+    if (!KEY_RE.test(key)) {
+      rejectedCount++;
+      if (rejected.length < MAX_LISTED) rejected.push({ input: maskInput(key), reason: rejectReason(key) });
+      continue;
+    }
+    const hash = ctx.cipher.hash(key);
+    if (unique.has(hash)) duplicates++;
+    else unique.set(hash, key);
+  }
+
+  let fresh = [...unique.entries()];
+  const now = new Date().toISOString();
+  const base = (hash: string, key: string): NewKeyRow => ({
+    label: req.label,
+    key_ciphertext: ctx.cipher.encrypt(key),
+    key_hash: hash,
+    key_masked: maskKey(key),
+    status: 'active',
+    disabled_at: null,
+    key_usage: null,
+    key_limit: null,
+    plan: null,
+    plan_usage: null,
+    plan_limit: null,
+    paygo_usage: null,
+    paygo_limit: null,
+    endpoint_usage: null,
+    remaining_quota: null,
+    last_refreshed_at: null,
+    last_error: null,
+    last_used_at: null,
+    created_at: now,
+    updated_at: now,
+  });
+
+  let rows: NewKeyRow[];
+  if (req.validate) {
+    // Spend /usage calls (rate-limited by Tavily) only on keys the pool does not hold yet.
+    const existing = await ctx.keys.existingHashes(fresh.map(([h]) => h));
+    duplicates += existing.size;
+    fresh = fresh.filter(([h]) => !existing.has(h));
+    const outcomes = await ctx.refresher.check(fresh.map(([, k]) => k));
+    rows = fresh.map(([hash, key], i) => {
+      const o = outcomes[i]!;
+      const row = base(hash, key);
+      if (o.ok) return { ...row, ...figuresFromUsage(o.report), last_refreshed_at: now };
+      return { ...row, status: o.health ?? 'active', last_error: o.error };
+    });
+  } else {
+    rows = fresh.map(([hash, key]) => base(hash, key));
+  }
+
+  let inserted: KeyRow[];
+  try {
+    inserted = await ctx.database.db.transaction().execute((trx) => ctx.keys.insertMany(rows, trx));
+  } catch (err) {
+    ctx.log.error({ err, keys: rows.length }, 'key import: the insert transaction failed and was rolled back');
+    throw new ApiError(500, 'import_failed', 'could not store the keys; nothing was added');
+  }
+  // A key another request added meanwhile was skipped by the insert: it is a duplicate too.
+  duplicates += rows.length - inserted.length;
+  if (inserted.length > 0) ctx.log.info({ added: inserted.length, duplicates, rejected: rejectedCount }, 'keys imported');
+  return {
+    added: inserted.length,
+    duplicates,
+    rejected,
+    rejected_count: rejectedCount,
+    items: inserted.slice(0, MAX_LISTED),
+    items_truncated: inserted.length > MAX_LISTED,
+  };
+}

@@ -1,0 +1,295 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { KeyDecryptError } from '../crypto.js';
+import { type KeyCursor, apiStatus } from '../db/repositories/keys.js';
+import type { KeyRow } from '../db/schema.js';
+import { RefreshWriteError } from '../quota/refresh.js';
+import { ApiError } from './errors.js';
+import { importKeys, keysInText } from './import.js';
+import {
+  BulkBody,
+  BulkResponse,
+  ExportQuery,
+  ImportJsonBody,
+  ImportQuery,
+  ImportResponse,
+  KeyDetail,
+  KeyIdParams,
+  type KeyObject,
+  ListQuery,
+  ListResponse,
+  PatchBody,
+  RefreshBody,
+  SummaryResponse,
+  withErrors,
+} from './schemas.js';
+
+export function keyView(row: KeyRow): KeyObject {
+  return {
+    id: row.id,
+    label: row.label,
+    key_masked: row.key_masked,
+    status: apiStatus(row),
+    remaining_quota: row.remaining_quota,
+    key_usage: row.key_usage,
+    key_limit: row.key_limit,
+    plan: row.plan,
+    plan_usage: row.plan_usage,
+    plan_limit: row.plan_limit,
+    paygo_usage: row.paygo_usage,
+    paygo_limit: row.paygo_limit,
+    last_refreshed_at: row.last_refreshed_at,
+    last_error: row.last_error,
+    last_used_at: row.last_used_at,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+function encodeCursor(sort: string, c: KeyCursor): string {
+  return Buffer.from(JSON.stringify({ s: sort, v: c.v, id: c.id })).toString('base64url');
+}
+
+function decodeCursor(sort: string, text: string): KeyCursor {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
+  }
+  const c = parsed as { s?: unknown; v?: unknown; id?: unknown };
+  const valueOk = sort === 'remaining_quota' ? typeof c.v === 'number' : typeof c.v === 'string';
+  if (typeof c !== 'object' || c === null || !Number.isInteger(c.id) || !valueOk) {
+    throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
+  }
+  if (c.s !== sort) throw new ApiError(400, 'invalid_cursor', `cursor belongs to sort=${String(c.s)}, not sort=${sort}`);
+  return { v: c.v as number | string, id: c.id as number };
+}
+
+function notFound(id: number): ApiError {
+  return new ApiError(404, 'key_not_found', `no Tavily key with id ${id}`);
+}
+
+const tags = ['tavily-keys'];
+
+export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const ctx = app.ctx;
+
+  // Files exported from spreadsheets arrive as text/csv: keys are found in the text the same way.
+  app.addContentTypeParser('text/csv', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.post(
+    '/tavily-keys',
+    {
+      bodyLimit: ctx.config.importBodyLimit,
+      schema: {
+        tags,
+        summary: 'Add keys',
+        description:
+          'JSON `{"keys": [...], "label"?}`, or a text/plain (or text/csv) body from which every `tvly-…` token is taken. ' +
+          'Up to 100,000 keys, inserted in one transaction.',
+        querystring: ImportQuery,
+        body: {
+          content: {
+            'application/json': { schema: ImportJsonBody },
+            'text/plain': { schema: Type.String() },
+            'text/csv': { schema: Type.String() },
+          },
+        },
+        response: withErrors({ 201: ImportResponse }),
+      },
+    },
+    async (req, reply) => {
+      const body = req.body as unknown;
+      let inputs: string[];
+      let label = req.query.label ?? null;
+      if (typeof body === 'string') {
+        inputs = keysInText(body);
+        if (inputs.length === 0) throw new ApiError(400, 'no_keys', 'the text holds no Tavily key (tvly-…)');
+      } else if (typeof body === 'object' && body !== null && Array.isArray((body as { keys?: unknown }).keys)) {
+        const json = body as { keys: string[]; label?: string };
+        inputs = json.keys;
+        label = json.label ?? label;
+      } else {
+        throw new ApiError(400, 'invalid_request', 'send JSON {"keys": [...]} or a text/plain body');
+      }
+      const result = await importKeys(ctx, { inputs, label, validate: req.query.validate });
+      return reply.code(201).send({ ...result, items: result.items.map(keyView) });
+    },
+  );
+
+  app.get(
+    '/tavily-keys',
+    {
+      schema: {
+        tags,
+        summary: 'List keys',
+        description: 'Filter by status, search the label or the key’s last characters, sort, and page with next_cursor.',
+        querystring: ListQuery,
+        response: withErrors({ 200: ListResponse }),
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const page = await ctx.keys.list({
+        status: q.status,
+        search: q.q?.trim() || undefined,
+        sort: q.sort,
+        order: q.order,
+        limit: q.limit,
+        cursor: q.cursor ? decodeCursor(q.sort, q.cursor) : undefined,
+      });
+      return {
+        items: page.rows.map(keyView),
+        next_cursor: page.next ? encodeCursor(q.sort, page.next) : null,
+        total: page.total,
+      };
+    },
+  );
+
+  app.get(
+    '/tavily-keys/export',
+    {
+      schema: {
+        tags,
+        summary: 'Export keys as text, one a line',
+        description: 'The only response that shows keys in full.',
+        querystring: ExportQuery,
+        produces: ['text/plain'],
+        response: withErrors({ 200: Type.String() }),
+      },
+    },
+    async (req, reply) => {
+      const sealed = await ctx.keys.sealedKeys(req.query.status);
+      const lines: string[] = [];
+      let undecryptable = 0;
+      for (const s of sealed) {
+        try {
+          lines.push(ctx.cipher.decrypt(s));
+        } catch (err) {
+          if (!(err instanceof KeyDecryptError)) throw err;
+          undecryptable++;
+        }
+      }
+      if (undecryptable > 0) {
+        throw new ApiError(500, 'decrypt_failed', `${undecryptable} keys cannot be decrypted: was ENCRYPTION_KEY changed?`);
+      }
+      req.log.info({ keys: lines.length }, 'keys exported');
+      return reply
+        .type('text/plain; charset=utf-8')
+        .header('content-disposition', 'attachment; filename="tavily-keys.txt"')
+        .header('cache-control', 'no-store')
+        .send(lines.length ? `${lines.join('\n')}\n` : '');
+    },
+  );
+
+  app.post(
+    '/tavily-keys/refresh-quota',
+    {
+      schema: {
+        tags,
+        summary: 'Refresh quotas from Tavily’s /usage',
+        description:
+          'One query loads the keys, the /usage calls run concurrently (REFRESH_CONCURRENCY), and all results are ' +
+          'written in one transaction. A request that arrives while a covering refresh runs gets that run’s result.',
+        body: RefreshBody,
+        response: withErrors({ 200: Type.Ref('RefreshQuotaResponse') }),
+      },
+      // The body is optional: no body means "every key".
+      preValidation: async (req) => {
+        req.body ??= {};
+      },
+    },
+    async (req) => {
+      try {
+        return await ctx.refresher.refresh({ ids: req.body.ids, staleAfterS: req.body.stale_after_s });
+      } catch (err) {
+        if (err instanceof RefreshWriteError) throw new ApiError(500, 'refresh_write_failed', err.message);
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/tavily-keys/bulk',
+    {
+      bodyLimit: ctx.config.importBodyLimit,
+      schema: {
+        tags,
+        summary: 'Enable, disable or delete many keys',
+        body: BulkBody,
+        response: withErrors({ 200: BulkResponse }),
+      },
+    },
+    async (req) => {
+      const { action, ids } = req.body;
+      const unique = [...new Set(ids)];
+      const done = await ctx.database.db
+        .transaction()
+        .execute((trx) =>
+          action === 'delete' ? ctx.keys.deleteMany(unique, trx) : ctx.keys.setEnabled(unique, action === 'enable', trx),
+        );
+      const hit = new Set(done);
+      req.log.info({ action, affected: done.length }, 'bulk key change');
+      return { action, affected: done.length, not_found: unique.filter((id) => !hit.has(id)) };
+    },
+  );
+
+  app.get(
+    '/tavily-keys/:id',
+    {
+      schema: { tags, summary: 'One key', params: KeyIdParams, response: withErrors({ 200: KeyDetail }) },
+    },
+    async (req) => {
+      const row = await ctx.keys.getById(req.params.id);
+      if (!row) throw notFound(req.params.id);
+      return { ...keyView(row), endpoint_usage: row.endpoint_usage ? JSON.parse(row.endpoint_usage) : null };
+    },
+  );
+
+  app.patch(
+    '/tavily-keys/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Change a key’s label, or enable or disable it',
+        params: KeyIdParams,
+        body: PatchBody,
+        response: withErrors({ 200: Type.Ref('TavilyKey') }),
+      },
+    },
+    async (req) => {
+      const row = await ctx.keys.update(req.params.id, req.body);
+      if (!row) throw notFound(req.params.id);
+      return keyView(row);
+    },
+  );
+
+  app.delete(
+    '/tavily-keys/:id',
+    {
+      schema: { tags, summary: 'Delete a key', params: KeyIdParams, response: withErrors({ 204: Type.Null() }) },
+    },
+    async (req, reply) => {
+      const [gone] = await ctx.keys.deleteMany([req.params.id]);
+      if (gone === undefined) throw notFound(req.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/summary',
+    { schema: { tags: ['summary'], summary: 'Keys by status, credits left, last refresh', response: withErrors({ 200: SummaryResponse }) } },
+    async () => {
+      const s = await ctx.keys.summary();
+      return {
+        keys: { total: s.total, by_status: s.by_status },
+        total_remaining: s.total_remaining,
+        total_limit: s.total_limit,
+        unknown_quota: s.unknown_quota,
+        last_refreshed_at: s.last_refreshed_at,
+        refresh: { running: ctx.refresher.running, last: ctx.refresher.lastResult },
+      };
+    },
+  );
+};

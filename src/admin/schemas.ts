@@ -1,0 +1,160 @@
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { KEY_STATUSES } from '../db/schema.js';
+
+export const ErrorBody = Type.Object(
+  { error: Type.Object({ code: Type.String(), message: Type.String() }) },
+  { $id: 'AdminError', description: 'Every admin error has this shape.' },
+);
+
+/** Response schemas for the errors any admin route may answer. */
+export function withErrors<T extends Record<number, TSchema>>(ok: T) {
+  const err = Type.Ref('AdminError');
+  return { ...ok, 400: err, 401: err, 404: err, 413: err, 415: err, 500: err };
+}
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const KeyStatusSchema = Type.Union(KEY_STATUSES.map((s) => Type.Literal(s)));
+
+export const KeyObject = Type.Object(
+  {
+    id: Type.Integer(),
+    label: Nullable(Type.String()),
+    key_masked: Type.String({ description: 'e.g. tvly-dev-…a1b2; the key itself is never shown' }),
+    status: KeyStatusSchema,
+    remaining_quota: Nullable(Type.Number({ description: 'credits this key can still spend; null while unknown' })),
+    key_usage: Nullable(Type.Number()),
+    key_limit: Nullable(Type.Number()),
+    plan: Nullable(Type.String()),
+    plan_usage: Nullable(Type.Number()),
+    plan_limit: Nullable(Type.Number()),
+    paygo_usage: Nullable(Type.Number()),
+    paygo_limit: Nullable(Type.Number()),
+    last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
+    last_error: Nullable(Type.String()),
+    last_used_at: Nullable(Type.String({ format: 'date-time' })),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'TavilyKey' },
+);
+export type KeyObject = Static<typeof KeyObject>;
+
+const EndpointCounts = Type.Record(Type.String(), Type.Number());
+export const KeyDetail = Type.Intersect([
+  Type.Ref('TavilyKey'),
+  Type.Object({
+    endpoint_usage: Nullable(Type.Object({ key: EndpointCounts, account: EndpointCounts })),
+  }),
+]);
+
+export const KeyIdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) });
+
+export const MAX_IMPORT_KEYS = 100_000;
+export const ImportJsonBody = Type.Object(
+  {
+    keys: Type.Array(Type.String({ maxLength: 1000 }), { minItems: 1, maxItems: MAX_IMPORT_KEYS }),
+    label: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export const ImportQuery = Type.Object({
+  validate: Type.Boolean({ default: false, description: 'check each new key against /usage and store its figures' }),
+  label: Type.Optional(Type.String({ maxLength: 200, description: 'label for keys sent as text/plain' })),
+});
+export const ImportResponse = Type.Object({
+  added: Type.Integer(),
+  duplicates: Type.Integer(),
+  rejected: Type.Array(Type.Object({ input: Type.String(), reason: Type.String() })),
+  rejected_count: Type.Integer(),
+  items: Type.Array(Type.Ref('TavilyKey')),
+  items_truncated: Type.Boolean({ description: 'items lists the first 1,000 added keys' }),
+});
+
+export const ListQuery = Type.Object(
+  {
+    status: Type.Optional(KeyStatusSchema),
+    q: Type.Optional(Type.String({ maxLength: 200, description: 'search the label or the key’s last characters' })),
+    sort: Type.Union([Type.Literal('created_at'), Type.Literal('remaining_quota')], { default: 'created_at' }),
+    order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+    cursor: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export const ListResponse = Type.Object({
+  items: Type.Array(Type.Ref('TavilyKey')),
+  next_cursor: Nullable(Type.String()),
+  total: Type.Integer(),
+});
+
+export const PatchBody = Type.Object(
+  {
+    label: Type.Optional(Nullable(Type.String({ maxLength: 200 }))),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const BulkBody = Type.Object(
+  {
+    action: Type.Union([Type.Literal('enable'), Type.Literal('disable'), Type.Literal('delete')]),
+    ids: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: MAX_IMPORT_KEYS }),
+  },
+  { additionalProperties: false },
+);
+export const BulkResponse = Type.Object({
+  action: Type.String(),
+  affected: Type.Integer(),
+  not_found: Type.Array(Type.Integer()),
+});
+
+export const ExportQuery = Type.Object({ status: Type.Optional(KeyStatusSchema) }, { additionalProperties: false });
+
+export const RefreshBody = Type.Object(
+  {
+    ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),
+    stale_after_s: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export const RefreshResponse = Type.Object(
+  {
+    total: Type.Integer(),
+    success_count: Type.Integer(),
+    failed_count: Type.Integer(),
+    duration_ms: Type.Number(),
+    write_ms: Type.Number(),
+    started_at: Type.String({ format: 'date-time' }),
+    finished_at: Type.String({ format: 'date-time' }),
+    failures: Type.Array(
+      Type.Object({
+        id: Type.Integer(),
+        key_masked: Type.String(),
+        error: Type.String(),
+        status_code: Nullable(Type.Integer()),
+      }),
+    ),
+  },
+  { $id: 'RefreshQuotaResponse' },
+);
+
+export const SummaryResponse = Type.Object({
+  keys: Type.Object({
+    total: Type.Integer(),
+    by_status: Type.Object({
+      active: Type.Integer(),
+      disabled: Type.Integer(),
+      invalid: Type.Integer(),
+      exhausted: Type.Integer(),
+    }),
+  }),
+  total_remaining: Type.Number({ description: 'credits left on enabled, valid keys' }),
+  total_limit: Type.Number(),
+  unknown_quota: Type.Integer({ description: 'enabled keys whose quota is not known yet' }),
+  last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
+  refresh: Type.Object({
+    running: Type.Boolean(),
+    last: Nullable(Type.Ref('RefreshQuotaResponse')),
+  }),
+});

@@ -1,0 +1,136 @@
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { Ajv, type ErrorObject } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { adminApi } from './admin/index.js';
+import { ErrorBody, KeyObject, RefreshResponse } from './admin/schemas.js';
+import type { AppContext } from './context.js';
+import { ping } from './db/database.js';
+import { describeError } from './http-errors.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ctx: AppContext;
+  }
+}
+
+type AddFormats = (ajv: Ajv) => Ajv;
+const addFormats: AddFormats =
+  (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
+
+function makeAjv(coerce: boolean): Ajv {
+  const ajv = new Ajv({
+    allErrors: false,
+    strict: false,
+    useDefaults: true,
+    // Unknown fields are an error that names them, not silently dropped.
+    removeAdditional: false,
+    // Query strings and path parameters arrive as text; JSON bodies must carry the right types.
+    coerceTypes: coerce ? 'array' : false,
+  });
+  addFormats(ajv);
+  return ajv;
+}
+
+/** `/keys/0` → `body.keys[0]` */
+function fieldPath(dataVar: string, instancePath: string): string {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : `${acc}.${part.replace(/~1/g, '/').replace(/~0/g, '~')}`), dataVar);
+}
+
+/** One clear sentence naming the field that is wrong and why. */
+export function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Error {
+  const e = errors.find((x) => x.keyword !== 'anyOf' && x.keyword !== 'oneOf') ?? errors[0]!;
+  const where = fieldPath(dataVar, e.instancePath);
+  const params = e.params as Record<string, unknown>;
+  let text: string;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      text = `${where} has an unknown field "${String(params.additionalProperty)}"`;
+      break;
+    case 'required':
+      text = `${where} is missing the field "${String(params.missingProperty)}"`;
+      break;
+    case 'enum':
+      text = `${where} must be one of: ${(params.allowedValues as unknown[]).join(', ')}`;
+      break;
+    case 'minProperties':
+      text = `${where} must have at least ${String(params.limit)} field(s)`;
+      break;
+    default:
+      text = `${where} ${e.message ?? 'is invalid'}`;
+  }
+  return new Error(text);
+}
+
+/** Builds the Fastify app from a context; no side effects beyond the app itself. */
+export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    // 1 MiB for everything but key imports, which set their own limit.
+    bodyLimit: 1024 * 1024,
+    trustProxy: true,
+    schemaErrorFormatter: formatSchemaErrors,
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const bodyAjv = makeAjv(false);
+  const textAjv = makeAjv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+
+  // An empty JSON body is "no body" (POST …/refresh-quota with no options), not a parse error.
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (typeof body === 'string' && body.trim() === '') return done(null, undefined);
+    jsonParser(req, body as string, done);
+  });
+
+  app.decorate('ctx', ctx);
+  app.addSchema(ErrorBody);
+  app.addSchema(KeyObject);
+  app.addSchema(RefreshResponse);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'tavily-pool', version: '0.1.0', description: 'A pool of Tavily API keys behind one endpoint.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const p = describeError(err);
+    if (p.statusCode >= 500) req.log.error({ err }, 'request failed');
+    return reply.code(p.statusCode).send({ error: { code: p.code, message: p.message } });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
+  );
+
+  const Status = Type.Object({ status: Type.String(), error: Type.Optional(Type.String()) });
+  app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up', security: [], response: { 200: Status } } }, async () => ({
+    status: 'ok',
+  }));
+  app.get(
+    '/readyz',
+    { schema: { tags: ['health'], summary: 'The database answers', security: [], response: { 200: Status, 503: Status } } },
+    async (req, reply) => {
+      try {
+        await ping(ctx.database.db);
+        return { status: 'ok' };
+      } catch (err) {
+        req.log.warn({ err }, 'readiness check: database unreachable');
+        return reply.code(503).send({ status: 'unavailable', error: 'database unreachable' });
+      }
+    },
+  );
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(adminApi, { prefix: '/api/v1/admin' });
+  return app;
+}

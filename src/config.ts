@@ -1,0 +1,117 @@
+import path from 'node:path';
+
+/** Thrown when an environment variable holds a value the gateway cannot use. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export type DatabaseConfig =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'postgres'; url: string };
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  database: DatabaseConfig;
+  /** Unset means: read or generate the secret file in dataDir (see secrets.ts). */
+  adminToken: string | undefined;
+  /** Raw ENCRYPTION_KEY text; unset means read or generate in dataDir. */
+  encryptionKey: string | undefined;
+  tavilyBaseUrl: string;
+  refreshConcurrency: number;
+  refreshTimeoutMs: number;
+  logLevel: LogLevel;
+  /** Largest admin import body, in bytes. */
+  importBodyLimit: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function nonEmpty(env: Env, name: string): string | undefined {
+  const v = env[name];
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  return t === '' ? undefined : t;
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${n}`);
+  return n;
+}
+
+function url(env: Env, name: string, def: string): string {
+  const raw = nonEmpty(env, name) ?? def;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `not a URL: "${raw}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ConfigError(name, `expected an http:// or https:// URL, got "${u.protocol}"`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+export const SQLITE_FILE_NAME = 'tavily-pool.db';
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(nonEmpty(env, 'DATA_DIR') ?? './data');
+
+  let database: DatabaseConfig;
+  const dbUrl = nonEmpty(env, 'DATABASE_URL');
+  if (dbUrl === undefined) {
+    database = { kind: 'sqlite', file: path.join(dataDir, SQLITE_FILE_NAME) };
+  } else if (/^postgres(ql)?:\/\//.test(dbUrl)) {
+    try {
+      new URL(dbUrl);
+    } catch {
+      throw new ConfigError('DATABASE_URL', 'not a valid postgres:// URL');
+    }
+    database = { kind: 'postgres', url: dbUrl };
+  } else if (dbUrl.startsWith('sqlite:')) {
+    const file = dbUrl.slice('sqlite:'.length).replace(/^\/\//, '');
+    if (file === '') throw new ConfigError('DATABASE_URL', 'sqlite: URL names no file');
+    database = { kind: 'sqlite', file: file === ':memory:' ? file : path.resolve(file) };
+  } else {
+    throw new ConfigError('DATABASE_URL', 'expected postgres://… or sqlite:<file>');
+  }
+
+  const logLevel = (nonEmpty(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+
+  const adminToken = nonEmpty(env, 'ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters long');
+  }
+
+  return {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: nonEmpty(env, 'HOST') ?? '0.0.0.0',
+    dataDir,
+    database,
+    adminToken,
+    encryptionKey: nonEmpty(env, 'ENCRYPTION_KEY'),
+    tavilyBaseUrl: url(env, 'TAVILY_BASE_URL', 'https://api.tavily.com'),
+    refreshConcurrency: int(env, 'REFRESH_CONCURRENCY', 64, 1, 10_000),
+    refreshTimeoutMs: int(env, 'REFRESH_TIMEOUT_MS', 30_000, 100, 600_000),
+    logLevel: logLevel as LogLevel,
+    importBodyLimit: int(env, 'IMPORT_BODY_LIMIT_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+  };
+}

@@ -1,0 +1,135 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import {
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  type TransactionSettings,
+  sql,
+} from 'kysely';
+import pg from 'pg';
+import type { DatabaseConfig } from '../config.js';
+import { migrateToLatest } from './migrations.js';
+import type { Database } from './schema.js';
+
+const TX_CONTROL = /^\s*(begin|commit|rollback|savepoint|release)\b/i;
+
+export type DialectKind = 'sqlite' | 'postgres';
+export type Db = Kysely<Database>;
+
+/** Counters kept by every database handle; tests and benchmarks read them. */
+export class DbStats {
+  transactions = 0;
+  commits = 0;
+  rollbacks = 0;
+  /** Statements run, not counting transaction control (begin, commit, …). */
+  queries = 0;
+}
+
+export interface DatabaseHandle {
+  db: Db;
+  dialect: DialectKind;
+  stats: DbStats;
+  /** Rows per multi-row statement that keeps under both dialects' bound-parameter limits. */
+  maxParams: number;
+  close(): Promise<void>;
+}
+
+/** Wraps a driver so that every transaction it opens, commits or rolls back is counted. */
+class CountingDriver implements Driver {
+  constructor(
+    private readonly inner: Driver,
+    private readonly stats: DbStats,
+  ) {}
+  init() {
+    return this.inner.init();
+  }
+  acquireConnection() {
+    return this.inner.acquireConnection();
+  }
+  async beginTransaction(conn: DatabaseConnection, settings: TransactionSettings) {
+    this.stats.transactions++;
+    return this.inner.beginTransaction(conn, settings);
+  }
+  async commitTransaction(conn: DatabaseConnection) {
+    await this.inner.commitTransaction(conn);
+    this.stats.commits++;
+  }
+  async rollbackTransaction(conn: DatabaseConnection) {
+    await this.inner.rollbackTransaction(conn);
+    this.stats.rollbacks++;
+  }
+  releaseConnection(conn: DatabaseConnection) {
+    return this.inner.releaseConnection(conn);
+  }
+  destroy() {
+    return this.inner.destroy();
+  }
+}
+
+function counting(dialect: Dialect, stats: DbStats): Dialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createDriver: () => new CountingDriver(dialect.createDriver(), stats),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+  };
+}
+
+export interface OpenOptions {
+  /** Applied to every new PostgreSQL connection (tests isolate themselves in a schema). */
+  pgSearchPath?: string;
+  pgPoolSize?: number;
+}
+
+export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Promise<DatabaseHandle> {
+  const stats = new DbStats();
+  let dialect: Dialect;
+  if (config.kind === 'sqlite') {
+    if (config.file !== ':memory:') fs.mkdirSync(path.dirname(config.file), { recursive: true, mode: 0o700 });
+    const sqlite = new SqliteDatabase(config.file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    dialect = new SqliteDialect({ database: sqlite });
+  } else {
+    const pool = new pg.Pool({
+      connectionString: config.url,
+      max: opts.pgPoolSize ?? 10,
+      ...(opts.pgSearchPath ? { options: `-c search_path=${opts.pgSearchPath}` } : {}),
+    });
+    // An idle client that errors (server restart) must not crash the process.
+    pool.on('error', () => {});
+    dialect = new PostgresDialect({ pool });
+  }
+  const db = new Kysely<Database>({
+    dialect: counting(dialect, stats),
+    log: (event) => {
+      if (!TX_CONTROL.test(event.query.sql)) stats.queries++;
+    },
+  });
+  const handle: DatabaseHandle = {
+    db,
+    dialect: config.kind,
+    stats,
+    // SQLite allows 32,766 bound parameters a statement, PostgreSQL 65,535.
+    maxParams: 30_000,
+    close: () => db.destroy(),
+  };
+  try {
+    await migrateToLatest(db, config.kind);
+  } catch (err) {
+    await db.destroy().catch(() => {});
+    throw err;
+  }
+  return handle;
+}
+
+export async function ping(db: Db): Promise<void> {
+  await sql`select 1`.execute(db);
+}

@@ -1,0 +1,64 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { DialectKind } from './database.js';
+
+function migrations(dialect: DialectKind): Record<string, Migration> {
+  return {
+    '0001_tavily_keys': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('tavily_keys')
+          .addColumn('id', dialect === 'postgres' ? 'serial' : 'integer', (c) =>
+            dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('label', 'text')
+          .addColumn('key_ciphertext', 'text', (c) => c.notNull())
+          .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('key_masked', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) =>
+            c.notNull().defaultTo('active').check(sql`status in ('active', 'invalid', 'exhausted')`),
+          )
+          .addColumn('disabled_at', 'text')
+          .addColumn('key_usage', 'double precision')
+          .addColumn('key_limit', 'double precision')
+          .addColumn('plan', 'text')
+          .addColumn('plan_usage', 'double precision')
+          .addColumn('plan_limit', 'double precision')
+          .addColumn('paygo_usage', 'double precision')
+          .addColumn('paygo_limit', 'double precision')
+          .addColumn('endpoint_usage', 'text')
+          .addColumn('remaining_quota', 'double precision')
+          .addColumn('last_refreshed_at', 'text')
+          .addColumn('last_error', 'text')
+          .addColumn('last_used_at', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('tavily_keys_status_idx').on('tavily_keys').columns(['status', 'disabled_at']).execute();
+        await db.schema.createIndex('tavily_keys_remaining_idx').on('tavily_keys').columns(['remaining_quota', 'id']).execute();
+        await db.schema.createIndex('tavily_keys_created_idx').on('tavily_keys').columns(['created_at', 'id']).execute();
+        await db.schema.createIndex('tavily_keys_refreshed_idx').on('tavily_keys').column('last_refreshed_at').execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('tavily_keys').execute();
+      },
+    },
+  };
+}
+
+class CodeMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: DialectKind) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}
+
+/** Applies every pending migration; Kysely's migration lock makes concurrent starts safe. */
+export async function migrateToLatest(db: Kysely<any>, dialect: DialectKind): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new CodeMigrationProvider(dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(`database migration ${failed ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,44 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Health of a key as Tavily last reported it; `disabled` is an admin decision kept apart in disabled_at. */
+export type KeyHealth = 'active' | 'invalid' | 'exhausted';
+/** The status the API shows: the admin's `disabled` wins over health. */
+export type KeyStatus = KeyHealth | 'disabled';
+export const KEY_STATUSES: readonly KeyStatus[] = ['active', 'disabled', 'invalid', 'exhausted'];
+
+export interface TavilyKeyTable {
+  id: Generated<number>;
+  label: string | null;
+  /** AES-256-GCM sealed key text (see crypto.ts). */
+  key_ciphertext: string;
+  /** HMAC of the key text, unique: de-duplication without decrypting. */
+  key_hash: string;
+  /** `tvly-dev-…a1b2`, the only form of the key the API shows. */
+  key_masked: string;
+  status: KeyHealth;
+  disabled_at: string | null;
+  key_usage: number | null;
+  key_limit: number | null;
+  plan: string | null;
+  plan_usage: number | null;
+  plan_limit: number | null;
+  paygo_usage: number | null;
+  paygo_limit: number | null;
+  /** JSON: {"key": {search_usage, …}, "account": {search_usage, …}} from /usage. */
+  endpoint_usage: string | null;
+  /** What the key can still spend; null until known (or when no limit applies). */
+  remaining_quota: number | null;
+  last_refreshed_at: string | null;
+  last_error: string | null;
+  last_used_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Database {
+  tavily_keys: TavilyKeyTable;
+}
+
+export type KeyRow = Selectable<TavilyKeyTable>;
+export type NewKeyRow = Insertable<TavilyKeyTable>;
+export type KeyUpdate = Updateable<TavilyKeyTable>;

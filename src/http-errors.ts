@@ -1,0 +1,39 @@
+import type { FastifyError } from 'fastify';
+import { ApiError } from './admin/errors.js';
+
+/** What an error means to a client: every route family renders it in its own envelope. */
+export interface HttpProblem {
+  statusCode: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * Maps any error thrown while handling a request to a client-facing problem. Request
+ * faults become a 4xx that names what is wrong; anything else is a 500 that says nothing
+ * internal (the caller logs it).
+ */
+export function describeError(err: unknown): HttpProblem {
+  if (err instanceof ApiError) return { statusCode: err.statusCode, code: err.code, message: err.message };
+  const e = err as Partial<FastifyError> & { validation?: unknown };
+  if (e.validation) return { statusCode: 400, code: 'invalid_request', message: e.message ?? 'invalid request' };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { statusCode: 413, code: 'payload_too_large', message: 'request body is too large' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { statusCode: 415, code: 'unsupported_media_type', message: 'unsupported Content-Type: send application/json' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { statusCode: 400, code: 'invalid_json', message: 'request body is not valid JSON' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { statusCode: 400, code: 'bad_request', message: 'Content-Length does not match the body' };
+  }
+  if (err instanceof SyntaxError && e.statusCode === 400) {
+    return { statusCode: 400, code: 'invalid_json', message: `request body is not valid JSON: ${err.message}` };
+  }
+  const status = e.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return { statusCode: status, code: 'bad_request', message: e.message ?? 'bad request' };
+  }
+  return { statusCode: 500, code: 'internal', message: 'internal error; the server log has the details' };
+}

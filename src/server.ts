@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { createContext } from './context.js';
+import { createLogger } from './logger.js';
+import { resolveSecrets } from './secrets.js';
+
+async function main(): Promise<void> {
+  let config;
+  let secrets;
+  try {
+    config = loadConfig();
+    secrets = resolveSecrets(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tavily-pool: invalid configuration: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  const ctx = await createContext(config, secrets, log);
+  const app = await buildApp(ctx);
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took longer than 10 s; exiting');
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    try {
+      await app.close();
+      await ctx.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  await app.listen({ port: config.port, host: config.host });
+  const where = config.database.kind === 'sqlite' ? config.database.file : 'PostgreSQL';
+  log.info({ port: config.port, host: config.host, database: where }, 'tavily-pool is serving');
+  if (secrets.adminTokenGenerated) {
+    process.stderr.write(
+      `\n  tavily-pool generated an admin token (shown once; stored in ${config.dataDir}/admin-token):\n\n    ${secrets.adminToken}\n\n` +
+        `  Use it as:  Authorization: Bearer <token>   on /api/v1/admin/*\n\n`,
+    );
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`tavily-pool: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,104 @@
+import { Pool } from 'undici';
+import { UpstreamError, kindForStatus, parseRetryAfter, scrubKeys } from './errors.js';
+import { UsageShapeError, type UsageReport, parseUsage } from './usage.js';
+
+export interface TavilyClientOptions {
+  baseUrl: string;
+  /** Keep idle connections this long, so a later refresh reuses them. */
+  keepAliveMs?: number;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * The upstream client: one keep-alive pool to Tavily's origin. Over HTTPS it offers
+ * HTTP/2 (ALPN), so a cold refresh of many keys opens one TLS connection, not hundreds.
+ */
+export class TavilyClient {
+  readonly #pool: Pool;
+  readonly #basePath: string;
+
+  constructor(opts: TavilyClientOptions) {
+    const u = new URL(opts.baseUrl);
+    this.#basePath = u.pathname.replace(/\/+$/, '');
+    this.#pool = new Pool(u.origin, {
+      connections: null,
+      pipelining: 1,
+      keepAliveTimeout: opts.keepAliveMs ?? 60_000,
+      keepAliveMaxTimeout: 10 * 60_000,
+      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      allowH2: u.protocol === 'https:',
+    });
+  }
+
+  /** GET /usage with the key; throws UpstreamError, classified, on every kind of failure. */
+  async usage(key: string, timeoutMs: number): Promise<UsageReport> {
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort();
+    }, timeoutMs);
+    try {
+      const res = await this.#pool.request({
+        method: 'GET',
+        path: `${this.#basePath}/usage`,
+        headers: { authorization: `Bearer ${key}`, accept: 'application/json' },
+        signal: ac.signal,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) {
+        throw new UpstreamError(
+          kindForStatus(res.statusCode),
+          `${res.statusCode}: ${upstreamMessage(text)}`,
+          res.statusCode,
+          parseRetryAfter(res.headers['retry-after']),
+        );
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new UpstreamError('malformed', 'malformed /usage response: not JSON', res.statusCode);
+      }
+      try {
+        return parseUsage(body);
+      } catch (err) {
+        if (err instanceof UsageShapeError) {
+          throw new UpstreamError('malformed', `malformed /usage response: ${err.message}`, res.statusCode);
+        }
+        throw err;
+      }
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err;
+      if (timedOut) throw new UpstreamError('timeout', `timed out after ${timeoutMs} ms`);
+      const code = (err as { code?: string }).code;
+      throw new UpstreamError('network', `network error: ${scrubKeys(code ?? (err as Error).message)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}
+
+/** The human part of a Tavily error body (`{"detail": {"error": …}}`), scrubbed of keys. */
+export function upstreamMessage(text: string): string {
+  try {
+    const body = JSON.parse(text) as { detail?: { error?: unknown } | string; error?: { message?: unknown } };
+    const detail = body.detail;
+    const msg =
+      typeof detail === 'string'
+        ? detail
+        : typeof detail?.error === 'string'
+          ? detail.error
+          : typeof body.error?.message === 'string'
+            ? body.error.message
+            : undefined;
+    if (msg) return scrubKeys(msg).slice(0, 500);
+  } catch {
+    // not JSON: fall through
+  }
+  return text.trim() === '' ? 'no body' : scrubKeys(text.trim()).slice(0, 200);
+}

@@ -1,0 +1,74 @@
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { type AppContext, type ContextOptions, createContext } from '../../src/context.js';
+import { generateEncryptionKey, parseEncryptionKey } from '../../src/crypto.js';
+import { createLogger } from '../../src/logger.js';
+import type { DialectCase, TestDatabase } from './db.js';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** Collects every log line the app writes, so tests can check what is (not) logged. */
+export class LogSink extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.lines.push(chunk.toString('utf8'));
+    cb();
+  }
+  get text(): string {
+    return this.lines.join('');
+  }
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  ctx: AppContext;
+  db: TestDatabase;
+  logs: LogSink;
+  auth: { authorization: string };
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions extends ContextOptions {
+  tavilyBaseUrl?: string;
+  env?: Record<string, string>;
+  /** Change the context before the app is built (e.g. swap the refresher). */
+  prepare?: (ctx: AppContext) => void;
+}
+
+export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = {}): Promise<TestApp> {
+  const db = await dialect.create();
+  const config: Config = {
+    ...loadConfig({
+      DATA_DIR: db.dataDir,
+      TAVILY_BASE_URL: opts.tavilyBaseUrl ?? 'http://127.0.0.1:9',
+      REFRESH_TIMEOUT_MS: '2000',
+      LOG_LEVEL: 'info',
+      ...opts.env,
+    }),
+    database: db.config,
+  };
+  const logs = new LogSink();
+  const ctx = await createContext(
+    config,
+    { adminToken: ADMIN_TOKEN, encryptionKey: parseEncryptionKey(generateEncryptionKey()) },
+    createLogger('info', logs),
+    { ...db.open, ...opts },
+  );
+  opts.prepare?.(ctx);
+  const app = await buildApp(ctx);
+  await app.ready();
+  return {
+    app,
+    ctx,
+    db,
+    logs,
+    auth: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    async close() {
+      await app.close();
+      await ctx.close();
+      await db.cleanup();
+    },
+  };
+}
