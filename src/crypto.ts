@@ -5,6 +5,22 @@ const VERSION = 'v1';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
+/**
+ * A fresh random 96-bit IV. Random bytes are drawn in blocks (one syscall per 4,096 IVs)
+ * and every byte is used once: an IV is never reused.
+ */
+let ivPool = Buffer.alloc(0);
+let ivOffset = 0;
+function freshIv(): Buffer {
+  if (ivOffset + IV_BYTES > ivPool.length) {
+    ivPool = randomBytes(IV_BYTES * 4096);
+    ivOffset = 0;
+  }
+  const iv = ivPool.subarray(ivOffset, ivOffset + IV_BYTES);
+  ivOffset += IV_BYTES;
+  return iv;
+}
+
 /** Accepts 64 hex characters or base64/base64url text that decodes to exactly 32 bytes. */
 export function parseEncryptionKey(raw: string): Buffer {
   const text = raw.trim();
@@ -39,10 +55,15 @@ export class KeyCipher {
   }
 
   encrypt(plain: string): string {
-    const iv = randomBytes(IV_BYTES);
+    const iv = freshIv();
     const cipher = createCipheriv('aes-256-gcm', this.#encKey, iv);
-    const ct = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
-    return `${VERSION}:${Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64')}`;
+    const ct = cipher.update(plain, 'utf8');
+    cipher.final(); // GCM is a stream mode: final() adds no bytes
+    const out = Buffer.allocUnsafe(IV_BYTES + TAG_BYTES + ct.length);
+    iv.copy(out, 0);
+    cipher.getAuthTag().copy(out, IV_BYTES);
+    ct.copy(out, IV_BYTES + TAG_BYTES);
+    return `${VERSION}:${out.toString('base64')}`;
   }
 
   /** Throws KeyDecryptError when the text was not sealed with this master key. */

@@ -1,6 +1,7 @@
 import { maskInput, maskKey } from '../crypto.js';
 import type { AppContext } from '../context.js';
-import type { KeyRow, NewKeyRow } from '../db/schema.js';
+import type { KeyFigures } from '../db/repositories/keys.js';
+import type { KeyHealth, KeyRow, NewKeyRow } from '../db/schema.js';
 import { figuresFromUsage } from '../tavily/usage.js';
 import { ApiError } from './errors.js';
 
@@ -61,29 +62,17 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
 
   let fresh = [...unique.entries()];
   const now = new Date().toISOString();
-  const base = (hash: string, key: string): NewKeyRow => ({
+  const base = (hash: string, key: string) => ({
     label: req.label,
     key_ciphertext: ctx.cipher.encrypt(key),
     key_hash: hash,
     key_masked: maskKey(key),
-    status: 'active',
-    disabled_at: null,
-    key_usage: null,
-    key_limit: null,
-    plan: null,
-    plan_usage: null,
-    plan_limit: null,
-    paygo_usage: null,
-    paygo_limit: null,
-    endpoint_usage: null,
-    remaining_quota: null,
-    last_refreshed_at: null,
-    last_error: null,
-    last_used_at: null,
+    status: 'active' as KeyHealth,
     created_at: now,
     updated_at: now,
   });
 
+  // Only columns that carry a value are sent: the rest default to null in the table.
   let rows: NewKeyRow[];
   if (req.validate) {
     // Spend /usage calls (rate-limited by Tavily) only on keys the pool does not hold yet.
@@ -93,15 +82,14 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     const outcomes = await ctx.refresher.check(fresh.map(([, k]) => k));
     rows = fresh.map(([hash, key], i) => {
       const o = outcomes[i]!;
-      const row = base(hash, key);
-      if (o.ok) return { ...row, ...figuresFromUsage(o.report), last_refreshed_at: now };
-      return { ...row, status: o.health ?? 'active', last_error: o.error };
+      const figures: KeyFigures = o.ok ? figuresFromUsage(o.report) : { ...NO_FIGURES, status: o.health ?? 'active' };
+      return { ...base(hash, key), ...figures, last_refreshed_at: o.ok ? now : null, last_error: o.ok ? null : o.error };
     });
   } else {
     rows = fresh.map(([hash, key]) => base(hash, key));
   }
 
-  let inserted: KeyRow[];
+  let inserted: { id: number; key_hash: string }[];
   try {
     inserted = await ctx.database.db.transaction().execute((trx) => ctx.keys.insertMany(rows, trx));
   } catch (err) {
@@ -111,12 +99,38 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
   // A key another request added meanwhile was skipped by the insert: it is a duplicate too.
   duplicates += rows.length - inserted.length;
   if (inserted.length > 0) ctx.log.info({ added: inserted.length, duplicates, rejected: rejectedCount }, 'keys imported');
+
+  const byHash = new Map(rows.map((r) => [r.key_hash, r]));
+  const items = inserted.slice(0, MAX_LISTED).map(({ id, key_hash }) => ({ ...EMPTY_ROW, ...byHash.get(key_hash)!, id }));
   return {
     added: inserted.length,
     duplicates,
     rejected,
     rejected_count: rejectedCount,
-    items: inserted.slice(0, MAX_LISTED),
+    items,
     items_truncated: inserted.length > MAX_LISTED,
   };
 }
+
+const NO_FIGURES: KeyFigures = {
+  status: 'active',
+  key_usage: null,
+  key_limit: null,
+  plan: null,
+  plan_usage: null,
+  plan_limit: null,
+  paygo_usage: null,
+  paygo_limit: null,
+  endpoint_usage: null,
+  remaining_quota: null,
+};
+
+/** The columns an insert leaves at their defaults, as a stored row has them. */
+const EMPTY_ROW: Omit<KeyRow, 'id' | 'key_ciphertext' | 'key_hash' | 'key_masked' | 'created_at' | 'updated_at'> = {
+  ...NO_FIGURES,
+  label: null,
+  disabled_at: null,
+  last_refreshed_at: null,
+  last_error: null,
+  last_used_at: null,
+};

@@ -57,12 +57,13 @@ function decodeCursor(sort: string, text: string): KeyCursor {
   } catch {
     throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
   }
-  const c = parsed as { s?: unknown; v?: unknown; id?: unknown };
-  const valueOk = sort === 'remaining_quota' ? typeof c.v === 'number' : typeof c.v === 'string';
-  if (typeof c !== 'object' || c === null || !Number.isInteger(c.id) || !valueOk) {
+  if (typeof parsed !== 'object' || parsed === null) {
     throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
   }
+  const c = parsed as { s?: unknown; v?: unknown; id?: unknown };
   if (c.s !== sort) throw new ApiError(400, 'invalid_cursor', `cursor belongs to sort=${String(c.s)}, not sort=${sort}`);
+  const valueOk = sort === 'remaining_quota' ? typeof c.v === 'number' : typeof c.v === 'string';
+  if (!Number.isInteger(c.id) || !valueOk) throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
   return { v: c.v as number | string, id: c.id as number };
 }
 

@@ -33,10 +33,8 @@ function migrations(dialect: DialectKind): Record<string, Migration> {
           .addColumn('created_at', 'text', (c) => c.notNull())
           .addColumn('updated_at', 'text', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('tavily_keys_status_idx').on('tavily_keys').columns(['status', 'disabled_at']).execute();
-        await db.schema.createIndex('tavily_keys_remaining_idx').on('tavily_keys').columns(['remaining_quota', 'id']).execute();
-        await db.schema.createIndex('tavily_keys_created_idx').on('tavily_keys').columns(['created_at', 'id']).execute();
-        await db.schema.createIndex('tavily_keys_refreshed_idx').on('tavily_keys').column('last_refreshed_at').execute();
+        // No secondary indexes: admin lists sort on expressions an index would not serve, and at
+        // 100,000 keys a scan costs milliseconds, while every index slows the refresh's batched write.
       },
       async down(db: Kysely<any>) {
         await db.schema.dropTable('tavily_keys').execute();

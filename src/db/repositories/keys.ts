@@ -114,17 +114,20 @@ export class KeyRepository {
     return found;
   }
 
-  /** Inserts in multi-row statements; a hash that is already present is skipped, not an error. */
-  async insertMany(rows: readonly NewKeyRow[], ex: Executor = this.db): Promise<KeyRow[]> {
+  /**
+   * Inserts in multi-row statements; a hash that is already present is skipped, not an error.
+   * Returns the id of each row inserted, by hash. Every row must set the same columns.
+   */
+  async insertMany(rows: readonly NewKeyRow[], ex: Executor = this.db): Promise<{ id: number; key_hash: string }[]> {
     if (rows.length === 0) return [];
     const perRow = Object.keys(rows[0]!).length;
-    const inserted: KeyRow[] = [];
+    const inserted: { id: number; key_hash: string }[] = [];
     for (const part of chunk(rows, Math.max(1, Math.floor(this.maxParams / perRow)))) {
       const got = await ex
         .insertInto('tavily_keys')
         .values(part)
         .onConflict((oc) => oc.column('key_hash').doNothing())
-        .returningAll()
+        .returning(['id', 'key_hash'])
         .execute();
       inserted.push(...got);
     }
