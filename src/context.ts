@@ -32,7 +32,7 @@ export async function createContext(
   opts: ContextOptions = {},
 ): Promise<AppContext> {
   const database = await openDatabase(config.database, opts);
-  const keys = new KeyRepository(database.db, database.maxParams);
+  const keys = new KeyRepository(database.db, database.dialect);
   const cipher = new KeyCipher(secrets.encryptionKey);
   const tavily = new TavilyClient({ baseUrl: config.tavilyBaseUrl });
   const refresher = new QuotaRefresher({

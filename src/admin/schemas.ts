@@ -124,7 +124,9 @@ export const RefreshResponse = Type.Object(
     success_count: Type.Integer(),
     failed_count: Type.Integer(),
     duration_ms: Type.Number(),
-    write_ms: Type.Number(),
+    load_ms: Type.Number({ description: 'the one read' }),
+    fetch_ms: Type.Number({ description: 'all /usage calls' }),
+    write_ms: Type.Number({ description: 'the one write transaction' }),
     started_at: Type.String({ format: 'date-time' }),
     finished_at: Type.String({ format: 'date-time' }),
     failures: Type.Array(

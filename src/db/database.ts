@@ -34,8 +34,6 @@ export interface DatabaseHandle {
   db: Db;
   dialect: DialectKind;
   stats: DbStats;
-  /** Rows per multi-row statement that keeps under both dialects' bound-parameter limits. */
-  maxParams: number;
   close(): Promise<void>;
 }
 
@@ -117,8 +115,6 @@ export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {
     db,
     dialect: config.kind,
     stats,
-    // SQLite allows 32,766 bound parameters a statement, PostgreSQL 65,535.
-    maxParams: 30_000,
     close: () => db.destroy(),
   };
   try {

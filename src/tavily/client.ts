@@ -30,51 +30,52 @@ export class TavilyClient {
     });
   }
 
-  /** GET /usage with the key; throws UpstreamError, classified, on every kind of failure. */
+  /**
+   * GET /usage with the key; throws UpstreamError, classified, on every kind of failure.
+   * `timeoutMs` bounds the wait for the answer's headers and any stall in its body (undici's
+   * own timers: no timer or abort signal per call); connecting has its own bound.
+   */
   async usage(key: string, timeoutMs: number): Promise<UsageReport> {
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort();
-    }, timeoutMs);
+    let res;
+    let text: string;
     try {
-      const res = await this.#pool.request({
+      res = await this.#pool.request({
         method: 'GET',
         path: `${this.#basePath}/usage`,
         headers: { authorization: `Bearer ${key}`, accept: 'application/json' },
-        signal: ac.signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
-      const text = await res.body.text();
-      if (res.statusCode !== 200) {
-        throw new UpstreamError(
-          kindForStatus(res.statusCode),
-          `${res.statusCode}: ${upstreamMessage(text)}`,
-          res.statusCode,
-          parseRetryAfter(res.headers['retry-after']),
-        );
-      }
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw new UpstreamError('malformed', 'malformed /usage response: not JSON', res.statusCode);
-      }
-      try {
-        return parseUsage(body);
-      } catch (err) {
-        if (err instanceof UsageShapeError) {
-          throw new UpstreamError('malformed', `malformed /usage response: ${err.message}`, res.statusCode);
-        }
-        throw err;
-      }
+      text = await res.body.text();
     } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      if (timedOut) throw new UpstreamError('timeout', `timed out after ${timeoutMs} ms`);
       const code = (err as { code?: string }).code;
+      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+        throw new UpstreamError('timeout', `timed out after ${timeoutMs} ms`);
+      }
+      if (code === 'UND_ERR_CONNECT_TIMEOUT') throw new UpstreamError('timeout', 'timed out connecting to Tavily');
       throw new UpstreamError('network', `network error: ${scrubKeys(code ?? (err as Error).message)}`);
-    } finally {
-      clearTimeout(timer);
+    }
+    if (res.statusCode !== 200) {
+      throw new UpstreamError(
+        kindForStatus(res.statusCode),
+        `${res.statusCode}: ${upstreamMessage(text)}`,
+        res.statusCode,
+        parseRetryAfter(res.headers['retry-after']),
+      );
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new UpstreamError('malformed', 'malformed /usage response: not JSON', res.statusCode);
+    }
+    try {
+      return parseUsage(body);
+    } catch (err) {
+      if (err instanceof UsageShapeError) {
+        throw new UpstreamError('malformed', `malformed /usage response: ${err.message}`, res.statusCode);
+      }
+      throw err;
     }
   }
 

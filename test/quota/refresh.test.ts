@@ -218,8 +218,8 @@ for (const dialect of dialects) {
         await addKeys(t, keys);
         const plugin = new FailNthUpdate(2);
         const failingDb = t.ctx.database.db.withPlugin(plugin);
-        // A small parameter budget splits the write into several statements; the second one fails.
-        const repo = new KeyRepository(failingDb, 30);
+        // Small batches split the write into several statements; the second one fails.
+        const repo = new KeyRepository(failingDb, t.ctx.database.dialect, { batchRows: 5 });
         const refresher = new QuotaRefresher({
           db: failingDb,
           keys: repo,
@@ -247,7 +247,7 @@ for (const dialect of dialects) {
           const failingDb = ctx.database.db.withPlugin(new FailNthUpdate(1));
           ctx.refresher = new QuotaRefresher({
             db: failingDb,
-            keys: new KeyRepository(failingDb),
+            keys: new KeyRepository(failingDb, ctx.database.dialect),
             cipher: ctx.cipher,
             upstream: ctx.tavily,
             concurrency: 4,

@@ -1,4 +1,5 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
+import type { DialectKind } from '../database.js';
 import type { Database, KeyHealth, KeyRow, KeyStatus, NewKeyRow } from '../schema.js';
 
 /** A Kysely handle or a transaction: every method takes either. */
@@ -97,12 +98,27 @@ function statusFilter(eb: ExpressionBuilder<Database, 'tavily_keys'>, status: Ke
   return eb.and([eb('disabled_at', 'is', null), eb('status', '=', status)]);
 }
 
+type ColumnSpec = readonly [string, string];
+
+export interface KeyRepositoryOptions {
+  /** Bound-parameter budget of one statement (SQLite allows 32,766, PostgreSQL 65,535). */
+  maxParams?: number;
+  /** Keys per set-based refresh statement. */
+  batchRows?: number;
+}
+
 export class KeyRepository {
+  private readonly maxParams: number;
+  private readonly batchRows: number;
+
   constructor(
     private readonly db: Executor,
-    /** Bound-parameter budget of one statement. */
-    private readonly maxParams = 30_000,
-  ) {}
+    private readonly dialect: DialectKind,
+    opts: KeyRepositoryOptions = {},
+  ) {
+    this.maxParams = opts.maxParams ?? 30_000;
+    this.batchRows = opts.batchRows ?? 50_000;
+  }
 
   /** Of the given hashes, those already in the pool. */
   async existingHashes(hashes: readonly string[], ex: Executor = this.db): Promise<Set<string>> {
@@ -244,46 +260,48 @@ export class KeyRepository {
   }
 
   /**
-   * Writes a refresh's outcomes with multi-row `UPDATE … FROM (VALUES …)` statements:
-   * one statement per few thousand keys, never one per key. Call it inside a transaction.
+   * Writes a refresh's outcomes in set-based statements: the outcomes travel as one JSON
+   * parameter and a single `UPDATE … FROM` applies them — one statement for the successes
+   * and one for the failures (per `batchRows` keys), never one per key. Call it in a transaction.
    */
   async applyRefresh(writes: readonly RefreshWrite[], at: string, ex: Executor = this.db): Promise<void> {
     const ok = writes.filter((w): w is Extract<RefreshWrite, { ok: true }> => w.ok);
     const failed = writes.filter((w): w is Extract<RefreshWrite, { ok: false }> => !w.ok);
 
-    const okCols = ['id', ...FIGURE_COLUMNS.map(([c]) => c)];
-    for (const part of chunk(ok, Math.floor((this.maxParams - 2) / okCols.length))) {
-      const values = sql.join(
-        part.map(
-          (w) =>
-            sql`(${sql.join([
-              sql`cast(${w.id} as integer)`,
-              ...FIGURE_COLUMNS.map(([c, type]) => sql`cast(${w[c]} as ${sql.raw(type)})`),
-            ])})`,
-        ),
-      );
+    for (const part of chunk(ok, this.batchRows)) {
+      const rows = part.map((w) => [w.id, ...FIGURE_COLUMNS.map(([c]) => w[c])]);
       await sql`
-        with v(${sql.join(okCols.map((c) => sql.ref(c)))}) as (values ${values})
         update tavily_keys set
           ${sql.join(FIGURE_COLUMNS.map(([c]) => sql`${sql.ref(c)} = v.${sql.ref(c)}`))},
           last_refreshed_at = ${at},
           last_error = null,
           updated_at = ${at}
-        from v where tavily_keys.id = v.id`.execute(ex);
+        from ${this.#jsonRows([['id', 'integer'], ...FIGURE_COLUMNS], rows)}
+        where tavily_keys.id = v.id`.execute(ex);
     }
 
-    for (const part of chunk(failed, Math.floor((this.maxParams - 1) / 3))) {
-      const values = sql.join(
-        part.map((w) => sql`(cast(${w.id} as integer), cast(${w.status} as text), cast(${w.error} as text))`),
-      );
+    for (const part of chunk(failed, this.batchRows)) {
+      const rows = part.map((w) => [w.id, w.status, w.error]);
+      const cols: ColumnSpec[] = [['id', 'integer'], ['status', 'text'], ['last_error', 'text']];
       await sql`
-        with v(id, status, last_error) as (values ${values})
         update tavily_keys set
           status = coalesce(v.status, tavily_keys.status),
           last_error = v.last_error,
           updated_at = ${at}
-        from v where tavily_keys.id = v.id`.execute(ex);
+        from ${this.#jsonRows(cols, rows)}
+        where tavily_keys.id = v.id`.execute(ex);
     }
+  }
+
+  /** `(select … ) as v`: rows sent as one JSON array of arrays, read back as typed columns. */
+  #jsonRows(cols: readonly ColumnSpec[], rows: unknown[][]): RawBuilder<unknown> {
+    const json = JSON.stringify(rows);
+    if (this.dialect === 'postgres') {
+      const fields = cols.map(([c, type], i) => sql`(e ->> ${sql.lit(i)})::${sql.raw(type)} as ${sql.ref(c)}`);
+      return sql`(select ${sql.join(fields)} from jsonb_array_elements(${json}::jsonb) as e) as v`;
+    }
+    const fields = cols.map(([c], i) => sql`value ->> ${sql.lit(i)} as ${sql.ref(c)}`);
+    return sql`(select ${sql.join(fields)} from json_each(${json})) as v`;
   }
 
   async summary(ex: Executor = this.db): Promise<KeySummary> {
