@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { KeyCipher } from './crypto.js';
 import { type DatabaseHandle, type OpenOptions, openDatabase } from './db/database.js';
 import { KeyRepository } from './db/repositories/keys.js';
-import { QuotaRefresher, type UsageSource } from './quota/refresh.js';
+import { QuotaRefresher } from './quota/refresh.js';
 import type { Secrets } from './secrets.js';
 import { TavilyClient } from './tavily/client.js';
 
@@ -20,10 +20,7 @@ export interface AppContext {
   close(): Promise<void>;
 }
 
-export interface ContextOptions extends OpenOptions {
-  /** Replaces the /usage source (tests inject failures here); defaults to the Tavily client. */
-  usageSource?: (tavily: TavilyClient) => UsageSource;
-}
+export type ContextOptions = OpenOptions;
 
 export async function createContext(
   config: Config,
@@ -39,7 +36,7 @@ export async function createContext(
     db: database.db,
     keys,
     cipher,
-    upstream: opts.usageSource ? opts.usageSource(tavily) : tavily,
+    upstream: tavily,
     concurrency: config.refreshConcurrency,
     timeoutMs: config.refreshTimeoutMs,
     log: log.child({ component: 'refresh' }),

@@ -20,6 +20,7 @@ import {
   ListResponse,
   PatchBody,
   RefreshBody,
+  RefreshStatusResponse,
   SummaryResponse,
   withErrors,
 } from './schemas.js';
@@ -209,6 +210,18 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw err;
       }
     },
+  );
+
+  app.get(
+    '/tavily-keys/refresh-quota',
+    {
+      schema: {
+        tags,
+        summary: 'Progress of the running refresh, and the last result',
+        response: withErrors({ 200: RefreshStatusResponse }),
+      },
+    },
+    async () => ({ progress: ctx.refresher.progress, last: ctx.refresher.lastResult }),
   );
 
   app.post(

@@ -141,6 +141,17 @@ export const RefreshResponse = Type.Object(
   { $id: 'RefreshQuotaResponse' },
 );
 
+export const RefreshStatusResponse = Type.Object({
+  progress: Type.Object({
+    running: Type.Boolean(),
+    total: Type.Integer({ description: 'keys in the current (or last) run' }),
+    done: Type.Integer({ description: 'keys whose /usage call has finished' }),
+    failed: Type.Integer(),
+    started_at: Nullable(Type.String({ format: 'date-time' })),
+  }),
+  last: Nullable(Type.Ref('RefreshQuotaResponse')),
+});
+
 export const SummaryResponse = Type.Object({
   keys: Type.Object({
     total: Type.Integer(),

@@ -160,12 +160,16 @@ export class QuotaRefresher {
     const refreshedBefore =
       req.staleAfterS !== undefined ? new Date(Date.now() - req.staleAfterS * 1000).toISOString() : undefined;
 
-    const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore });
+    const progress: RefreshProgress = { running: true, total: 0, done: 0, failed: 0, started_at: startedAt };
+    this.#progress = progress;
+    const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore }).catch((err: unknown) => {
+      progress.running = false;
+      throw err;
+    });
+    progress.total = candidates.length;
     const loadMs = performance.now() - t0;
     // A refresh of every key knows the whole pool: drop cached keys that were deleted.
     if (!req.ids && req.staleAfterS === undefined) this.#plain.retain(candidates.map((c) => c.id));
-    const progress: RefreshProgress = { running: true, total: candidates.length, done: 0, failed: 0, started_at: startedAt };
-    this.#progress = progress;
 
     const writes: RefreshWrite[] = [];
     const failures: RefreshFailure[] = [];

@@ -10,8 +10,9 @@ export interface TavilyClientOptions {
 }
 
 /**
- * The upstream client: one keep-alive pool to Tavily's origin. Over HTTPS it offers
- * HTTP/2 (ALPN), so a cold refresh of many keys opens one TLS connection, not hundreds.
+ * The upstream client: one keep-alive pool to Tavily's origin. Over HTTPS it offers HTTP/2
+ * (ALPN): where the upstream accepts it, up to 100 calls share each TLS connection instead of
+ * paying a handshake per concurrent call.
  */
 export class TavilyClient {
   readonly #pool: Pool;

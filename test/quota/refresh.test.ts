@@ -301,6 +301,31 @@ for (const dialect of dialects) {
         assert.ok(fake.stats.maxInFlight <= 10);
       }));
 
+    test('progress of a running refresh can be followed, and the last result read', () =>
+      withApp({ REFRESH_CONCURRENCY: '2' }, async (t) => {
+        await addKeys(t, manyKeys(6, 'pr'));
+        const status = async () =>
+          (await t.app.inject({ method: 'GET', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth })).json();
+        assert.deepEqual(await status(), { progress: { running: false, total: 0, done: 0, failed: 0, started_at: null }, last: null });
+        fake.latencyMs = 80;
+        const run = refresh(t);
+        while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
+        let mid = await status();
+        for (let i = 0; mid.progress.done === 0 && i < 200; i++) {
+          // inject() can finish within microtasks: wait on a timer so the calls get to run.
+          await new Promise((r) => setTimeout(r, 5));
+          mid = await status();
+        }
+        assert.equal(mid.progress.running, true);
+        assert.equal(mid.progress.total, 6);
+        assert.ok(mid.progress.done < 6, 'seen before the end');
+        const result = await run;
+        const end = await status();
+        assert.equal(end.progress.running, false);
+        assert.equal(end.progress.done, 6);
+        assert.deepEqual(end.last, result);
+      }));
+
     test('ids and stale_after_s choose the keys', () =>
       withApp({}, async (t) => {
         const ids = await addKeys(t, manyKeys(5, 'st'));
