@@ -5,7 +5,7 @@ import { KeyRepository } from '../../src/db/repositories/keys.js';
 import type { KeyRow } from '../../src/db/schema.js';
 import { QuotaRefresher, RefreshWriteError } from '../../src/quota/refresh.js';
 import { type TestApp, startTestApp } from '../support/app.js';
-import { dialects } from '../support/db.js';
+import { describeEachDialect } from '../support/db.js';
 import { FakeTavily, defaultUsage } from '../support/fake-tavily.js';
 
 /** Makes the n-th `update tavily_keys` statement fail, as a full disk or a lost connection would. */
@@ -58,295 +58,293 @@ async function row(t: TestApp, id: number): Promise<KeyRow> {
 
 const manyKeys = (n: number, tag = 'good') => Array.from({ length: n }, (_, i) => `tvly-dev-${tag}${String(i).padStart(6, '0')}`);
 
-for (const dialect of dialects) {
-  describe(`quota refresh on ${dialect.name}`, { skip: dialect.skip }, () => {
-    let fake: FakeTavily;
-    before(async () => {
-      fake = await FakeTavily.start();
-    });
-    after(async () => {
-      await fake.close();
-    });
-    beforeEach(() => {
-      fake.latencyMs = 0;
-      fake.resetStats();
-    });
-
-    const withApp = async (env: Record<string, string>, fn: (t: TestApp) => Promise<void>) => {
-      const t = await startTestApp(dialect, { tavilyBaseUrl: fake.url, env });
-      try {
-        await fn(t);
-      } finally {
-        await t.close();
-      }
-    };
-
-    test('classifies every outcome and stores figures and statuses', () =>
-      withApp({ REFRESH_TIMEOUT_MS: '300' }, async (t) => {
-        const good = manyKeys(3);
-        const bad = {
-          invalid: 'tvly-dev-invalid-000001',
-          spent: 'tvly-dev-spent-0000001',
-          plan432: 'tvly-dev-plan432-00001',
-          hang: 'tvly-dev-hang-00000001',
-          ratelimit: 'tvly-dev-ratelimit-0001',
-          error5xx: 'tvly-dev-error5xx-0001',
-          malformed: 'tvly-dev-malformed-001',
-        };
-        const ids = await addKeys(t, [...good, ...Object.values(bad)]);
-        const r = await refresh(t);
-        assert.equal(r.total, 10);
-        assert.equal(r.success_count, 4); // three good keys and the spent one
-        assert.equal(r.failed_count, 6);
-        const failure = (k: string) => r.failures.find((f) => f.id === ids.get(k));
-        assert.equal(failure(bad.invalid)?.status_code, 401);
-        assert.equal(failure(bad.ratelimit)?.status_code, 429);
-        assert.equal(failure(bad.plan432)?.status_code, 432);
-        assert.equal(failure(bad.error5xx)?.status_code, 500);
-        assert.equal(failure(bad.hang)?.status_code, null);
-        assert.match(failure(bad.hang)!.error, /timed out/);
-        assert.match(failure(bad.malformed)!.error, /malformed/);
-        for (const f of r.failures) assert.ok(!f.error.includes('tvly-dev-'), 'no key text in an error');
-
-        for (const k of good) {
-          const g = await row(t, ids.get(k)!);
-          const u = defaultUsage(k);
-          assert.equal(g.status, 'active');
-          assert.equal(g.key_usage, u.key.usage);
-          assert.equal(g.key_limit, 1000);
-          assert.equal(g.plan, 'Researcher');
-          assert.equal(g.remaining_quota, 1000 - u.key.usage);
-          assert.equal(JSON.parse(g.endpoint_usage!).key.search_usage, u.key.search_usage);
-          assert.ok(g.last_refreshed_at);
-          assert.equal(g.last_error, null);
-        }
-        assert.equal((await row(t, ids.get(bad.invalid)!)).status, 'invalid');
-        const spent = await row(t, ids.get(bad.spent)!);
-        assert.equal(spent.status, 'exhausted');
-        assert.equal(spent.remaining_quota, 0);
-        assert.equal((await row(t, ids.get(bad.plan432)!)).status, 'exhausted');
-        for (const k of [bad.hang, bad.ratelimit, bad.error5xx, bad.malformed]) {
-          const x = await row(t, ids.get(k)!);
-          assert.equal(x.status, 'active', k);
-          assert.equal(x.remaining_quota, null, k);
-          assert.equal(x.last_refreshed_at, null, k);
-          assert.ok(x.last_error, k);
-        }
-        assert.match((await row(t, ids.get(bad.ratelimit)!)).last_error!, /retry after 60 s/);
-      }));
-
-    test('a failure keeps the figures and status it had', () =>
-      withApp({}, async (t) => {
-        const key = 'tvly-dev-sometimesdown1';
-        const ids = await addKeys(t, [key]);
-        await refresh(t);
-        const before = await row(t, ids.get(key)!);
-        assert.equal(before.remaining_quota, 1000 - defaultUsage(key).key.usage);
-        fake.setKey(key, { kind: 'status', status: 503 });
-        const r = await refresh(t);
-        assert.equal(r.failed_count, 1);
-        const afterRow = await row(t, ids.get(key)!);
-        assert.equal(afterRow.remaining_quota, before.remaining_quota);
-        assert.equal(afterRow.last_refreshed_at, before.last_refreshed_at);
-        assert.equal(afterRow.status, 'active');
-        assert.match(afterRow.last_error!, /503/);
-        // Healthy again: the error clears.
-        fake.setKey(key, { kind: 'ok', usage: { ...defaultUsage(key), key: { usage: 999, limit: 1000 } } });
-        await refresh(t);
-        const healed = await row(t, ids.get(key)!);
-        assert.equal(healed.last_error, null);
-        assert.equal(healed.remaining_quota, 1);
-      }));
-
-    test('a key the admin disabled stays disabled, with fresh figures', () =>
-      withApp({}, async (t) => {
-        const [good, spent] = ['tvly-dev-disabledgood1', 'tvly-dev-spent-disabled1'];
-        const ids = await addKeys(t, [good, spent]);
-        for (const k of [good, spent]) {
-          const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${ids.get(k)}`, headers: t.auth, payload: { enabled: false } });
-          assert.equal(res.statusCode, 200);
-          assert.equal(res.json().status, 'disabled');
-        }
-        const r = await refresh(t);
-        assert.equal(r.success_count, 2);
-        for (const k of [good, spent]) {
-          const res = await t.app.inject({ method: 'GET', url: `/api/v1/admin/tavily-keys/${ids.get(k)}`, headers: t.auth });
-          assert.equal(res.json().status, 'disabled');
-          assert.notEqual(res.json().remaining_quota, null);
-        }
-        const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${ids.get(spent)}`, headers: t.auth, payload: { enabled: true } });
-        assert.equal(res.json().status, 'exhausted');
-      }));
-
-    test('never more than REFRESH_CONCURRENCY calls in flight, and all of them at once when allowed', async () => {
-      const keys = manyKeys(40, 'conc');
-      fake.latencyMs = 40;
-      await withApp({ REFRESH_CONCURRENCY: '4' }, async (t) => {
-        await addKeys(t, keys);
-        fake.resetStats();
-        const r = await refresh(t);
-        assert.equal(r.success_count, 40);
-        assert.equal(fake.stats.usageCalls, 40);
-        assert.equal(fake.stats.maxInFlight, 4);
-      });
-      fake.resetStats();
-      await withApp({ REFRESH_CONCURRENCY: '64' }, async (t) => {
-        await addKeys(t, keys);
-        fake.resetStats();
-        await refresh(t);
-        assert.equal(fake.stats.maxInFlight, 40, 'the calls run concurrently, not one after another');
-      });
-    });
-
-    test('one read and exactly one write transaction per refresh, with batched statements', () =>
-      withApp({}, async (t) => {
-        await addKeys(t, [...manyKeys(300, 'tx'), 'tvly-dev-invalid-tx0001', 'tvly-dev-error5xx-tx001']);
-        const s = t.ctx.database.stats;
-        const before = { ...s };
-        const r = await refresh(t);
-        assert.equal(r.total, 302);
-        assert.equal(s.transactions - before.transactions, 1);
-        assert.equal(s.commits - before.commits, 1);
-        assert.equal(s.rollbacks - before.rollbacks, 0);
-        // One select, one update for the successes, one for the failures: not a statement per key.
-        assert.equal(s.queries - before.queries, 3);
-      }));
-
-    test('a failing write rolls back: nothing is half-written', () =>
-      withApp({}, async (t) => {
-        const keys = manyKeys(12, 'rb');
-        await addKeys(t, keys);
-        const plugin = new FailNthUpdate(2);
-        const failingDb = t.ctx.database.db.withPlugin(plugin);
-        // Small batches split the write into several statements; the second one fails.
-        const repo = new KeyRepository(failingDb, t.ctx.database.dialect, { batchRows: 5 });
-        const refresher = new QuotaRefresher({
-          db: failingDb,
-          keys: repo,
-          cipher: t.ctx.cipher,
-          upstream: t.ctx.tavily,
-          concurrency: 8,
-          timeoutMs: 1000,
-          log: t.ctx.log,
-        });
-        const before = { ...t.ctx.database.stats };
-        await assert.rejects(refresher.refresh(), (err: unknown) => err instanceof RefreshWriteError && /nothing was written/.test(err.message));
-        assert.equal(plugin.seen, 2, 'the first statement ran before the failure');
-        assert.equal(t.ctx.database.stats.rollbacks - before.rollbacks, 1);
-        const list = await t.ctx.keys.list({ sort: 'created_at', order: 'asc', limit: 100 });
-        for (const k of list.rows) {
-          assert.equal(k.last_refreshed_at, null);
-          assert.equal(k.remaining_quota, null);
-        }
-      }));
-
-    test('the route answers a failed write with a clear 500', async () => {
-      const t = await startTestApp(dialect, {
-        tavilyBaseUrl: fake.url,
-        prepare: (ctx) => {
-          const failingDb = ctx.database.db.withPlugin(new FailNthUpdate(1));
-          ctx.refresher = new QuotaRefresher({
-            db: failingDb,
-            keys: new KeyRepository(failingDb, ctx.database.dialect),
-            cipher: ctx.cipher,
-            upstream: ctx.tavily,
-            concurrency: 4,
-            timeoutMs: 1000,
-            log: ctx.log,
-          });
-        },
-      });
-      try {
-        await addKeys(t, manyKeys(3, 'r5'));
-        const res = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth });
-        assert.equal(res.statusCode, 500);
-        assert.equal(res.json().error.code, 'refresh_write_failed');
-        assert.match(res.json().error.message, /nothing was written/);
-        const k = await t.ctx.keys.list({ sort: 'created_at', order: 'asc', limit: 10 });
-        assert.ok(k.rows.every((r) => r.last_refreshed_at === null));
-      } finally {
-        await t.close();
-      }
-    });
-
-    test('single-flight: concurrent requests share one run and one wave of calls', () =>
-      withApp({}, async (t) => {
-        const keys = manyKeys(20, 'sf');
-        const ids = await addKeys(t, keys);
-        fake.latencyMs = 100;
-        fake.resetStats();
-        const some = [...ids.values()].slice(0, 3);
-        const pa = refresh(t);
-        const pb = refresh(t);
-        while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
-        const [a, b, c] = await Promise.all([pa, pb, refresh(t, { ids: some })]);
-        assert.equal(fake.stats.usageCalls, 20);
-        assert.deepEqual(a, b);
-        assert.deepEqual(a, c, 'a request for keys the running refresh covers gets that run');
-        assert.equal(a.total, 20);
-      }));
-
-    test('a request the running refresh does not cover runs after it, not beside it', () =>
-      withApp({}, async (t) => {
-        const ids = await addKeys(t, manyKeys(10, 'sq'));
-        fake.latencyMs = 60;
-        fake.resetStats();
-        const first = [...ids.values()].slice(0, 2);
-        // Started in this order: the full refresh is not covered by the running one.
-        const [a, b] = await Promise.all([t.ctx.refresher.refresh({ ids: first }), t.ctx.refresher.refresh()]);
-        assert.equal(a.total, 2);
-        assert.equal(b.total, 10);
-        assert.ok(b.started_at >= a.started_at);
-        assert.equal(fake.stats.usageCalls, 12);
-        assert.ok(fake.stats.maxInFlight <= 10);
-      }));
-
-    test('progress of a running refresh can be followed, and the last result read', () =>
-      withApp({ REFRESH_CONCURRENCY: '2' }, async (t) => {
-        await addKeys(t, manyKeys(6, 'pr'));
-        const status = async () =>
-          (await t.app.inject({ method: 'GET', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth })).json();
-        assert.deepEqual(await status(), { progress: { running: false, total: 0, done: 0, failed: 0, started_at: null }, last: null });
-        fake.latencyMs = 80;
-        const run = refresh(t);
-        while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
-        let mid = await status();
-        for (let i = 0; mid.progress.done === 0 && i < 200; i++) {
-          // inject() can finish within microtasks: wait on a timer so the calls get to run.
-          await new Promise((r) => setTimeout(r, 5));
-          mid = await status();
-        }
-        assert.equal(mid.progress.running, true);
-        assert.equal(mid.progress.total, 6);
-        assert.ok(mid.progress.done < 6, 'seen before the end');
-        const result = await run;
-        const end = await status();
-        assert.equal(end.progress.running, false);
-        assert.equal(end.progress.done, 6);
-        assert.deepEqual(end.last, result);
-      }));
-
-    test('ids and stale_after_s choose the keys', () =>
-      withApp({}, async (t) => {
-        const ids = await addKeys(t, manyKeys(5, 'st'));
-        const two = [...ids.values()].slice(0, 2);
-        assert.equal((await refresh(t, { ids: two })).total, 2);
-        // The other three were never refreshed: stale.
-        assert.equal((await refresh(t, { stale_after_s: 3600 })).total, 3);
-        fake.resetStats();
-        assert.equal((await refresh(t, { stale_after_s: 3600 })).total, 0);
-        assert.equal(fake.stats.usageCalls, 0);
-        assert.equal((await refresh(t, { stale_after_s: 0 })).total, 5);
-      }));
-
-    test('hung keys fail by timeout without holding the rest', () =>
-      withApp({ REFRESH_CONCURRENCY: '2', REFRESH_TIMEOUT_MS: '200' }, async (t) => {
-        const hung = ['tvly-dev-hang-00000001', 'tvly-dev-hang-00000002'];
-        await addKeys(t, [...hung, ...manyKeys(6, 'hh')]);
-        const r = await refresh(t);
-        assert.equal(r.success_count, 6);
-        assert.equal(r.failed_count, 2);
-        assert.ok(r.failures.every((f) => /timed out after 200 ms/.test(f.error)));
-      }));
+describeEachDialect('quota refresh', (dialect) => {
+  let fake: FakeTavily;
+  before(async () => {
+    fake = await FakeTavily.start();
   });
-}
+  after(async () => {
+    await fake.close();
+  });
+  beforeEach(() => {
+    fake.latencyMs = 0;
+    fake.resetStats();
+  });
+
+  const withApp = async (env: Record<string, string>, fn: (t: TestApp) => Promise<void>) => {
+    const t = await startTestApp(dialect, { tavilyBaseUrl: fake.url, env });
+    try {
+      await fn(t);
+    } finally {
+      await t.close();
+    }
+  };
+
+  test('classifies every outcome and stores figures and statuses', () =>
+    withApp({ REFRESH_TIMEOUT_MS: '300' }, async (t) => {
+      const good = manyKeys(3);
+      const bad = {
+        invalid: 'tvly-dev-invalid-000001',
+        spent: 'tvly-dev-spent-0000001',
+        plan432: 'tvly-dev-plan432-00001',
+        hang: 'tvly-dev-hang-00000001',
+        ratelimit: 'tvly-dev-ratelimit-0001',
+        error5xx: 'tvly-dev-error5xx-0001',
+        malformed: 'tvly-dev-malformed-001',
+      };
+      const ids = await addKeys(t, [...good, ...Object.values(bad)]);
+      const r = await refresh(t);
+      assert.equal(r.total, 10);
+      assert.equal(r.success_count, 4); // three good keys and the spent one
+      assert.equal(r.failed_count, 6);
+      const failure = (k: string) => r.failures.find((f) => f.id === ids.get(k));
+      assert.equal(failure(bad.invalid)?.status_code, 401);
+      assert.equal(failure(bad.ratelimit)?.status_code, 429);
+      assert.equal(failure(bad.plan432)?.status_code, 432);
+      assert.equal(failure(bad.error5xx)?.status_code, 500);
+      assert.equal(failure(bad.hang)?.status_code, null);
+      assert.match(failure(bad.hang)!.error, /timed out/);
+      assert.match(failure(bad.malformed)!.error, /malformed/);
+      for (const f of r.failures) assert.ok(!f.error.includes('tvly-dev-'), 'no key text in an error');
+
+      for (const k of good) {
+        const g = await row(t, ids.get(k)!);
+        const u = defaultUsage(k);
+        assert.equal(g.status, 'active');
+        assert.equal(g.key_usage, u.key.usage);
+        assert.equal(g.key_limit, 1000);
+        assert.equal(g.plan, 'Researcher');
+        assert.equal(g.remaining_quota, 1000 - u.key.usage);
+        assert.equal(JSON.parse(g.endpoint_usage!).key.search_usage, u.key.search_usage);
+        assert.ok(g.last_refreshed_at);
+        assert.equal(g.last_error, null);
+      }
+      assert.equal((await row(t, ids.get(bad.invalid)!)).status, 'invalid');
+      const spent = await row(t, ids.get(bad.spent)!);
+      assert.equal(spent.status, 'exhausted');
+      assert.equal(spent.remaining_quota, 0);
+      assert.equal((await row(t, ids.get(bad.plan432)!)).status, 'exhausted');
+      for (const k of [bad.hang, bad.ratelimit, bad.error5xx, bad.malformed]) {
+        const x = await row(t, ids.get(k)!);
+        assert.equal(x.status, 'active', k);
+        assert.equal(x.remaining_quota, null, k);
+        assert.equal(x.last_refreshed_at, null, k);
+        assert.ok(x.last_error, k);
+      }
+      assert.match((await row(t, ids.get(bad.ratelimit)!)).last_error!, /retry after 60 s/);
+    }));
+
+  test('a failure keeps the figures and status it had', () =>
+    withApp({}, async (t) => {
+      const key = 'tvly-dev-sometimesdown1';
+      const ids = await addKeys(t, [key]);
+      await refresh(t);
+      const before = await row(t, ids.get(key)!);
+      assert.equal(before.remaining_quota, 1000 - defaultUsage(key).key.usage);
+      fake.setKey(key, { kind: 'status', status: 503 });
+      const r = await refresh(t);
+      assert.equal(r.failed_count, 1);
+      const afterRow = await row(t, ids.get(key)!);
+      assert.equal(afterRow.remaining_quota, before.remaining_quota);
+      assert.equal(afterRow.last_refreshed_at, before.last_refreshed_at);
+      assert.equal(afterRow.status, 'active');
+      assert.match(afterRow.last_error!, /503/);
+      // Healthy again: the error clears.
+      fake.setKey(key, { kind: 'ok', usage: { ...defaultUsage(key), key: { usage: 999, limit: 1000 } } });
+      await refresh(t);
+      const healed = await row(t, ids.get(key)!);
+      assert.equal(healed.last_error, null);
+      assert.equal(healed.remaining_quota, 1);
+    }));
+
+  test('a key the admin disabled stays disabled, with fresh figures', () =>
+    withApp({}, async (t) => {
+      const [good, spent] = ['tvly-dev-disabledgood1', 'tvly-dev-spent-disabled1'];
+      const ids = await addKeys(t, [good, spent]);
+      for (const k of [good, spent]) {
+        const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${ids.get(k)}`, headers: t.auth, payload: { enabled: false } });
+        assert.equal(res.statusCode, 200);
+        assert.equal(res.json().status, 'disabled');
+      }
+      const r = await refresh(t);
+      assert.equal(r.success_count, 2);
+      for (const k of [good, spent]) {
+        const res = await t.app.inject({ method: 'GET', url: `/api/v1/admin/tavily-keys/${ids.get(k)}`, headers: t.auth });
+        assert.equal(res.json().status, 'disabled');
+        assert.notEqual(res.json().remaining_quota, null);
+      }
+      const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${ids.get(spent)}`, headers: t.auth, payload: { enabled: true } });
+      assert.equal(res.json().status, 'exhausted');
+    }));
+
+  test('never more than REFRESH_CONCURRENCY calls in flight, and all of them at once when allowed', async () => {
+    const keys = manyKeys(40, 'conc');
+    fake.latencyMs = 40;
+    await withApp({ REFRESH_CONCURRENCY: '4' }, async (t) => {
+      await addKeys(t, keys);
+      fake.resetStats();
+      const r = await refresh(t);
+      assert.equal(r.success_count, 40);
+      assert.equal(fake.stats.usageCalls, 40);
+      assert.equal(fake.stats.maxInFlight, 4);
+    });
+    fake.resetStats();
+    await withApp({ REFRESH_CONCURRENCY: '64' }, async (t) => {
+      await addKeys(t, keys);
+      fake.resetStats();
+      await refresh(t);
+      assert.equal(fake.stats.maxInFlight, 40, 'the calls run concurrently, not one after another');
+    });
+  });
+
+  test('one read and exactly one write transaction per refresh, with batched statements', () =>
+    withApp({}, async (t) => {
+      await addKeys(t, [...manyKeys(300, 'tx'), 'tvly-dev-invalid-tx0001', 'tvly-dev-error5xx-tx001']);
+      const s = t.ctx.database.stats;
+      const before = { ...s };
+      const r = await refresh(t);
+      assert.equal(r.total, 302);
+      assert.equal(s.transactions - before.transactions, 1);
+      assert.equal(s.commits - before.commits, 1);
+      assert.equal(s.rollbacks - before.rollbacks, 0);
+      // One select, one update for the successes, one for the failures: not a statement per key.
+      assert.equal(s.queries - before.queries, 3);
+    }));
+
+  test('a failing write rolls back: nothing is half-written', () =>
+    withApp({}, async (t) => {
+      const keys = manyKeys(12, 'rb');
+      await addKeys(t, keys);
+      const plugin = new FailNthUpdate(2);
+      const failingDb = t.ctx.database.db.withPlugin(plugin);
+      // Small batches split the write into several statements; the second one fails.
+      const repo = new KeyRepository(failingDb, t.ctx.database.dialect, { batchRows: 5 });
+      const refresher = new QuotaRefresher({
+        db: failingDb,
+        keys: repo,
+        cipher: t.ctx.cipher,
+        upstream: t.ctx.tavily,
+        concurrency: 8,
+        timeoutMs: 1000,
+        log: t.ctx.log,
+      });
+      const before = { ...t.ctx.database.stats };
+      await assert.rejects(refresher.refresh(), (err: unknown) => err instanceof RefreshWriteError && /nothing was written/.test(err.message));
+      assert.equal(plugin.seen, 2, 'the first statement ran before the failure');
+      assert.equal(t.ctx.database.stats.rollbacks - before.rollbacks, 1);
+      const list = await t.ctx.keys.list({ sort: 'created_at', order: 'asc', limit: 100 });
+      for (const k of list.rows) {
+        assert.equal(k.last_refreshed_at, null);
+        assert.equal(k.remaining_quota, null);
+      }
+    }));
+
+  test('the route answers a failed write with a clear 500', async () => {
+    const t = await startTestApp(dialect, {
+      tavilyBaseUrl: fake.url,
+      prepare: (ctx) => {
+        const failingDb = ctx.database.db.withPlugin(new FailNthUpdate(1));
+        ctx.refresher = new QuotaRefresher({
+          db: failingDb,
+          keys: new KeyRepository(failingDb, ctx.database.dialect),
+          cipher: ctx.cipher,
+          upstream: ctx.tavily,
+          concurrency: 4,
+          timeoutMs: 1000,
+          log: ctx.log,
+        });
+      },
+    });
+    try {
+      await addKeys(t, manyKeys(3, 'r5'));
+      const res = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth });
+      assert.equal(res.statusCode, 500);
+      assert.equal(res.json().error.code, 'refresh_write_failed');
+      assert.match(res.json().error.message, /nothing was written/);
+      const k = await t.ctx.keys.list({ sort: 'created_at', order: 'asc', limit: 10 });
+      assert.ok(k.rows.every((r) => r.last_refreshed_at === null));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('single-flight: concurrent requests share one run and one wave of calls', () =>
+    withApp({}, async (t) => {
+      const keys = manyKeys(20, 'sf');
+      const ids = await addKeys(t, keys);
+      fake.latencyMs = 100;
+      fake.resetStats();
+      const some = [...ids.values()].slice(0, 3);
+      const pa = refresh(t);
+      const pb = refresh(t);
+      while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
+      const [a, b, c] = await Promise.all([pa, pb, refresh(t, { ids: some })]);
+      assert.equal(fake.stats.usageCalls, 20);
+      assert.deepEqual(a, b);
+      assert.deepEqual(a, c, 'a request for keys the running refresh covers gets that run');
+      assert.equal(a.total, 20);
+    }));
+
+  test('a request the running refresh does not cover runs after it, not beside it', () =>
+    withApp({}, async (t) => {
+      const ids = await addKeys(t, manyKeys(10, 'sq'));
+      fake.latencyMs = 60;
+      fake.resetStats();
+      const first = [...ids.values()].slice(0, 2);
+      // Started in this order: the full refresh is not covered by the running one.
+      const [a, b] = await Promise.all([t.ctx.refresher.refresh({ ids: first }), t.ctx.refresher.refresh()]);
+      assert.equal(a.total, 2);
+      assert.equal(b.total, 10);
+      assert.ok(b.started_at >= a.started_at);
+      assert.equal(fake.stats.usageCalls, 12);
+      assert.ok(fake.stats.maxInFlight <= 10);
+    }));
+
+  test('progress of a running refresh can be followed, and the last result read', () =>
+    withApp({ REFRESH_CONCURRENCY: '2' }, async (t) => {
+      await addKeys(t, manyKeys(6, 'pr'));
+      const status = async () =>
+        (await t.app.inject({ method: 'GET', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth })).json();
+      assert.deepEqual(await status(), { progress: { running: false, total: 0, done: 0, failed: 0, started_at: null }, last: null });
+      fake.latencyMs = 80;
+      const run = refresh(t);
+      while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
+      let mid = await status();
+      for (let i = 0; mid.progress.done === 0 && i < 200; i++) {
+        // inject() can finish within microtasks: wait on a timer so the calls get to run.
+        await new Promise((r) => setTimeout(r, 5));
+        mid = await status();
+      }
+      assert.equal(mid.progress.running, true);
+      assert.equal(mid.progress.total, 6);
+      assert.ok(mid.progress.done < 6, 'seen before the end');
+      const result = await run;
+      const end = await status();
+      assert.equal(end.progress.running, false);
+      assert.equal(end.progress.done, 6);
+      assert.deepEqual(end.last, result);
+    }));
+
+  test('ids and stale_after_s choose the keys', () =>
+    withApp({}, async (t) => {
+      const ids = await addKeys(t, manyKeys(5, 'st'));
+      const two = [...ids.values()].slice(0, 2);
+      assert.equal((await refresh(t, { ids: two })).total, 2);
+      // The other three were never refreshed: stale.
+      assert.equal((await refresh(t, { stale_after_s: 3600 })).total, 3);
+      fake.resetStats();
+      assert.equal((await refresh(t, { stale_after_s: 3600 })).total, 0);
+      assert.equal(fake.stats.usageCalls, 0);
+      assert.equal((await refresh(t, { stale_after_s: 0 })).total, 5);
+    }));
+
+  test('hung keys fail by timeout without holding the rest', () =>
+    withApp({ REFRESH_CONCURRENCY: '2', REFRESH_TIMEOUT_MS: '200' }, async (t) => {
+      const hung = ['tvly-dev-hang-00000001', 'tvly-dev-hang-00000002'];
+      await addKeys(t, [...hung, ...manyKeys(6, 'hh')]);
+      const r = await refresh(t);
+      assert.equal(r.success_count, 6);
+      assert.equal(r.failed_count, 2);
+      assert.ok(r.failures.every((f) => /timed out after 200 ms/.test(f.error)));
+    }));
+});

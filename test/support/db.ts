@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import type { DatabaseConfig } from '../../src/config.js';
 import type { OpenOptions } from '../../src/db/database.js';
@@ -72,3 +73,15 @@ const postgresCase: DialectCase = {
 
 /** The database suites run on each: SQLite always, PostgreSQL when TEST_DATABASE_URL is set. */
 export const dialects: DialectCase[] = [sqliteCase, postgresCase];
+
+/**
+ * Declares a suite once per dialect. A dialect that cannot run here is reported as one
+ * skipped test with the reason, so the runner's closing count shows it (a skipped describe
+ * would not be counted).
+ */
+export function describeEachDialect(title: string, body: (dialect: DialectCase) => void): void {
+  for (const dialect of dialects) {
+    if (dialect.skip) test(`${title} on ${dialect.name}`, { skip: dialect.skip }, () => {});
+    else describe(`${title} on ${dialect.name}`, () => body(dialect));
+  }
+}
