@@ -40,19 +40,22 @@ export interface RefreshCandidate {
   disabled_at: string | null;
 }
 
+/** The columns a successful refresh sets, with their SQL types. */
+const FIGURE_COLUMNS = [
+  ['status', 'text'],
+  ['key_usage', 'double precision'],
+  ['key_limit', 'double precision'],
+  ['plan', 'text'],
+  ['plan_usage', 'double precision'],
+  ['plan_limit', 'double precision'],
+  ['paygo_usage', 'double precision'],
+  ['paygo_limit', 'double precision'],
+  ['endpoint_usage', 'text'],
+  ['remaining_quota', 'double precision'],
+] as const satisfies ReadonlyArray<readonly [keyof KeyRow, string]>;
+
 /** Figures from a successful /usage call, already reduced to what is stored. */
-export interface KeyFigures {
-  status: KeyHealth;
-  key_usage: number | null;
-  key_limit: number | null;
-  plan: string | null;
-  plan_usage: number | null;
-  plan_limit: number | null;
-  paygo_usage: number | null;
-  paygo_limit: number | null;
-  endpoint_usage: string | null;
-  remaining_quota: number | null;
-}
+export type KeyFigures = Pick<KeyRow, (typeof FIGURE_COLUMNS)[number][0]>;
 
 export type RefreshWrite =
   | ({ id: number; ok: true } & KeyFigures)
@@ -66,19 +69,6 @@ export interface KeySummary {
   unknown_quota: number;
   last_refreshed_at: string | null;
 }
-
-const FIGURE_COLUMNS = [
-  ['status', 'text'],
-  ['key_usage', 'double precision'],
-  ['key_limit', 'double precision'],
-  ['plan', 'text'],
-  ['plan_usage', 'double precision'],
-  ['plan_limit', 'double precision'],
-  ['paygo_usage', 'double precision'],
-  ['paygo_limit', 'double precision'],
-  ['endpoint_usage', 'text'],
-  ['remaining_quota', 'double precision'],
-] as const satisfies ReadonlyArray<readonly [keyof KeyFigures, string]>;
 
 /** Remaining quota as a sortable, non-null value: unknown sorts below every known figure. */
 const REMAINING_SORT = sql<number>`coalesce(remaining_quota, -1)`;
