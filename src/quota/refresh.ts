@@ -121,7 +121,10 @@ export class QuotaRefresher {
       // Another kind of run is under way: wait for it, then run ours (never two at once).
       await this.#current.promise.catch(() => undefined);
     }
-    const promise = this.#run(req).finally(() => {
+    const progress: RefreshProgress = { running: true, total: 0, done: 0, failed: 0, started_at: new Date().toISOString() };
+    this.#progress = progress;
+    const promise = this.#run(req, progress).finally(() => {
+      progress.running = false;
       this.#current = null;
     });
     this.#current = { req, promise };
@@ -129,16 +132,8 @@ export class QuotaRefresher {
   }
 
   /** Checks plain keys against /usage under the shared bound (used by import validation). */
-  async check(plainKeys: readonly string[], onEach?: () => void): Promise<CheckOutcome[]> {
-    return Promise.all(
-      plainKeys.map((key) =>
-        this.#limit(async () => {
-          const outcome = await this.#checkOne(key);
-          onEach?.();
-          return outcome;
-        }),
-      ),
-    );
+  async check(plainKeys: readonly string[]): Promise<CheckOutcome[]> {
+    return Promise.all(plainKeys.map((key) => this.#limit(() => this.#checkOne(key))));
   }
 
   async #checkOne(key: string): Promise<CheckOutcome> {
@@ -153,19 +148,14 @@ export class QuotaRefresher {
     }
   }
 
-  async #run(req: RefreshRequest): Promise<RefreshResult> {
+  async #run(req: RefreshRequest, progress: RefreshProgress): Promise<RefreshResult> {
     const { db, keys, log } = this.#deps;
     const t0 = performance.now();
-    const startedAt = new Date().toISOString();
+    const startedAt = progress.started_at!;
     const refreshedBefore =
       req.staleAfterS !== undefined ? new Date(Date.now() - req.staleAfterS * 1000).toISOString() : undefined;
 
-    const progress: RefreshProgress = { running: true, total: 0, done: 0, failed: 0, started_at: startedAt };
-    this.#progress = progress;
-    const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore }).catch((err: unknown) => {
-      progress.running = false;
-      throw err;
-    });
+    const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore });
     progress.total = candidates.length;
     const loadMs = performance.now() - t0;
     // A refresh of every key knows the whole pool: drop cached keys that were deleted.
@@ -204,14 +194,12 @@ export class QuotaRefresher {
     try {
       await db.transaction().execute((trx) => keys.applyRefresh(writes, finishedAt, trx));
     } catch (err) {
-      progress.running = false;
       log.error({ err, keys: candidates.length }, 'quota refresh: the write transaction failed and was rolled back');
       throw new RefreshWriteError(
         `could not store the refresh results (nothing was written): ${err instanceof Error ? err.message : String(err)}`,
       );
     }
     const writeMs = performance.now() - w0;
-    progress.running = false;
 
     failures.sort((a, b) => a.id - b.id);
     const result: RefreshResult = {
