@@ -8,6 +8,7 @@ import { adminApi } from './admin/index.js';
 import { ErrorBody, KeyObject, RefreshResponse } from './admin/schemas.js';
 import type { AppContext } from './context.js';
 import { ping } from './db/database.js';
+import { gatewayRoutes } from './gateway/routes.js';
 import { describeError } from './http-errors.js';
 
 declare module 'fastify' {
@@ -107,9 +108,12 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     if (p.statusCode >= 500) req.log.error({ err }, 'request failed');
     return reply.code(p.statusCode).send({ error: { code: p.code, message: p.message } });
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
-  );
+  // Outside /api the clients are Tavily SDKs: answer in Tavily's shape so they show the message.
+  app.setNotFoundHandler((req, reply) => {
+    const message = `no route ${req.method} ${req.url.split('?')[0]}`;
+    if (req.url.startsWith('/api/')) return reply.code(404).send({ error: { code: 'not_found', message } });
+    return reply.code(404).send({ detail: { error: message } });
+  });
 
   const Status = Type.Object({ status: Type.String(), error: Type.Optional(Type.String()) });
   app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up', security: [], response: { 200: Status } } }, async () => ({
@@ -131,5 +135,6 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(adminApi, { prefix: '/api/v1/admin' });
+  await app.register(gatewayRoutes);
   return app;
 }

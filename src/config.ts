@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { KEY_STRATEGIES, type KeyStrategy } from './pool/pool.js';
 
 /** Thrown when an environment variable holds a value the gateway cannot use. */
 export class ConfigError extends Error {
@@ -33,6 +34,10 @@ export interface Config {
   logLevel: LogLevel;
   /** Largest admin import body, in bytes. */
   importBodyLimit: number;
+  keyStrategy: KeyStrategy;
+  /** Keys one gateway request may try. */
+  maxAttempts: number;
+  logRetentionDays: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -96,6 +101,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
 
+  const keyStrategy = (nonEmpty(env, 'KEY_STRATEGY') ?? 'most-remaining').toLowerCase();
+  if (!KEY_STRATEGIES.includes(keyStrategy as KeyStrategy)) {
+    throw new ConfigError('KEY_STRATEGY', `expected one of ${KEY_STRATEGIES.join(', ')}, got "${keyStrategy}"`);
+  }
+
   const adminToken = nonEmpty(env, 'ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters long');
@@ -113,5 +123,8 @@ export function loadConfig(env: Env = process.env): Config {
     refreshTimeoutMs: int(env, 'REFRESH_TIMEOUT_MS', 30_000, 100, 600_000),
     logLevel: logLevel as LogLevel,
     importBodyLimit: int(env, 'IMPORT_BODY_LIMIT_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    keyStrategy: keyStrategy as KeyStrategy,
+    maxAttempts: int(env, 'MAX_ATTEMPTS', 3, 1, 20),
+    logRetentionDays: int(env, 'LOG_RETENTION_DAYS', 30, 1, 3650),
   };
 }

@@ -3,6 +3,8 @@ import { secretsEqual } from '../crypto.js';
 import { describeError } from '../http-errors.js';
 import { ApiError } from './errors.js';
 import { keyRoutes } from './keys.js';
+import { logRoutes } from './logs.js';
+import { tokenRoutes } from './tokens.js';
 
 /** Everything under /api/v1/admin: bearer auth and the {"error": {"code", "message"}} envelope. */
 export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
@@ -27,4 +29,6 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   await app.register(keyRoutes);
+  await app.register(tokenRoutes);
+  await app.register(logRoutes);
 };

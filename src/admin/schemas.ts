@@ -12,7 +12,7 @@ export function withErrors<T extends Record<number, TSchema>>(ok: T) {
   return { ...ok, 400: err, 401: err, 404: err, 413: err, 415: err, 500: err };
 }
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const KeyStatusSchema = Type.Union(KEY_STATUSES.map((s) => Type.Literal(s)));
 

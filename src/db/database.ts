@@ -98,6 +98,8 @@ export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {
   } else {
     const pool = new pg.Pool({
       connectionString: config.url,
+      // bigint ids and count(*) as numbers: exact up to 2^53.
+      types: { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as 'text')) } as never,
       max: opts.pgPoolSize ?? 10,
       ...(opts.pgSearchPath ? { options: `-c search_path=${opts.pgSearchPath}` } : {}),
     });

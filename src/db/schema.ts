@@ -35,9 +35,60 @@ export interface TavilyKeyTable {
   updated_at: string;
 }
 
+export interface ClientTokenTable {
+  id: Generated<number>;
+  name: string;
+  /** SHA-256 of the token: tokens are 256-bit random, so a plain hash cannot be reversed. */
+  token_hash: string;
+  /** `tp_AbCd…`: enough to recognise a token, never enough to use it. */
+  token_prefix: string;
+  /** Credits a UTC month; null: no budget. */
+  monthly_budget: number | null;
+  /** Requests a minute; null: no limit. */
+  rpm_limit: number | null;
+  /** The UTC month (`YYYY-MM`) month_spent counts. */
+  spent_month: string;
+  month_spent: number;
+  revoked_at: string | null;
+  last_used_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RequestLogTable {
+  id: Generated<number>;
+  ts: string;
+  token_id: number | null;
+  key_id: number | null;
+  endpoint: string;
+  status: number;
+  attempts: number;
+  latency_ms: number | null;
+  credits: number;
+  request_id: string | null;
+  error: string | null;
+}
+
+/** A research task belongs to the key that created it. */
+export interface ResearchTaskTable {
+  request_id: string;
+  key_id: number;
+  token_id: number | null;
+  created_at: string;
+  expires_at: string;
+  charged_at: string | null;
+}
+
 export interface Database {
   tavily_keys: TavilyKeyTable;
+  client_tokens: ClientTokenTable;
+  request_logs: RequestLogTable;
+  research_tasks: ResearchTaskTable;
 }
+
+export type TokenRow = Selectable<ClientTokenTable>;
+export type LogRow = Selectable<RequestLogTable>;
+export type NewLogRow = Insertable<RequestLogTable>;
 
 export type KeyRow = Selectable<TavilyKeyTable>;
 export type NewKeyRow = Insertable<TavilyKeyTable>;

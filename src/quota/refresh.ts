@@ -69,6 +69,12 @@ export interface RefresherDeps {
   concurrency: number;
   timeoutMs: number;
   log: Logger;
+  /** Decrypted keys, shared with the gateway's pool. */
+  plainKeys?: PlainKeyCache;
+  /** Runs before the keys are loaded (the gateway flushes its pending deductions). */
+  beforeLoad?: () => Promise<void>;
+  /** Runs after the results are committed (the gateway reloads its pool). */
+  afterWrite?: () => Promise<void>;
 }
 
 /** Does a running refresh already do everything `req` asks for? */
@@ -100,7 +106,7 @@ export class QuotaRefresher {
   constructor(deps: RefresherDeps) {
     this.#deps = deps;
     this.#limit = pLimit(deps.concurrency);
-    this.#plain = new PlainKeyCache(deps.cipher);
+    this.#plain = deps.plainKeys ?? new PlainKeyCache(deps.cipher);
   }
 
   get progress(): RefreshProgress {
@@ -155,6 +161,7 @@ export class QuotaRefresher {
     const refreshedBefore =
       req.staleAfterS !== undefined ? new Date(Date.now() - req.staleAfterS * 1000).toISOString() : undefined;
 
+    await this.#deps.beforeLoad?.();
     const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore });
     progress.total = candidates.length;
     const loadMs = performance.now() - t0;
@@ -200,6 +207,7 @@ export class QuotaRefresher {
       );
     }
     const writeMs = performance.now() - w0;
+    await this.#deps.afterWrite?.().catch((err: unknown) => log.error({ err }, 'reloading the key pool after a refresh failed'));
 
     failures.sort((a, b) => a.id - b.id);
     const result: RefreshResult = {

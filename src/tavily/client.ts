@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { UpstreamError, kindForStatus, parseRetryAfter, scrubKeys } from './errors.js';
 import { UsageShapeError, type UsageReport, parseUsage } from './usage.js';
 
@@ -77,6 +77,41 @@ export class TavilyClient {
         throw new UpstreamError('malformed', `malformed /usage response: ${err.message}`, res.statusCode);
       }
       throw err;
+    }
+  }
+
+  /**
+   * Sends a gateway request upstream with the chosen key. `timeoutMs` bounds the wait for the
+   * headers and any stall in the body (null: no bound, for event streams); `signal` cancels it
+   * when the client goes away. Throws UpstreamError ('timeout' | 'network'), or the signal's
+   * reason when cancelled.
+   */
+  async forward(opts: {
+    method: 'GET' | 'POST';
+    path: string;
+    key: string;
+    headers: Record<string, string>;
+    body?: string;
+    timeoutMs: number | null;
+    signal?: AbortSignal;
+  }): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.#pool.request({
+        method: opts.method,
+        path: `${this.#basePath}${opts.path}`,
+        headers: { ...opts.headers, authorization: `Bearer ${opts.key}` },
+        body: opts.body,
+        headersTimeout: opts.timeoutMs ?? 0,
+        bodyTimeout: opts.timeoutMs ?? 0,
+        signal: opts.signal,
+      });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+        throw new UpstreamError('timeout', `Tavily did not answer within ${opts.timeoutMs} ms`);
+      }
+      throw new UpstreamError('network', `network error: ${scrubKeys(code ?? (err as Error).message)}`);
     }
   }
 

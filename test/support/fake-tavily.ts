@@ -5,9 +5,14 @@
  *   `invalid` → 401, `ratelimit` → 429 (Retry-After 60), `plan432` → 432, `paygo433` → 433,
  *   `error5xx` → 500, `hang` → never answers, `malformed` → a 200 that is not JSON,
  *   `spent` → 200 with every credit used; any other key → 200 with figures derived from the key.
+ * The same names drive POST /search, /extract, /crawl, /map, /research and GET /research/:id,
+ * where `spent` → 432 and `flaky` → 500 on every other call. These endpoints bill credits
+ * per key as Tavily does (recorded in `stats.creditsByKey`) and return `usage` only when
+ * `include_usage` is true. A query over 400 characters → 400; a crawl/map URL containing
+ * `unsupported` → 403; research belongs to the key that created it.
  * Run it alone: `tsx test/support/fake-tavily.ts` (PORT, LATENCY_MS from the environment).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
@@ -50,6 +55,12 @@ export interface FakeTavilyOptions {
 
 export interface FakeStats {
   usageCalls: number;
+  /** Requests to the other endpoints, by path (`/search`, `/research/:id`, …). */
+  requests: Map<string, number>;
+  /** Credits billed to each key by the request endpoints. */
+  creditsByKey: Map<string, number>;
+  /** The last request to a request endpoint, as received. */
+  last: { path: string; headers: http.IncomingHttpHeaders; body: unknown } | null;
   inFlight: number;
   maxInFlight: number;
   callsByKey: Map<string, number>;
@@ -106,8 +117,23 @@ export function behaviourByName(key: string): KeyBehaviour {
 }
 
 export class FakeTavily {
-  readonly stats: FakeStats = { usageCalls: 0, inFlight: 0, maxInFlight: 0, callsByKey: new Map(), unauthenticated: 0 };
+  readonly stats: FakeStats = {
+    usageCalls: 0,
+    requests: new Map(),
+    creditsByKey: new Map(),
+    last: null,
+    inFlight: 0,
+    maxInFlight: 0,
+    callsByKey: new Map(),
+    unauthenticated: 0,
+  };
   latencyMs: number;
+  /** Gap between research stream events. */
+  streamIntervalMs = 50;
+  readonly #requestKeys = new Map<string, KeyBehaviour>();
+  readonly #flakyCount = new Map<string, number>();
+  /** request_id → the key that created the task, and whether it was billed. */
+  readonly #research = new Map<string, { key: string; billed: boolean; model: string }>();
   readonly #server: http.Server;
   readonly #keys = new Map<string, KeyBehaviour>();
   #url = '';
@@ -142,8 +168,32 @@ export class FakeTavily {
     return this.#keys.get(key) ?? behaviourByName(key);
   }
 
+  /** How a key answers the request endpoints (search, extract, …), overriding its name. */
+  setRequestBehaviour(key: string, behaviour: KeyBehaviour): void {
+    this.#requestKeys.set(key, behaviour);
+  }
+
+  requestBehaviourOf(key: string): KeyBehaviour | 'flaky' {
+    const set = this.#requestKeys.get(key);
+    if (set) return set;
+    if (key.includes('spent')) return { kind: 'status', status: 432 };
+    if (key.includes('flaky')) return 'flaky';
+    const b = behaviourByName(key);
+    return b.kind === 'malformed' ? { kind: 'status', status: 500 } : b;
+  }
+
+  /** Credits billed across all keys. */
+  get totalCredits(): number {
+    let n = 0;
+    for (const c of this.stats.creditsByKey.values()) n += c;
+    return n;
+  }
+
   resetStats(): void {
     this.stats.usageCalls = 0;
+    this.stats.requests.clear();
+    this.stats.creditsByKey.clear();
+    this.stats.last = null;
     this.stats.maxInFlight = this.stats.inFlight;
     this.stats.callsByKey.clear();
     this.stats.unauthenticated = 0;
@@ -155,9 +205,142 @@ export class FakeTavily {
   }
 
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const path = url.pathname;
     if (req.method === 'GET' && path === '/usage') return this.#usage(req, res);
-    send(res, 404, { detail: { error: 'Not Found' } });
+    const endpoint =
+      req.method === 'POST' && ['/search', '/extract', '/crawl', '/map', '/research'].includes(path)
+        ? path
+        : req.method === 'GET' && path.startsWith('/research/')
+          ? '/research/:id'
+          : null;
+    if (!endpoint) return send(res, 404, { detail: { error: 'Not Found' } });
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => (raw += d));
+    req.on('end', () => {
+      let body: Record<string, unknown> = {};
+      if (req.method === 'POST') {
+        try {
+          body = JSON.parse(raw) as Record<string, unknown>;
+        } catch {
+          return send(res, 400, { detail: { error: 'Invalid JSON body.' } });
+        }
+      } else {
+        body = { include_usage: url.searchParams.get('include_usage') === 'true' };
+      }
+      this.stats.requests.set(endpoint, (this.stats.requests.get(endpoint) ?? 0) + 1);
+      this.stats.last = { path, headers: req.headers, body };
+      this.#request(endpoint, path, req, res, body);
+    });
+  }
+
+  #bill(key: string, credits: number): void {
+    this.stats.creditsByKey.set(key, (this.stats.creditsByKey.get(key) ?? 0) + credits);
+  }
+
+  #request(endpoint: string, path: string, req: http.IncomingMessage, res: http.ServerResponse, body: Record<string, unknown>): void {
+    const key = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!key) return send(res, 401, { detail: { error: MESSAGES[401] } });
+    let b = this.requestBehaviourOf(key);
+    if (b === 'flaky') {
+      const n = (this.#flakyCount.get(key) ?? 0) + 1;
+      this.#flakyCount.set(key, n);
+      b = n % 2 === 1 ? { kind: 'status', status: 500 } : { kind: 'ok', usage: defaultUsage(key) };
+    }
+    const behaviour = b;
+    if (behaviour.kind === 'hang') return;
+    const answer = () => {
+      if (res.destroyed) return;
+      if (behaviour.kind === 'status') {
+        const headers: Record<string, string> = {};
+        if (behaviour.retryAfter !== undefined) headers['retry-after'] = String(behaviour.retryAfter);
+        return send(res, behaviour.status, { detail: { error: behaviour.message ?? MESSAGES[behaviour.status] ?? 'Error' } }, headers);
+      }
+      this.#serve(endpoint, path, key, res, body);
+    };
+    if (this.latencyMs > 0) setTimeout(answer, this.latencyMs);
+    else answer();
+  }
+
+  #serve(endpoint: string, path: string, key: string, res: http.ServerResponse, body: Record<string, unknown>): void {
+    const withUsage = body.include_usage === true;
+    const requestId = randomUUID();
+    const reply = (status: number, payload: Record<string, unknown>, credits: number) => {
+      this.#bill(key, credits);
+      send(res, status, { ...payload, request_id: requestId, response_time: 0.01, ...(withUsage ? { usage: { credits } } : {}) });
+    };
+    switch (endpoint) {
+      case '/search': {
+        const query = body.query;
+        if (typeof query !== 'string') return send(res, 400, { detail: { error: 'query is required.' } });
+        if (query.length > 400) return send(res, 400, { detail: { error: 'Query is too long. Max query length is 400 characters.' } });
+        const results = [1, 2, 3].map((i) => ({ title: `Result ${i} for ${query}`, url: `https://example.com/${i}`, content: `About ${query}`, score: 1 - i / 10 }));
+        return reply(200, { query, answer: body.include_answer ? `An answer about ${query}` : undefined, images: [], results, follow_up_questions: null }, body.search_depth === 'advanced' ? 2 : 1);
+      }
+      case '/extract': {
+        const urls = typeof body.urls === 'string' ? [body.urls] : Array.isArray(body.urls) ? (body.urls as string[]) : [];
+        if (urls.length === 0) return send(res, 400, { detail: { error: 'urls is required.' } });
+        const results = urls.map((u) => ({ url: u, raw_content: `Content of ${u}`, images: [] }));
+        return reply(200, { results, failed_results: [] }, Math.ceil(urls.length / 5) * (body.extract_depth === 'advanced' ? 2 : 1));
+      }
+      case '/crawl':
+      case '/map': {
+        const url = body.url;
+        if (typeof url !== 'string') return send(res, 400, { detail: { error: 'url is required.' } });
+        if (url.includes('unsupported')) return send(res, 403, { detail: { error: 'URL is not supported' } });
+        const pages = [1, 2, 3].map((i) => `${url.replace(/\/$/, '')}/page${i}`);
+        const mapCost = body.instructions ? 2 : 1;
+        if (endpoint === '/map') return reply(200, { base_url: url, results: pages }, mapCost);
+        return reply(200, { base_url: url, results: pages.map((p) => ({ url: p, raw_content: `Content of ${p}` })) }, mapCost + 1);
+      }
+      case '/research': {
+        if (typeof body.input !== 'string') return send(res, 400, { detail: { error: 'input is required.' } });
+        const model = typeof body.model === 'string' ? body.model : 'auto';
+        if (body.stream === true) return this.#stream(key, res, requestId, model);
+        this.#research.set(requestId, { key, billed: false, model });
+        return send(res, 201, { request_id: requestId, created_at: new Date().toISOString(), status: 'pending', input: body.input, model, response_time: 0.01 });
+      }
+      case '/research/:id': {
+        const id = decodeURIComponent(path.slice('/research/'.length));
+        const task = this.#research.get(id);
+        // A task is visible only to the key that created it, as on Tavily.
+        if (!task || task.key !== key) return send(res, 404, { detail: { error: 'Research task not found.' } });
+        const credits = task.model === 'pro' ? 15 : 4;
+        if (!task.billed) {
+          task.billed = true;
+          this.#bill(key, credits);
+        }
+        return send(res, 200, {
+          request_id: id,
+          status: 'completed',
+          content: 'A research report.',
+          sources: [{ title: 'Source', url: 'https://example.com/source' }],
+          response_time: 1.5,
+          ...(withUsage ? { usage: { credits } } : {}),
+        });
+      }
+    }
+  }
+
+  /** Research as an event stream: a few chunks `streamIntervalMs` apart, then `event: done`. */
+  #stream(key: string, res: http.ServerResponse, requestId: string, model: string): void {
+    this.#bill(key, model === 'pro' ? 15 : 4);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const parts = ['Research', ' in', ' progress', '.'];
+    let i = 0;
+    const tick = () => {
+      if (res.destroyed) return;
+      if (i < parts.length) {
+        const event = { id: requestId, object: 'chat.completion.chunk', model, created: Date.now(), choices: [{ delta: { role: 'assistant', content: parts[i] } }] };
+        res.write(`data: ${JSON.stringify(event)}\n\n`);
+        i++;
+        setTimeout(tick, this.streamIntervalMs);
+      } else {
+        res.end('event: done\ndata: {}\n\n');
+      }
+    };
+    tick();
   }
 
   #usage(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -1,5 +1,6 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
 import type { DialectKind } from '../database.js';
+import { type ColumnSpec, jsonRows } from '../json-rows.js';
 import type { Database, KeyHealth, KeyRow, KeyStatus, NewKeyRow } from '../schema.js';
 
 /** A Kysely handle or a transaction: every method takes either. */
@@ -87,8 +88,6 @@ function statusFilter(eb: ExpressionBuilder<Database, 'tavily_keys'>, status: Ke
   if (status === 'disabled') return eb('disabled_at', 'is not', null);
   return eb.and([eb('disabled_at', 'is', null), eb('status', '=', status)]);
 }
-
-type ColumnSpec = readonly [string, string];
 
 export interface KeyRepositoryOptions {
   /** Bound-parameter budget of one statement (SQLite allows 32,766, PostgreSQL 65,535). */
@@ -232,6 +231,15 @@ export class KeyRepository {
     return done;
   }
 
+  /** Every key with what the gateway's in-memory pool needs. */
+  async loadForPool(ex: Executor = this.db) {
+    return ex
+      .selectFrom('tavily_keys')
+      .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at', 'remaining_quota', 'last_used_at'])
+      .orderBy('id')
+      .execute();
+  }
+
   /** The refresh's single read: the keys to refresh, with only the columns it needs. */
   async loadForRefresh(
     opts: { ids?: readonly number[]; refreshedBefore?: string },
@@ -266,7 +274,7 @@ export class KeyRepository {
           last_refreshed_at = ${at},
           last_error = null,
           updated_at = ${at}
-        from ${this.#jsonRows([['id', 'integer'], ...FIGURE_COLUMNS], rows)}
+        from ${jsonRows(this.dialect, [['id', 'integer'], ...FIGURE_COLUMNS], rows)}
         where tavily_keys.id = v.id`.execute(ex);
     }
 
@@ -278,20 +286,9 @@ export class KeyRepository {
           status = coalesce(v.status, tavily_keys.status),
           last_error = v.last_error,
           updated_at = ${at}
-        from ${this.#jsonRows(cols, rows)}
+        from ${jsonRows(this.dialect, cols, rows)}
         where tavily_keys.id = v.id`.execute(ex);
     }
-  }
-
-  /** `(select … ) as v`: rows sent as one JSON array of arrays, read back as typed columns. */
-  #jsonRows(cols: readonly ColumnSpec[], rows: unknown[][]): RawBuilder<unknown> {
-    const json = JSON.stringify(rows);
-    if (this.dialect === 'postgres') {
-      const fields = cols.map(([c, type], i) => sql`(e ->> ${sql.lit(i)})::${sql.raw(type)} as ${sql.ref(c)}`);
-      return sql`(select ${sql.join(fields)} from jsonb_array_elements(${json}::jsonb) as e) as v`;
-    }
-    const fields = cols.map(([c], i) => sql`value ->> ${sql.lit(i)} as ${sql.ref(c)}`);
-    return sql`(select ${sql.join(fields)} from json_each(${json})) as v`;
   }
 
   async summary(ex: Executor = this.db): Promise<KeySummary> {

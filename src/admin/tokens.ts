@@ -1,0 +1,131 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { generateToken } from '../crypto.js';
+import type { TokenRow } from '../db/schema.js';
+import { hashToken, tokenPrefix } from '../gateway/tokens.js';
+import { ApiError } from './errors.js';
+import { Nullable, withErrors } from './schemas.js';
+
+const TokenObject = Type.Object(
+  {
+    id: Type.Integer(),
+    name: Type.String(),
+    token_prefix: Type.String({ description: 'the token’s first characters; the token itself is shown once, at creation' }),
+    monthly_budget: Nullable(Type.Number({ description: 'credits a UTC month; null: no budget' })),
+    rpm_limit: Type.Union([Type.Integer(), Type.Null()]),
+    month: Type.String({ description: 'the UTC month month_spent counts (YYYY-MM)' }),
+    month_spent: Type.Number(),
+    revoked_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    last_used_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'ClientToken' },
+);
+
+const Limits = {
+  monthly_budget: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.Null()])),
+  rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
+};
+const CreateBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), ...Limits }, { additionalProperties: false });
+const PatchBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })), ...Limits }, { additionalProperties: false, minProperties: 1 });
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) });
+
+const tags = ['tokens'];
+
+export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const ctx = app.ctx;
+  app.addSchema(TokenObject);
+
+  /** The row, with this month's spend as the gateway counts it right now. */
+  const view = (r: TokenRow) => {
+    const live = ctx.tokens.authenticateById(r.id);
+    return {
+      id: r.id,
+      name: r.name,
+      token_prefix: r.token_prefix,
+      monthly_budget: r.monthly_budget,
+      rpm_limit: r.rpm_limit,
+      month: live?.month ?? r.spent_month,
+      month_spent: live?.spent ?? r.month_spent,
+      revoked_at: r.revoked_at,
+      last_used_at: r.last_used_at,
+      created_at: r.created_at,
+      updated_at: r.updated_at,
+    };
+  };
+  const notFound = (id: number) => new ApiError(404, 'token_not_found', `no client token with id ${id}`);
+
+  app.post(
+    '/tokens',
+    {
+      schema: {
+        tags,
+        summary: 'Create a client token (shown once)',
+        body: CreateBody,
+        response: withErrors({ 201: Type.Object({ token: Type.String(), item: Type.Ref('ClientToken') }) }),
+      },
+    },
+    async (req, reply) => {
+      const token = generateToken('tp_');
+      const row = await ctx.tokensRepo.create({
+        name: req.body.name,
+        token_hash: hashToken(token).toString('hex'),
+        token_prefix: tokenPrefix(token),
+        monthly_budget: req.body.monthly_budget ?? null,
+        rpm_limit: req.body.rpm_limit ?? null,
+      });
+      await ctx.reloadTokens();
+      req.log.info({ token_id: row.id }, 'client token created');
+      return reply.code(201).send({ token, item: view(row) });
+    },
+  );
+
+  app.get(
+    '/tokens',
+    {
+      schema: {
+        tags,
+        summary: 'List client tokens, with this month’s spend',
+        querystring: Type.Object({ include_revoked: Type.Boolean({ default: false }) }, { additionalProperties: false }),
+        response: withErrors({ 200: Type.Object({ items: Type.Array(Type.Ref('ClientToken')) }) }),
+      },
+    },
+    async (req) => ({ items: (await ctx.tokensRepo.list(req.query.include_revoked)).map(view) }),
+  );
+
+  app.get(
+    '/tokens/:id',
+    { schema: { tags, summary: 'One client token', params: IdParams, response: withErrors({ 200: Type.Ref('ClientToken') }) } },
+    async (req) => {
+      const row = await ctx.tokensRepo.getById(req.params.id);
+      if (!row) throw notFound(req.params.id);
+      return view(row);
+    },
+  );
+
+  app.patch(
+    '/tokens/:id',
+    {
+      schema: { tags, summary: 'Rename a token or change its budget or RPM limit', params: IdParams, body: PatchBody, response: withErrors({ 200: Type.Ref('ClientToken') }) },
+    },
+    async (req) => {
+      const row = await ctx.tokensRepo.update(req.params.id, req.body);
+      if (!row) throw notFound(req.params.id);
+      await ctx.reloadTokens();
+      return view(row);
+    },
+  );
+
+  app.delete(
+    '/tokens/:id',
+    { schema: { tags, summary: 'Revoke a token (its log rows stay)', params: IdParams, response: withErrors({ 200: Type.Ref('ClientToken') }) } },
+    async (req) => {
+      const row = await ctx.tokensRepo.revoke(req.params.id);
+      if (!row) throw notFound(req.params.id);
+      await ctx.reloadTokens();
+      req.log.info({ token_id: row.id }, 'client token revoked');
+      return view(row);
+    },
+  );
+};

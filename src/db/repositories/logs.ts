@@ -1,0 +1,112 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database, LogRow } from '../schema.js';
+
+export type Executor = Kysely<Database>;
+
+export interface LogFilter {
+  from?: string;
+  to?: string;
+  tokenId?: number;
+  keyId?: number;
+  endpoint?: string;
+  status?: number;
+  limit: number;
+  /** Rows older than this id (newest first). */
+  before?: number;
+}
+
+export interface StatsBucket {
+  bucket: string;
+  requests: number;
+  credits: number;
+  errors: number;
+}
+
+export interface Stats {
+  by_hour: StatsBucket[];
+  by_day: StatsBucket[];
+  by_key: { key_id: number | null; key_masked: string | null; requests: number; credits: number; errors: number }[];
+  by_token: { token_id: number | null; token_name: string | null; requests: number; credits: number; errors: number }[];
+}
+
+export class LogRepository {
+  constructor(private readonly db: Executor) {}
+
+  async list(f: LogFilter, ex: Executor = this.db): Promise<{ rows: LogRow[]; next: number | null }> {
+    let q = ex.selectFrom('request_logs').selectAll().orderBy('id', 'desc').limit(f.limit + 1);
+    if (f.from) q = q.where('ts', '>=', f.from);
+    if (f.to) q = q.where('ts', '<', f.to);
+    if (f.tokenId !== undefined) q = q.where('token_id', '=', f.tokenId);
+    if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
+    if (f.endpoint) q = q.where('endpoint', '=', f.endpoint);
+    if (f.status !== undefined) q = q.where('status', '=', f.status);
+    if (f.before !== undefined) q = q.where('id', '<', f.before);
+    const rows = await q.execute();
+    const more = rows.length > f.limit;
+    if (more) rows.pop();
+    return { rows, next: more ? rows.at(-1)!.id : null };
+  }
+
+  /** Requests, credits and errors (status ≥ 400) by hour, day, key and token, over [from, to). */
+  async stats(from: string, to: string, ex: Executor = this.db): Promise<Stats> {
+    const range = ex.selectFrom('request_logs').where('ts', '>=', from).where('ts', '<', to);
+    const agg = [
+      sql<number>`count(*)`.as('requests'),
+      sql<number>`coalesce(sum(credits), 0)`.as('credits'),
+      sql<number>`sum(case when status >= 400 then 1 else 0 end)`.as('errors'),
+    ] as const;
+    const byBucket = (len: number) =>
+      range
+        .select([sql<string>`substr(ts, 1, ${sql.lit(len)})`.as('bucket'), ...agg])
+        .groupBy(sql`substr(ts, 1, ${sql.lit(len)})`)
+        .orderBy('bucket')
+        .execute();
+    const [hours, days, keys, tokens] = await Promise.all([
+      byBucket(13),
+      byBucket(10),
+      range
+        .leftJoin('tavily_keys', 'tavily_keys.id', 'request_logs.key_id')
+        .select(['request_logs.key_id', 'tavily_keys.key_masked', ...agg])
+        .groupBy(['request_logs.key_id', 'tavily_keys.key_masked'])
+        .orderBy('credits', 'desc')
+        .execute(),
+      range
+        .leftJoin('client_tokens', 'client_tokens.id', 'request_logs.token_id')
+        .select(['request_logs.token_id', 'client_tokens.name as token_name', ...agg])
+        .groupBy(['request_logs.token_id', 'client_tokens.name'])
+        .orderBy('credits', 'desc')
+        .execute(),
+    ]);
+    const num = <T extends { requests: unknown; credits: unknown; errors: unknown }>(r: T) => ({
+      ...r,
+      requests: Number(r.requests),
+      credits: Number(r.credits),
+      errors: Number(r.errors),
+    });
+    return {
+      by_hour: hours.map((h) => num({ ...h, bucket: `${h.bucket}:00:00Z` })),
+      by_day: days.map(num),
+      by_key: keys.map(num),
+      by_token: tokens.map(num),
+    };
+  }
+
+  /** Credits a token spent this month, by endpoint. */
+  async tokenSpendByEndpoint(tokenId: number, month: string, ex: Executor = this.db): Promise<Record<string, number>> {
+    const rows = await ex
+      .selectFrom('request_logs')
+      .select(['endpoint', sql<number>`coalesce(sum(credits), 0)`.as('credits')])
+      .where('token_id', '=', tokenId)
+      .where('ts', '>=', `${month}-01`)
+      .groupBy('endpoint')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.endpoint, Number(r.credits)]));
+  }
+
+  /** Deletes log rows older than `before` and expired research tasks; returns the rows deleted. */
+  async prune(before: string, now: string, ex: Executor = this.db): Promise<number> {
+    const r = await ex.deleteFrom('request_logs').where('ts', '<', before).executeTakeFirst();
+    await ex.deleteFrom('research_tasks').where('expires_at', '<', now).execute();
+    return Number(r.numDeletedRows);
+  }
+}

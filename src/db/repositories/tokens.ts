@@ -1,0 +1,66 @@
+import type { Kysely } from 'kysely';
+import type { Database, TokenRow } from '../schema.js';
+
+export type Executor = Kysely<Database>;
+
+export interface NewToken {
+  name: string;
+  token_hash: string;
+  token_prefix: string;
+  monthly_budget: number | null;
+  rpm_limit: number | null;
+}
+
+export interface TokenPatch {
+  name?: string;
+  monthly_budget?: number | null;
+  rpm_limit?: number | null;
+}
+
+/** The current UTC month, `YYYY-MM`: budgets and spend reset when it changes. */
+export function utcMonth(at = new Date()): string {
+  return at.toISOString().slice(0, 7);
+}
+
+export class TokenRepository {
+  constructor(private readonly db: Executor) {}
+
+  async create(t: NewToken, ex: Executor = this.db): Promise<TokenRow> {
+    const now = new Date().toISOString();
+    return ex
+      .insertInto('client_tokens')
+      .values({ ...t, spent_month: utcMonth(), month_spent: 0, created_at: now, updated_at: now })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  async list(includeRevoked: boolean, ex: Executor = this.db): Promise<TokenRow[]> {
+    let q = ex.selectFrom('client_tokens').selectAll().orderBy('id');
+    if (!includeRevoked) q = q.where('revoked_at', 'is', null);
+    return q.execute();
+  }
+
+  async getById(id: number, ex: Executor = this.db): Promise<TokenRow | undefined> {
+    return ex.selectFrom('client_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async update(id: number, patch: TokenPatch, ex: Executor = this.db): Promise<TokenRow | undefined> {
+    return ex
+      .updateTable('client_tokens')
+      .set({ ...patch, updated_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** Revokes (keeps the row: the request log refers to it). */
+  async revoke(id: number, ex: Executor = this.db): Promise<TokenRow | undefined> {
+    const now = new Date().toISOString();
+    return ex
+      .updateTable('client_tokens')
+      .set((eb) => ({ revoked_at: eb.fn.coalesce('revoked_at', eb.val(now)), updated_at: now }))
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+  }
+}

@@ -1,0 +1,336 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type TSchema, Type } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
+import type { AppContext } from '../context.js';
+import { utcMonth } from '../db/repositories/tokens.js';
+import { describeError } from '../http-errors.js';
+import type { PoolKey } from '../pool/pool.js';
+import { UpstreamError, parseRetryAfter } from '../tavily/errors.js';
+import { upstreamMessage } from '../tavily/client.js';
+import { type Endpoint, estimateCredits, reportedCredits } from './credits.js';
+import type { TokenState } from './tokens.js';
+
+type Json = Record<string, unknown>;
+
+/** Tavily's error envelope, so that SDKs show the message. */
+const TavilyError = Type.Object({ detail: Type.Object({ error: Type.String() }) }, { $id: 'TavilyError' });
+const AnyObject = Type.Object({}, { additionalProperties: true });
+
+const ERRORS = { 400: Type.Ref('TavilyError'), 401: Type.Ref('TavilyError'), 403: Type.Ref('TavilyError'), 404: Type.Ref('TavilyError'), 413: Type.Ref('TavilyError'), 429: Type.Ref('TavilyError'), 432: Type.Ref('TavilyError'), 433: Type.Ref('TavilyError'), 500: Type.Ref('TavilyError'), 503: Type.Ref('TavilyError') };
+
+/** Request bodies: the fields the gateway relies on are checked; the rest passes to Tavily as sent. */
+const common = {
+  api_key: Type.Optional(Type.String({ description: 'older clients send the token here; the header is preferred' })),
+  include_usage: Type.Optional(Type.Boolean()),
+};
+const bodies: Record<Exclude<Endpoint, 'research.get'>, TSchema> = {
+  search: Type.Object({ query: Type.String({ minLength: 1 }), ...common }, { additionalProperties: true }),
+  extract: Type.Object({ urls: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })]), ...common }, { additionalProperties: true }),
+  crawl: Type.Object({ url: Type.String({ minLength: 1 }), ...common }, { additionalProperties: true }),
+  map: Type.Object({ url: Type.String({ minLength: 1 }), ...common }, { additionalProperties: true }),
+  research: Type.Object({ input: Type.String({ minLength: 1 }), stream: Type.Optional(Type.Boolean()), ...common }, { additionalProperties: true }),
+};
+
+/** Upstream time limits per endpoint (null: none, for event streams). */
+const TIMEOUT_MS: Record<Endpoint | 'research.stream', number | null> = {
+  search: 60_000,
+  extract: 60_000,
+  crawl: 150_000,
+  map: 150_000,
+  research: 60_000,
+  'research.get': 60_000,
+  'research.stream': null,
+};
+
+/** Headers the SDKs send that Tavily may use; everything else stays at the gateway. */
+const FORWARDED_HEADERS = ['x-client-source', 'x-project-id', 'x-tavily-orgid', 'x-session-id', 'x-human-id', 'x-client-name'];
+
+class GatewayError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly retryAfterS?: number,
+  ) {
+    super(message);
+  }
+}
+
+function tavilyError(reply: FastifyReply, status: number, message: string) {
+  return reply.code(status).type('application/json').send(JSON.stringify({ detail: { error: message } }));
+}
+
+function presentedToken(req: FastifyRequest, body: Json | null): string | null {
+  const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (m) return m[1]!;
+  return body && typeof body.api_key === 'string' && body.api_key !== '' ? body.api_key : null;
+}
+
+function forwardHeaders(req: FastifyRequest, json: boolean): Record<string, string> {
+  const h: Record<string, string> = json ? { 'content-type': 'application/json', accept: 'application/json' } : { accept: 'application/json' };
+  for (const name of FORWARDED_HEADERS) {
+    const v = req.headers[name];
+    if (typeof v === 'string') h[name] = v;
+  }
+  return h;
+}
+
+/** Aborts the upstream call when the client goes away before its answer is complete. */
+function cancelOnDisconnect(reply: FastifyReply): AbortController {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  return ac;
+}
+
+interface Attempted {
+  res: Dispatcher.ResponseData;
+  key: PoolKey;
+  attempts: number;
+  latencyMs: number;
+}
+
+/**
+ * Sends the request with one key after another until one answers: 401 marks the key invalid,
+ * 432/433 exhausted, 429 rests it for Retry-After, and 5xx or a network error or timeout just
+ * moves on. Anything else (400, 403, 404, …) is the request's own answer and goes back.
+ */
+async function tryKeys(
+  ctx: AppContext,
+  endpoint: Endpoint,
+  send: (key: PoolKey) => Promise<Dispatcher.ResponseData>,
+): Promise<Attempted> {
+  const { pool, writeBehind, config, log } = ctx;
+  const tried = new Set<number>();
+  const failures: string[] = [];
+  for (let attempt = 1; attempt <= config.maxAttempts; attempt++) {
+    const key = pool.pick(tried);
+    if (!key) break;
+    tried.add(key.id);
+    const t0 = performance.now();
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await send(key);
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      failures.push(`${key.masked}: ${err.message}`);
+      continue;
+    }
+    const status = res.statusCode;
+    if (status < 400 || (status >= 400 && status < 500 && ![401, 429, 432, 433].includes(status))) {
+      return { res, key, attempts: attempt, latencyMs: performance.now() - t0 };
+    }
+    const message = upstreamMessage(await res.body.text());
+    failures.push(`${key.masked}: ${status} ${message}`);
+    if (status === 401) {
+      pool.setHealth(key, 'invalid');
+      writeBehind.keyHealth(key.id, 'invalid', `invalid key (401: ${message})`);
+      log.warn({ key_id: key.id, endpoint }, 'key rejected by Tavily (401): marked invalid');
+    } else if (status === 432 || status === 433) {
+      pool.setHealth(key, 'exhausted');
+      writeBehind.keyHealth(key.id, 'exhausted', `credits exhausted (${status}: ${message})`);
+      log.warn({ key_id: key.id, endpoint, status }, 'key out of credits: marked exhausted');
+    } else if (status === 429) {
+      const wait = parseRetryAfter(res.headers['retry-after']) ?? 60;
+      pool.coolDown(key, wait);
+      log.warn({ key_id: key.id, endpoint, retry_after_s: wait }, 'key rate limited by Tavily: cooling down');
+    }
+  }
+  const c = pool.counts();
+  const why =
+    failures.length > 0
+      ? `every key tried failed (${failures.join('; ')})`
+      : `no key is available: ${c.total} keys, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} cooling down after a rate limit`;
+  throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`);
+}
+
+export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const ctx = app.ctx;
+  const { tokens, pool, writeBehind, research, tavily } = ctx;
+  app.addSchema(TavilyError);
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof GatewayError) {
+      if (err.retryAfterS !== undefined) reply.header('retry-after', String(err.retryAfterS));
+      return tavilyError(reply, err.statusCode, err.message);
+    }
+    const p = describeError(err);
+    if (p.statusCode >= 500) req.log.error({ err }, 'gateway request failed');
+    return tavilyError(reply, p.statusCode, p.message);
+  });
+
+  /** The calling token, admitted under its RPM limit and budget; throws a Tavily-shaped error otherwise. */
+  const admit = (req: FastifyRequest, body: Json | null, endpoint: Endpoint): TokenState => {
+    const presented = presentedToken(req, body);
+    const token = presented ? tokens.authenticate(presented) : null;
+    if (!token) throw new GatewayError(401, 'Unauthorized: missing or invalid API key.');
+    const a = tokens.admit(token);
+    if (!a.ok) {
+      writeBehind.record({ ts: new Date().toISOString(), token_id: token.id, key_id: null, endpoint, status: a.status, attempts: 0, latency_ms: null, credits: 0, request_id: null, error: a.message });
+      throw new GatewayError(a.status, a.message, a.retryAfterS);
+    }
+    return token;
+  };
+
+  /** Records a finished request and charges its credits to the key and the token (in memory, then write-behind). */
+  const account = (token: TokenState, key: PoolKey | null, endpoint: Endpoint, status: number, attempts: number, latencyMs: number | null, credits: number, requestId: string | null, error: string | null) => {
+    const ts = new Date().toISOString();
+    if (credits > 0) {
+      if (key) pool.deduct(key, credits);
+      tokens.charge(token, credits);
+    }
+    writeBehind.record(
+      { ts, token_id: token.id, key_id: key?.id ?? null, endpoint, status, attempts, latency_ms: latencyMs === null ? null : Math.round(latencyMs * 10) / 10, credits, request_id: requestId, error },
+      { keyId: key?.id ?? null, tokenId: token.id, month: token.month, credits },
+    );
+  };
+
+  /**
+   * A JSON answer from Tavily, with usage hidden unless the client asked for it. Billing:
+   * `full` counts Tavily's `usage` figure or else the published cost; `reported` only a figure
+   * Tavily reports; `none` nothing (a research poll after the one that billed it).
+   */
+  const finishJson = async (reply: FastifyReply, token: TokenState, endpoint: Endpoint, request: Json, askedUsage: boolean, r: Attempted, billing: 'full' | 'reported' | 'none') => {
+    const text = await r.res.body.text();
+    const status = r.res.statusCode;
+    let data: Json | null = null;
+    try {
+      data = JSON.parse(text) as Json;
+    } catch {
+      // not JSON: passed on as it came
+    }
+    if (status >= 400 || !data) {
+      account(token, r.key, endpoint, status, r.attempts, r.latencyMs, 0, null, status >= 400 ? upstreamMessage(text) : 'upstream answer is not JSON');
+      return reply.code(status).type(String(r.res.headers['content-type'] ?? 'application/json')).send(text);
+    }
+    const credits =
+      billing === 'none' ? 0 : (reportedCredits(data) ?? (billing === 'full' ? estimateCredits(endpoint, request, data) : 0));
+    let out = text;
+    if (!askedUsage && 'usage' in data) {
+      delete data.usage;
+      out = JSON.stringify(data);
+    }
+    const requestId = typeof data.request_id === 'string' ? data.request_id : null;
+    account(token, r.key, endpoint, status, r.attempts, r.latencyMs, credits, requestId, null);
+    return { reply: reply.code(status).type('application/json'), out, requestId };
+  };
+
+  const post = (endpoint: Exclude<Endpoint, 'research.get'>) =>
+    app.post(
+      `/${endpoint}`,
+      {
+        logLevel: 'warn',
+        schema: {
+          tags: ['gateway'],
+          summary: `Tavily /${endpoint} through the pool`,
+          body: bodies[endpoint],
+          response: { 200: AnyObject, ...(endpoint === 'research' ? { 201: AnyObject } : {}), ...ERRORS },
+        },
+      },
+      async (req, reply) => {
+        const body = req.body as Json;
+        const token = admit(req, body, endpoint);
+        const askedUsage = body.include_usage === true;
+        const { api_key: _dropped, ...rest } = body;
+        const upstreamBody = JSON.stringify({ ...rest, include_usage: true });
+        const stream = endpoint === 'research' && body.stream === true;
+        const ac = cancelOnDisconnect(reply);
+        const headers = forwardHeaders(req, true);
+        let r: Attempted;
+        try {
+          r = await tryKeys(ctx, endpoint, (key) =>
+            tavily.forward({ method: 'POST', path: `/${endpoint}`, key: key.plain, headers, body: upstreamBody, timeoutMs: TIMEOUT_MS[stream ? 'research.stream' : endpoint], signal: ac.signal }),
+          );
+        } catch (err) {
+          if (ac.signal.aborted) return reply; // the client left: nothing to answer
+          if (err instanceof GatewayError) account(token, null, endpoint, err.statusCode, ctx.config.maxAttempts, null, 0, null, err.message);
+          throw err;
+        }
+        if (stream && r.res.statusCode === 200) {
+          // Pass the event stream through chunk by chunk; bill the published minimum.
+          const credits = estimateCredits('research', body, {});
+          const t0 = performance.now();
+          r.res.body.once('close', () => account(token, r.key, 'research', 200, r.attempts, r.latencyMs + (performance.now() - t0), credits, null, ac.signal.aborted ? 'client disconnected' : null));
+          reply.raw.setHeader('x-accel-buffering', 'no');
+          return reply.code(200).header('cache-control', 'no-cache').type(String(r.res.headers['content-type'] ?? 'text/event-stream')).send(r.res.body);
+        }
+        // Research is billed when it completes (on the poll), not when it is created.
+        const done = await finishJson(reply, token, endpoint, body, askedUsage, r, endpoint === 'research' ? 'reported' : 'full');
+        if (!('out' in done)) return done;
+        if (endpoint === 'research' && done.requestId) research.remember(done.requestId, r.key.id, token.id);
+        return done.reply.send(done.out);
+      },
+    );
+  for (const e of ['search', 'extract', 'crawl', 'map', 'research'] as const) post(e);
+
+  app.get(
+    '/research/:request_id',
+    {
+      logLevel: 'warn',
+      schema: {
+        tags: ['gateway'],
+        summary: 'Poll a research task, through the key that created it',
+        params: Type.Object({ request_id: Type.String({ minLength: 1, maxLength: 200 }) }),
+        querystring: Type.Object({ include_usage: Type.Optional(Type.Boolean()), api_key: Type.Optional(Type.String()) }, { additionalProperties: true }),
+        response: { 200: AnyObject, 202: AnyObject, ...ERRORS },
+      },
+    },
+    async (req, reply) => {
+      const token = admit(req, req.query.api_key ? { api_key: req.query.api_key } : null, 'research.get');
+      const id = req.params.request_id;
+      const task = await research.lookup(id);
+      const key = task ? pool.get(task.keyId) : undefined;
+      if (!task || !key) throw new GatewayError(404, 'Research task not found.');
+      const ac = cancelOnDisconnect(reply);
+      const t0 = performance.now();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await tavily.forward({ method: 'GET', path: `/research/${encodeURIComponent(id)}?include_usage=true`, key: key.plain, headers: forwardHeaders(req, false), timeoutMs: TIMEOUT_MS['research.get'], signal: ac.signal });
+      } catch (err) {
+        if (ac.signal.aborted) return reply;
+        const message = err instanceof UpstreamError ? err.message : 'upstream error';
+        account(token, key, 'research.get', 503, 1, null, 0, id, message);
+        throw new GatewayError(503, `tavily-pool could not reach Tavily for this research task: ${message}.`);
+      }
+      const attempted: Attempted = { res, key, attempts: 1, latencyMs: performance.now() - t0 };
+      // Research is billed once, on the first poll that finds it done; later polls count nothing.
+      const first = res.statusCode === 200 && research.charge(id, task);
+      const done = await finishJson(reply, token, 'research.get', {}, req.query.include_usage === true, attempted, first ? 'full' : 'none');
+      return 'out' in done ? done.reply.send(done.out) : done;
+    },
+  );
+
+  app.get(
+    '/usage',
+    {
+      logLevel: 'warn',
+      schema: {
+        tags: ['gateway'],
+        summary: 'The calling token’s own usage, in the shape of Tavily’s /usage',
+        querystring: Type.Object({ api_key: Type.Optional(Type.String()) }, { additionalProperties: true }),
+        response: { 200: AnyObject, ...ERRORS },
+      },
+    },
+    async (req) => {
+      const presented = presentedToken(req, req.query.api_key ? { api_key: req.query.api_key } : null);
+      const token = presented ? tokens.authenticate(presented) : null;
+      if (!token) throw new GatewayError(401, 'Unauthorized: missing or invalid API key.');
+      tokens.charge(token, 0); // rolls the month over if it changed
+      const month = utcMonth();
+      const byEndpoint = await ctx.logs.tokenSpendByEndpoint(token.id, month);
+      const counts = {
+        search_usage: byEndpoint.search ?? 0,
+        extract_usage: byEndpoint.extract ?? 0,
+        crawl_usage: byEndpoint.crawl ?? 0,
+        map_usage: byEndpoint.map ?? 0,
+        research_usage: (byEndpoint.research ?? 0) + (byEndpoint['research.get'] ?? 0),
+      };
+      return {
+        key: { usage: token.spent, limit: token.budget, ...counts },
+        account: { current_plan: 'tavily-pool', plan_usage: token.spent, plan_limit: token.budget, paygo_usage: 0, paygo_limit: null, ...counts },
+      };
+    },
+  );
+};
+

@@ -1,0 +1,103 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { utcMonth } from '../db/repositories/tokens.js';
+import type { TokenRow } from '../db/schema.js';
+
+/** A client token as the gateway holds it in memory. */
+export interface TokenState {
+  readonly id: number;
+  readonly name: string;
+  readonly hash: Buffer;
+  budget: number | null;
+  rpm: number | null;
+  /** The month `spent` counts, `YYYY-MM`. */
+  month: string;
+  spent: number;
+  /** Token bucket for the RPM limit. */
+  allowance: number;
+  allowanceAt: number;
+}
+
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+export function tokenPrefix(token: string): string {
+  return `${token.slice(0, 7)}…`;
+}
+
+export type Admission = { ok: true } | { ok: false; status: 429 | 432; message: string; retryAfterS?: number };
+
+/**
+ * Client tokens in memory: authentication is a hash lookup plus a constant-time compare,
+ * and the RPM and budget checks touch no database.
+ */
+export class TokenRegistry {
+  readonly #byHash = new Map<string, TokenState>();
+
+  /** Replaces the tokens; the spend and the RPM allowance of tokens still present carry over. */
+  load(rows: readonly TokenRow[]): void {
+    const previous = new Map([...this.#byHash.values()].map((t) => [t.id, t]));
+    this.#byHash.clear();
+    for (const r of rows) {
+      if (r.revoked_at) continue;
+      const old = previous.get(r.id);
+      const spentNow = old && old.month === r.spent_month ? Math.max(old.spent, r.month_spent) : r.month_spent;
+      this.#byHash.set(r.token_hash, {
+        id: r.id,
+        name: r.name,
+        hash: Buffer.from(r.token_hash, 'hex'),
+        budget: r.monthly_budget,
+        rpm: r.rpm_limit,
+        month: r.spent_month,
+        spent: spentNow,
+        allowance: old?.allowance ?? r.rpm_limit ?? 0,
+        allowanceAt: old?.allowanceAt ?? Date.now(),
+      });
+    }
+  }
+
+  /** The live state of a token by id (admin views show its current spend). */
+  authenticateById(id: number): TokenState | undefined {
+    for (const t of this.#byHash.values()) if (t.id === id) return t;
+    return undefined;
+  }
+
+  authenticate(token: string): TokenState | null {
+    const h = hashToken(token);
+    const t = this.#byHash.get(h.toString('hex'));
+    return t && timingSafeEqual(t.hash, h) ? t : null;
+  }
+
+  /** May this token send a request now? Spends one request of its RPM allowance if so. */
+  admit(t: TokenState, now = Date.now()): Admission {
+    this.#roll(t, now);
+    if (t.budget !== null && t.spent >= t.budget) {
+      return { ok: false, status: 432, message: `This token's monthly budget of ${t.budget} credits is used up (${t.spent} spent in ${t.month}).` };
+    }
+    if (t.rpm !== null) {
+      // Token bucket: rpm requests a minute, refilled continuously, bursts up to rpm.
+      t.allowance = Math.min(t.rpm, t.allowance + ((now - t.allowanceAt) / 60_000) * t.rpm);
+      t.allowanceAt = now;
+      if (t.allowance < 1) {
+        const retryAfterS = Math.max(1, Math.ceil(((1 - t.allowance) * 60) / t.rpm));
+        return { ok: false, status: 429, message: `This token is limited to ${t.rpm} requests per minute.`, retryAfterS };
+      }
+      t.allowance -= 1;
+    }
+    return { ok: true };
+  }
+
+  /** Adds credits to the token's spend this month (in memory; the write-behind buffer persists it). */
+  charge(t: TokenState, credits: number, now = Date.now()): void {
+    this.#roll(t, now);
+    t.spent += credits;
+  }
+
+  #roll(t: TokenState, now: number): void {
+    const m = utcMonth(new Date(now));
+    if (t.month !== m) {
+      t.month = m;
+      t.spent = 0;
+    }
+  }
+}

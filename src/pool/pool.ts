@@ -1,0 +1,289 @@
+import type { KeyHealth } from '../db/schema.js';
+
+export type KeyStrategy = 'most-remaining' | 'round-robin' | 'least-recently-used';
+export const KEY_STRATEGIES: readonly KeyStrategy[] = ['most-remaining', 'round-robin', 'least-recently-used'];
+
+/** A key as the gateway holds it in memory. */
+export interface PoolKey {
+  readonly id: number;
+  readonly plain: string;
+  readonly masked: string;
+  health: KeyHealth;
+  enabled: boolean;
+  /** Credits left; null while unknown (never refreshed, or no limit applies). */
+  remaining: number | null;
+  /** Epoch ms until which the key rests after a 429. */
+  coolUntil: number;
+  lastUsed: number;
+  /** Position in the selector's structure; -1 while not selectable. */
+  slot: number;
+  bucket: number;
+}
+
+/** What the pool loads from the database. */
+export interface PoolEntry {
+  id: number;
+  plain: string;
+  masked: string;
+  health: KeyHealth;
+  enabled: boolean;
+  remaining: number | null;
+  lastUsed: number;
+}
+
+/** Keeps the selectable keys; every operation is O(1). */
+interface Selector {
+  add(k: PoolKey): void;
+  remove(k: PoolKey): void;
+  pick(exclude: ReadonlySet<number>): PoolKey | null;
+  /** The key's remaining credits changed. */
+  moved(k: PoolKey): void;
+  /** The key was just used. */
+  used(k: PoolKey): void;
+}
+
+/** A never-refreshed key is ranked as a free key with its month ahead of it. */
+const UNKNOWN_RANK = 1000;
+const BUCKET_RATIO = Math.log(1.1);
+const BUCKETS = 256;
+
+/**
+ * Most remaining first: keys sit in geometric buckets 10% wide; a pick is random within the
+ * highest bucket, so near-ties share the load instead of one key taking every request.
+ */
+class MostRemaining implements Selector {
+  readonly #buckets: PoolKey[][] = Array.from({ length: BUCKETS }, () => []);
+  #top = -1;
+
+  static bucketOf(k: PoolKey): number {
+    const r = k.remaining ?? UNKNOWN_RANK;
+    return Math.min(BUCKETS - 1, Math.max(0, Math.floor(Math.log1p(Math.max(0, r)) / BUCKET_RATIO)));
+  }
+
+  add(k: PoolKey): void {
+    const b = MostRemaining.bucketOf(k);
+    const list = this.#buckets[b]!;
+    k.bucket = b;
+    k.slot = list.length;
+    list.push(k);
+    if (b > this.#top) this.#top = b;
+  }
+
+  remove(k: PoolKey): void {
+    const list = this.#buckets[k.bucket]!;
+    const last = list.pop()!;
+    if (last !== k) {
+      list[k.slot] = last;
+      last.slot = k.slot;
+    }
+    k.slot = -1;
+    while (this.#top >= 0 && this.#buckets[this.#top]!.length === 0) this.#top--;
+  }
+
+  moved(k: PoolKey): void {
+    if (MostRemaining.bucketOf(k) === k.bucket) return;
+    this.remove(k);
+    this.add(k);
+  }
+
+  used(): void {}
+
+  pick(exclude: ReadonlySet<number>): PoolKey | null {
+    for (let b = this.#top; b >= 0; b--) {
+      const list = this.#buckets[b]!;
+      if (list.length === 0) continue;
+      const start = Math.floor(Math.random() * list.length);
+      // At most MAX_ATTEMPTS − 1 keys are excluded: this loop ends after a few steps.
+      for (let i = 0; i < list.length; i++) {
+        const k = list[(start + i) % list.length]!;
+        if (!exclude.has(k.id)) return k;
+      }
+    }
+    return null;
+  }
+}
+
+/** Each key in turn. */
+class RoundRobin implements Selector {
+  readonly #ring: PoolKey[] = [];
+  #cursor = 0;
+
+  add(k: PoolKey): void {
+    k.slot = this.#ring.length;
+    this.#ring.push(k);
+  }
+
+  remove(k: PoolKey): void {
+    const last = this.#ring.pop()!;
+    if (last !== k) {
+      this.#ring[k.slot] = last;
+      last.slot = k.slot;
+    }
+    k.slot = -1;
+  }
+
+  moved(): void {}
+  used(): void {}
+
+  pick(exclude: ReadonlySet<number>): PoolKey | null {
+    const n = this.#ring.length;
+    for (let i = 0; i < n; i++) {
+      const k = this.#ring[this.#cursor++ % n]!;
+      if (!exclude.has(k.id)) return k;
+    }
+    return null;
+  }
+}
+
+/** The key unused the longest: a Map keeps insertion order, and use moves a key to the end. */
+class LeastRecentlyUsed implements Selector {
+  readonly #order = new Map<number, PoolKey>();
+
+  add(k: PoolKey): void {
+    k.slot = 0;
+    this.#order.set(k.id, k);
+  }
+
+  remove(k: PoolKey): void {
+    k.slot = -1;
+    this.#order.delete(k.id);
+  }
+
+  moved(): void {}
+
+  used(k: PoolKey): void {
+    if (k.slot === -1) return;
+    this.#order.delete(k.id);
+    this.#order.set(k.id, k);
+  }
+
+  pick(exclude: ReadonlySet<number>): PoolKey | null {
+    for (const k of this.#order.values()) if (!exclude.has(k.id)) return k;
+    return null;
+  }
+}
+
+function makeSelector(strategy: KeyStrategy): Selector {
+  switch (strategy) {
+    case 'most-remaining':
+      return new MostRemaining();
+    case 'round-robin':
+      return new RoundRobin();
+    case 'least-recently-used':
+      return new LeastRecentlyUsed();
+  }
+}
+
+export interface PoolCounts {
+  total: number;
+  available: number;
+  disabled: number;
+  invalid: number;
+  exhausted: number;
+  cooling: number;
+}
+
+/**
+ * The keys the gateway can use, in memory: selection never queries the database. Health
+ * changes made here are persisted by the write-behind buffer, not on the request's path.
+ */
+export class KeyPool {
+  readonly #keys = new Map<number, PoolKey>();
+  #selector: Selector;
+  readonly #timers = new Map<number, NodeJS.Timeout>();
+
+  constructor(readonly strategy: KeyStrategy) {
+    this.#selector = makeSelector(strategy);
+  }
+
+  /** Replaces the pool's keys; cooldowns of keys still present carry over. */
+  load(entries: readonly PoolEntry[], now = Date.now()): void {
+    const previous = new Map(this.#keys);
+    this.#keys.clear();
+    this.#selector = makeSelector(this.strategy);
+    for (const e of entries) {
+      const old = previous.get(e.id);
+      const k: PoolKey = { ...e, coolUntil: old?.coolUntil ?? 0, lastUsed: Math.max(e.lastUsed, old?.lastUsed ?? 0), slot: -1, bucket: 0 };
+      this.#keys.set(k.id, k);
+      if (this.#selectable(k, now)) this.#selector.add(k);
+    }
+    for (const [id, t] of this.#timers) {
+      if (!this.#keys.has(id)) {
+        clearTimeout(t);
+        this.#timers.delete(id);
+      }
+    }
+  }
+
+  get(id: number): PoolKey | undefined {
+    return this.#keys.get(id);
+  }
+
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  /** The next key to use, skipping `exclude` (keys this request already tried). */
+  pick(exclude: ReadonlySet<number> = EMPTY): PoolKey | null {
+    const k = this.#selector.pick(exclude);
+    if (k) {
+      k.lastUsed = Date.now();
+      this.#selector.used(k);
+    }
+    return k;
+  }
+
+  /** Spends credits from the key's figure (in memory; the write-behind buffer persists it). */
+  deduct(k: PoolKey, credits: number): void {
+    if (credits <= 0 || k.remaining === null) return;
+    k.remaining = Math.max(0, k.remaining - credits);
+    if (k.slot === -1) return;
+    if (k.remaining <= 0) {
+      k.health = 'exhausted';
+      this.#selector.remove(k);
+    } else {
+      this.#selector.moved(k);
+    }
+  }
+
+  setHealth(k: PoolKey, health: KeyHealth): void {
+    k.health = health;
+    if (health !== 'active' && k.slot !== -1) this.#selector.remove(k);
+  }
+
+  /** Rests the key after a 429 until Retry-After has passed. */
+  coolDown(k: PoolKey, seconds: number, now = Date.now()): void {
+    k.coolUntil = Math.max(k.coolUntil, now + seconds * 1000);
+    if (k.slot !== -1) this.#selector.remove(k);
+    clearTimeout(this.#timers.get(k.id));
+    const t = setTimeout(() => {
+      this.#timers.delete(k.id);
+      if (this.#keys.get(k.id) === k && k.slot === -1 && this.#selectable(k, Date.now())) this.#selector.add(k);
+    }, k.coolUntil - now);
+    t.unref();
+    this.#timers.set(k.id, t);
+  }
+
+  counts(now = Date.now()): PoolCounts {
+    const c: PoolCounts = { total: this.#keys.size, available: 0, disabled: 0, invalid: 0, exhausted: 0, cooling: 0 };
+    for (const k of this.#keys.values()) {
+      if (!k.enabled) c.disabled++;
+      else if (k.health === 'invalid') c.invalid++;
+      else if (k.health === 'exhausted' || (k.remaining !== null && k.remaining <= 0)) c.exhausted++;
+      else if (k.coolUntil > now) c.cooling++;
+      else c.available++;
+    }
+    return c;
+  }
+
+  close(): void {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  #selectable(k: PoolKey, now: number): boolean {
+    return k.enabled && k.health === 'active' && (k.remaining === null || k.remaining > 0) && k.coolUntil <= now;
+  }
+}
+
+const EMPTY: ReadonlySet<number> = new Set();
