@@ -8,7 +8,8 @@ import { adminApi } from './admin/index.js';
 import { ErrorBody, KeyObject, RefreshResponse } from './admin/schemas.js';
 import type { AppContext } from './context.js';
 import { ping } from './db/database.js';
-import { gatewayRoutes } from './gateway/routes.js';
+import { TavilyError, gatewayRoutes } from './gateway/routes.js';
+import { TokenObject } from './admin/tokens.js';
 import { describeError } from './http-errors.js';
 
 declare module 'fastify' {
@@ -94,6 +95,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.addSchema(ErrorBody);
   app.addSchema(KeyObject);
   app.addSchema(RefreshResponse);
+  app.addSchema(TokenObject);
+  app.addSchema(TavilyError);
 
   await app.register(swagger, {
     openapi: {

@@ -6,7 +6,7 @@ import { hashToken, tokenPrefix } from '../gateway/tokens.js';
 import { ApiError } from './errors.js';
 import { Nullable, withErrors } from './schemas.js';
 
-const TokenObject = Type.Object(
+export const TokenObject = Type.Object(
   {
     id: Type.Integer(),
     name: Type.String(),
@@ -35,7 +35,6 @@ const tags = ['tokens'];
 
 export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const ctx = app.ctx;
-  app.addSchema(TokenObject);
 
   /** The row, with this month's spend as the gateway counts it right now. */
   const view = (r: TokenRow) => {

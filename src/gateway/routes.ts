@@ -14,7 +14,7 @@ import type { TokenState } from './tokens.js';
 type Json = Record<string, unknown>;
 
 /** Tavily's error envelope, so that SDKs show the message. */
-const TavilyError = Type.Object({ detail: Type.Object({ error: Type.String() }) }, { $id: 'TavilyError' });
+export const TavilyError = Type.Object({ detail: Type.Object({ error: Type.String() }) }, { $id: 'TavilyError' });
 const AnyObject = Type.Object({}, { additionalProperties: true });
 
 const ERRORS = { 400: Type.Ref('TavilyError'), 401: Type.Ref('TavilyError'), 403: Type.Ref('TavilyError'), 404: Type.Ref('TavilyError'), 413: Type.Ref('TavilyError'), 429: Type.Ref('TavilyError'), 432: Type.Ref('TavilyError'), 433: Type.Ref('TavilyError'), 500: Type.Ref('TavilyError'), 503: Type.Ref('TavilyError') };
@@ -148,7 +148,6 @@ async function tryKeys(
 export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const ctx = app.ctx;
   const { tokens, pool, writeBehind, research, tavily } = ctx;
-  app.addSchema(TavilyError);
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof GatewayError) {

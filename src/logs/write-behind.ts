@@ -103,8 +103,11 @@ export class WriteBehind {
     this.#pending.charged.add(requestId);
   }
 
-  /** Writes what is pending in one transaction; concurrent calls share the flush under way. */
+  /** Writes everything recorded before the call, in one transaction per batch. */
   async flush(): Promise<void> {
+    // A flush under way holds an earlier batch: let it finish, then write what came since.
+    await this.#flushing;
+    // Another caller may have started that next flush already: it holds our rows too.
     if (this.#flushing) return this.#flushing;
     if (isEmpty(this.#pending)) return;
     const batch = this.#pending;

@@ -59,6 +59,8 @@ export interface FakeStats {
   requests: Map<string, number>;
   /** Credits billed to each key by the request endpoints. */
   creditsByKey: Map<string, number>;
+  /** Research event streams that have ended. */
+  streamsEnded: number;
   /** The last request to a request endpoint, as received. */
   last: { path: string; headers: http.IncomingHttpHeaders; body: unknown } | null;
   inFlight: number;
@@ -121,6 +123,7 @@ export class FakeTavily {
     usageCalls: 0,
     requests: new Map(),
     creditsByKey: new Map(),
+    streamsEnded: 0,
     last: null,
     inFlight: 0,
     maxInFlight: 0,
@@ -193,6 +196,7 @@ export class FakeTavily {
     this.stats.usageCalls = 0;
     this.stats.requests.clear();
     this.stats.creditsByKey.clear();
+    this.stats.streamsEnded = 0;
     this.stats.last = null;
     this.stats.maxInFlight = this.stats.inFlight;
     this.stats.callsByKey.clear();
@@ -337,6 +341,7 @@ export class FakeTavily {
         i++;
         setTimeout(tick, this.streamIntervalMs);
       } else {
+        this.stats.streamsEnded++;
         res.end('event: done\ndata: {}\n\n');
       }
     };
