@@ -49,6 +49,7 @@ export interface WriteBehindOptions {
 export class WriteBehind {
   #pending: Batch = emptyBatch();
   #flushing: Promise<void> | null = null;
+  #next: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
   readonly stats = { flushes: 0, rows: 0, failures: 0 };
   readonly #o: Required<WriteBehindOptions>;
@@ -103,13 +104,23 @@ export class WriteBehind {
     this.#pending.charged.add(requestId);
   }
 
-  /** Writes everything recorded before the call, in one transaction per batch. */
-  async flush(): Promise<void> {
-    // A flush under way holds an earlier batch: let it finish, then write what came since.
-    await this.#flushing;
-    // Another caller may have started that next flush already: it holds our rows too.
-    if (this.#flushing) return this.#flushing;
-    if (isEmpty(this.#pending)) return;
+  /**
+   * Writes everything recorded before the call, in one transaction per batch. The batch is
+   * taken at once; calls made while a flush runs share the one flush that follows it.
+   */
+  flush(): Promise<void> {
+    if (this.#flushing) {
+      this.#next ??= this.#flushing.then(() => {
+        this.#next = null;
+        return this.#start();
+      });
+      return this.#next;
+    }
+    return this.#start();
+  }
+
+  #start(): Promise<void> {
+    if (isEmpty(this.#pending)) return Promise.resolve();
     const batch = this.#pending;
     this.#pending = emptyBatch();
     this.#flushing = (async () => {
@@ -133,10 +144,9 @@ export class WriteBehind {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     for (let attempt = 0; attempt < 5; attempt++) {
-      await this.#flushing;
-      if (isEmpty(this.#pending)) return;
       const failures = this.stats.failures;
       await this.flush();
+      if (isEmpty(this.#pending)) return;
       if (this.stats.failures > failures) await new Promise((r) => setTimeout(r, 200));
     }
     if (!isEmpty(this.#pending)) {

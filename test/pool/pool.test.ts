@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { KeyPool, type PoolEntry } from '../../src/pool/pool.js';
+
+const entry = (id: number, remaining: number | null, over: Partial<PoolEntry> = {}): PoolEntry => ({
+  id,
+  plain: `tvly-dev-k${id}`,
+  masked: `tvly-dev-…${id}`,
+  health: 'active',
+  enabled: true,
+  remaining,
+  lastUsed: 0,
+  ...over,
+});
+
+const picks = (pool: KeyPool, n: number) => Array.from({ length: n }, () => pool.pick()!.id);
+
+describe('key pool', () => {
+  test('most-remaining: the fullest key, spread at random over near-ties', () => {
+    const pool = new KeyPool('most-remaining');
+    pool.load([entry(1, 900), entry(2, 880), entry(3, 300), entry(4, 50)]);
+    const seen = new Set(picks(pool, 200));
+    assert.deepEqual([...seen].sort(), [1, 2], 'only the near-tied top keys serve');
+  });
+
+  test('most-remaining: spending moves a key down; a spent key leaves the pool', () => {
+    const pool = new KeyPool('most-remaining');
+    pool.load([entry(1, 1000), entry(2, 400)]);
+    const k1 = pool.get(1)!;
+    pool.deduct(k1, 700);
+    assert.equal(pool.pick()!.id, 2);
+    pool.deduct(pool.get(2)!, 400);
+    assert.equal(pool.get(2)!.health, 'exhausted');
+    assert.equal(pool.pick()!.id, 1);
+    pool.deduct(k1, 300);
+    assert.equal(pool.pick(), null);
+    assert.deepEqual(pool.counts(), { total: 2, available: 0, disabled: 0, invalid: 0, exhausted: 2, cooling: 0 });
+  });
+
+  test('unknown quota counts as a free key’s month; disabled, invalid and exhausted keys are never picked', () => {
+    const pool = new KeyPool('most-remaining');
+    pool.load([entry(1, null), entry(2, 0), entry(3, 5000, { enabled: false }), entry(4, 5000, { health: 'invalid' }), entry(5, 10)]);
+    assert.equal(pool.pick()!.id, 1);
+    assert.equal(pool.pick(new Set([1]))!.id, 5);
+    assert.equal(pool.pick(new Set([1, 5])), null);
+  });
+
+  test('round-robin takes each key in turn', () => {
+    const pool = new KeyPool('round-robin');
+    pool.load([entry(1, 10), entry(2, 1000), entry(3, 500)]);
+    const p = picks(pool, 6);
+    assert.deepEqual(p.slice(0, 3).sort(), [1, 2, 3]);
+    assert.deepEqual(p.slice(3), p.slice(0, 3));
+  });
+
+  test('least-recently-used takes the key unused the longest', () => {
+    const pool = new KeyPool('least-recently-used');
+    pool.load([entry(1, 10), entry(2, 10), entry(3, 10)]);
+    assert.deepEqual(picks(pool, 3), [1, 2, 3]);
+    assert.equal(pool.pick(new Set([1]))!.id, 2);
+    // Key 1 was used before key 3: it is the least recently used now.
+    assert.equal(pool.pick()!.id, 1);
+    assert.equal(pool.pick()!.id, 3);
+  });
+
+  test('a cooling key rests, then comes back by itself', async () => {
+    const pool = new KeyPool('round-robin');
+    pool.load([entry(1, 10), entry(2, 10)]);
+    pool.coolDown(pool.get(1)!, 0.05);
+    assert.deepEqual(new Set(picks(pool, 4)), new Set([2]));
+    assert.equal(pool.counts().cooling, 1);
+    await new Promise((r) => setTimeout(r, 80));
+    assert.deepEqual(new Set(picks(pool, 4)), new Set([1, 2]));
+    pool.close();
+  });
+
+  test('reloading keeps cooldowns of keys still present', () => {
+    const pool = new KeyPool('most-remaining');
+    pool.load([entry(1, 10), entry(2, 10)]);
+    pool.coolDown(pool.get(1)!, 60);
+    pool.load([entry(1, 500), entry(2, 10), entry(3, 10)]);
+    assert.ok(pool.get(1)!.coolUntil > Date.now());
+    assert.ok(!new Set(picks(pool, 20)).has(1));
+    pool.close();
+  });
+});
