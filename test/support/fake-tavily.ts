@@ -61,6 +61,8 @@ export interface FakeStats {
   creditsByKey: Map<string, number>;
   /** Research event streams that have ended. */
   streamsEnded: number;
+  /** Requests whose caller went away before the answer (the gateway cancelled them). */
+  abandoned: number;
   /** The last request to a request endpoint, as received. */
   last: { path: string; headers: http.IncomingHttpHeaders; body: unknown } | null;
   inFlight: number;
@@ -124,6 +126,7 @@ export class FakeTavily {
     requests: new Map(),
     creditsByKey: new Map(),
     streamsEnded: 0,
+    abandoned: 0,
     last: null,
     inFlight: 0,
     maxInFlight: 0,
@@ -197,6 +200,7 @@ export class FakeTavily {
     this.stats.requests.clear();
     this.stats.creditsByKey.clear();
     this.stats.streamsEnded = 0;
+    this.stats.abandoned = 0;
     this.stats.last = null;
     this.stats.maxInFlight = this.stats.inFlight;
     this.stats.callsByKey.clear();
@@ -253,6 +257,9 @@ export class FakeTavily {
       b = n % 2 === 1 ? { kind: 'status', status: 500 } : { kind: 'ok', usage: defaultUsage(key) };
     }
     const behaviour = b;
+    res.once('close', () => {
+      if (!res.writableFinished) this.stats.abandoned++;
+    });
     if (behaviour.kind === 'hang') return;
     const answer = () => {
       if (res.destroyed) return;

@@ -49,11 +49,11 @@ export class LogRepository {
 
   /** Requests, credits and errors (status ≥ 400) by hour, day, key and token, over [from, to). */
   async stats(from: string, to: string, ex: Executor = this.db): Promise<Stats> {
-    const range = ex.selectFrom('request_logs').where('ts', '>=', from).where('ts', '<', to);
+    const range = ex.selectFrom('request_logs').where('request_logs.ts', '>=', from).where('request_logs.ts', '<', to);
     const agg = [
       sql<number>`count(*)`.as('requests'),
-      sql<number>`coalesce(sum(credits), 0)`.as('credits'),
-      sql<number>`sum(case when status >= 400 then 1 else 0 end)`.as('errors'),
+      sql<number>`coalesce(sum(request_logs.credits), 0)`.as('credits'),
+      sql<number>`sum(case when request_logs.status >= 400 then 1 else 0 end)`.as('errors'),
     ] as const;
     const byBucket = (len: number) =>
       range
