@@ -93,8 +93,23 @@ export class TokenRegistry {
     t.spent += credits;
   }
 
+  #month = '';
+  #monthFrom = 0;
+  #monthTo = 0;
+
+  /** The UTC month at `now`, recomputed only when `now` leaves the cached month. */
+  #monthAt(now: number): string {
+    if (now < this.#monthFrom || now >= this.#monthTo) {
+      const d = new Date(now);
+      this.#month = utcMonth(d);
+      this.#monthFrom = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+      this.#monthTo = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+    }
+    return this.#month;
+  }
+
   #roll(t: TokenState, now: number): void {
-    const m = utcMonth(new Date(now));
+    const m = this.#monthAt(now);
     if (t.month !== m) {
       t.month = m;
       t.spent = 0;

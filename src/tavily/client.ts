@@ -93,7 +93,8 @@ export class TavilyClient {
     headers: Record<string, string>;
     body?: string;
     timeoutMs: number | null;
-    signal?: AbortSignal;
+    /** An AbortSignal, or an EventEmitter with an `aborted` flag that emits 'abort'. */
+    signal?: { readonly aborted: boolean } & (AbortSignal | NodeJS.EventEmitter);
   }): Promise<Dispatcher.ResponseData> {
     try {
       return await this.#pool.request({

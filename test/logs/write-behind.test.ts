@@ -22,7 +22,7 @@ const entry = (i: number): LogEntry => ({
 class FailingLogs implements KyselyPlugin {
   failing = true;
   transformQuery({ node }: PluginTransformQueryArgs): RootOperationNode {
-    if (this.failing && node.kind === 'InsertQueryNode' && node.into?.table.identifier.name === 'request_logs') throw new Error('disk full');
+    if (this.failing && node.kind === 'RawNode' && node.sqlFragments.join('?').includes('insert into request_logs')) throw new Error('disk full');
     return node;
   }
   async transformResult({ result }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
