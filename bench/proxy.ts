@@ -3,12 +3,13 @@
  *
  * The fake Tavily (0 ms) and the gateway (the compiled server, SQLite) each run in a process
  * of their own. In one run it measures, directly against the fake and through the gateway:
- *  - saturation: 32 connections for 10 s → requests/s, p50, p99. With `wrk` installed
+ *  - saturation: 32 connections for 10 s a path (5 alternating rounds of 2 s) → requests/s
+ *    (mean of the rounds), p50 and p99 (median of the rounds). With `wrk` installed
  *    (apt-get install wrk) the load comes from it: a Node load generator would take CPU from
  *    the processes under test on a 2-core machine. A minimal Node proxy (http + undici, no
  *    framework, no accounting) is measured alongside, as the floor of any Node proxy here.
- *  - latency at a fixed 1,000 requests/s (open loop, from this process) for 10 s → p50, p99,
- *    and what the gateway adds. Latencies are taken with process.hrtime (µs precision).
+ *  - latency at a fixed 1,000 requests/s (open loop, from this process) for 10 s a path, in 5
+ *    alternating rounds with samples pooled → p50, p99, and what the gateway adds. Latencies are taken with process.hrtime (µs precision).
  *
  * Options: --connections 32 --duration 10 --rate 1000
  */
@@ -81,7 +82,7 @@ async function closedLoop(t: Target, durationMs: number): Promise<Result> {
 }
 
 /** Requests sent at a fixed rate whatever the answers do (so queueing shows in the latency). */
-async function openLoop(t: Target, rate: number, durationMs: number): Promise<Result> {
+async function openLoop(t: Target, rate: number, durationMs: number): Promise<Result & { samples: number[] }> {
   const pool = new Pool(t.origin, { connections: 256 });
   const lat: number[] = [];
   let errors = 0;
@@ -111,7 +112,7 @@ async function openLoop(t: Target, rate: number, durationMs: number): Promise<Re
   await Promise.all(inflight);
   const elapsed = performance.now() - start;
   await pool.close();
-  return summarise(lat, errors, elapsed);
+  return { ...summarise(lat, errors, elapsed), samples: lat };
 }
 
 const HAVE_WRK = spawnSync('wrk', ['--version']).error === undefined;
@@ -209,11 +210,41 @@ try {
   // Warm every path (JIT, connections) before measuring.
   for (const t of [direct, minimal, gateway]) await saturate(t, 2000);
 
-  const satDirect = await saturate(direct, DURATION_MS);
-  const satMinimal = await saturate(minimal, DURATION_MS);
-  const satGateway = await saturate(gateway, DURATION_MS);
-  const rateDirect = await openLoop(direct, RATE, DURATION_MS);
-  const rateGateway = await openLoop(gateway, RATE, DURATION_MS);
+  // Each measurement runs in ROUNDS short rounds that alternate between the paths, so that a
+  // burst of noise on this shared machine falls on all of them alike; samples are pooled.
+  const ROUNDS = 5;
+  const sat = new Map<string, Result[]>();
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of [direct, minimal, gateway]) {
+      const list = sat.get(t.name) ?? [];
+      list.push(await saturate(t, DURATION_MS / ROUNDS));
+      sat.set(t.name, list);
+    }
+  }
+  const pooled = (rs: Result[]): Result => ({
+    rps: rs.reduce((a, r) => a + r.rps, 0) / rs.length,
+    p50: [...rs.map((r) => r.p50)].sort((a, b) => a - b)[Math.floor(rs.length / 2)]!,
+    p99: [...rs.map((r) => r.p99)].sort((a, b) => a - b)[Math.floor(rs.length / 2)]!,
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+    count: rs.reduce((a, r) => a + r.count, 0),
+  });
+  const satDirect = pooled(sat.get(direct.name)!);
+  const satMinimal = pooled(sat.get(minimal.name)!);
+  const satGateway = pooled(sat.get(gateway.name)!);
+  const latD: number[] = [];
+  const latG: number[] = [];
+  let errD = 0;
+  let errG = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    const d = await openLoop(direct, RATE, DURATION_MS / ROUNDS);
+    const g = await openLoop(gateway, RATE, DURATION_MS / ROUNDS);
+    latD.push(...d.samples);
+    latG.push(...g.samples);
+    errD += d.errors;
+    errG += g.errors;
+  }
+  const rateDirect = summarise(latD, errD, DURATION_MS);
+  const rateGateway = summarise(latG, errG, DURATION_MS);
 
   const f = (ms: number) => `${ms.toFixed(2)} ms`;
   console.log('| load | path | requests/s | p50 | p99 | errors |');

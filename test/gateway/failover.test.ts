@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import { request } from 'undici';
-import { type TestApp, startTestApp } from '../support/app.js';
+import { type TestApp, fakeUpstream, startTestApp } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
-import { FakeTavily, defaultUsage } from '../support/fake-tavily.js';
+import { defaultUsage } from '../support/fake-tavily.js';
 
 interface Ctx {
   t: TestApp;
@@ -34,33 +34,15 @@ const search = (c: Ctx, body: object = { query: 'hello' }, headers: Record<strin
 const keyRow = async (c: Ctx, key: string) => (await c.t.ctx.keys.getById(c.ids.get(key)!))!;
 
 describeEachDialect('gateway failover and accounting', (dialect) => {
-  let fake: FakeTavily;
-  before(async () => {
-    fake = await FakeTavily.start();
-  });
-  after(async () => {
-    await fake.close();
-  });
-  beforeEach(() => {
-    fake.latencyMs = 0;
-    fake.resetStats();
-  });
-
-  const withApp = async (env: Record<string, string>, fn: (t: TestApp) => Promise<void>) => {
-    const t = await startTestApp(dialect, { tavilyBaseUrl: fake.url, env });
-    try {
-      await fn(t);
-    } finally {
-      await t.close();
-    }
-  };
+  const up = fakeUpstream(dialect);
+  const withApp = up.withApp;
 
   test('200 searches over invalid, spent, rate-limited and flaky keys all succeed; statuses and credits come out exact', () =>
     withApp({ MAX_ATTEMPTS: '6' }, async (t) => {
       const good = ['tvly-dev-accgood000001', 'tvly-dev-accgood000002'];
       const bad = ['tvly-dev-invalid-acc001', 'tvly-dev-spent-acc00001', 'tvly-dev-ratelimit-acc01', 'tvly-dev-flaky-acc00001', 'tvly-dev-paygo433-acc01'];
       const c = await setup(t, [...good, ...bad], { name: 'agent' }, good);
-      fake.resetStats();
+      up.fake.resetStats();
       const results = [];
       for (let wave = 0; wave < 20; wave++) {
         results.push(...(await Promise.all(Array.from({ length: 10 }, (_, i) => search(c, { query: `q${wave}-${i}`, search_depth: i % 3 === 0 ? 'advanced' : 'basic' })))));
@@ -77,16 +59,16 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       assert.equal((await keyRow(c, bad[3]!)).status, 'active', 'a 500 does not change the status');
       const logs = await t.ctx.database.db.selectFrom('request_logs').selectAll().execute();
       // Every upstream call is one logged attempt: the failovers are all accounted for.
-      assert.equal(fake.stats.requests.get('/search'), logs.reduce((s, l) => s + l.attempts, 0));
+      assert.equal(up.fake.stats.requests.get('/search'), logs.reduce((s, l) => s + l.attempts, 0));
       assert.equal(logs.length, 200);
       assert.ok(logs.every((l) => l.status === 200));
       assert.ok(logs.some((l) => l.attempts > 1), 'some requests needed another key');
       const logged = logs.reduce((s, l) => s + l.credits, 0);
-      assert.equal(logged, fake.totalCredits, 'the log holds exactly what Tavily billed');
+      assert.equal(logged, up.fake.totalCredits, 'the log holds exactly what Tavily billed');
       const tok = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/tokens', headers: t.auth })).json().items[0];
-      assert.equal(tok.month_spent, fake.totalCredits);
+      assert.equal(tok.month_spent, up.fake.totalCredits);
       for (const k of good) {
-        const billed = fake.stats.creditsByKey.get(k) ?? 0;
+        const billed = up.fake.stats.creditsByKey.get(k) ?? 0;
         assert.ok(billed > 0, `${k} served requests`);
         assert.equal((await keyRow(c, k)).remaining_quota, 1000 - defaultUsage(k).key.usage - billed, `${k}: remaining = refreshed − billed`);
       }
@@ -96,7 +78,7 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
     withApp({ KEY_STRATEGY: 'round-robin', MAX_ATTEMPTS: '5' }, async (t) => {
       const good = 'tvly-dev-fogood00000001';
       const c = await setup(t, ['tvly-dev-invalid-fo0001', 'tvly-dev-plan432-fo0001', 'tvly-dev-paygo433-fo001', 'tvly-dev-ratelimit-fo001', good]);
-      fake.setRequestBehaviour('tvly-dev-ratelimit-fo001', { kind: 'status', status: 429, retryAfter: 30 });
+      up.fake.setRequestBehaviour('tvly-dev-ratelimit-fo001', { kind: 'status', status: 429, retryAfter: 30 });
       for (let i = 0; i < 5; i++) assert.equal((await search(c)).statusCode, 200);
       const counts = t.ctx.pool.counts();
       assert.equal(counts.invalid, 1);
@@ -104,10 +86,10 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       assert.equal(counts.cooling, 1);
       const cooled = t.ctx.pool.get(c.ids.get('tvly-dev-ratelimit-fo001')!)!;
       assert.ok(cooled.coolUntil - Date.now() > 25_000 && cooled.coolUntil - Date.now() <= 30_000, 'cools for Retry-After');
-      fake.resetStats();
+      up.fake.resetStats();
       for (let i = 0; i < 5; i++) assert.equal((await search(c)).statusCode, 200);
-      assert.equal(fake.stats.requests.get('/search'), 5, 'no more attempts on the bad keys');
-      assert.deepEqual([...fake.stats.creditsByKey.keys()], [good]);
+      assert.equal(up.fake.stats.requests.get('/search'), 5, 'no more attempts on the bad keys');
+      assert.deepEqual([...up.fake.stats.creditsByKey.keys()], [good]);
     }));
 
   test('5xx and timeouts move to another key without marking the key; a key is never invalid for a timeout', () =>
@@ -130,15 +112,15 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
   test('400, 403 and 404 go back unchanged, with no retry', () =>
     withApp({}, async (t) => {
       const c = await setup(t, ['tvly-dev-pass00000001', 'tvly-dev-pass00000002']);
-      fake.resetStats();
+      up.fake.resetStats();
       const long = await search(c, { query: 'x'.repeat(401) });
       assert.equal(long.statusCode, 400);
       assert.deepEqual(long.json(), { detail: { error: 'Query is too long. Max query length is 400 characters.' } });
       const crawl = await t.app.inject({ method: 'POST', url: '/crawl', headers: { authorization: `Bearer ${c.token}` }, payload: { url: 'https://unsupported.example' } });
       assert.equal(crawl.statusCode, 403);
       assert.equal(crawl.json().detail.error, 'URL is not supported');
-      assert.equal(fake.stats.requests.get('/search'), 1);
-      assert.equal(fake.stats.requests.get('/crawl'), 1);
+      assert.equal(up.fake.stats.requests.get('/search'), 1);
+      assert.equal(up.fake.stats.requests.get('/crawl'), 1);
       const unknown = await t.app.inject({ method: 'GET', url: '/research/no-such-task', headers: { authorization: `Bearer ${c.token}` } });
       assert.equal(unknown.statusCode, 404);
       assert.equal(unknown.json().detail.error, 'Research task not found.');
@@ -147,11 +129,11 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
   test('no key able to serve: 503 saying why; MAX_ATTEMPTS bounds the keys tried', () =>
     withApp({ MAX_ATTEMPTS: '2' }, async (t) => {
       const c = await setup(t, ['tvly-dev-error5xx-na0001', 'tvly-dev-error5xx-na0002', 'tvly-dev-error5xx-na0003']);
-      fake.resetStats();
+      up.fake.resetStats();
       const r = await search(c);
       assert.equal(r.statusCode, 503);
       assert.match(r.json().detail.error, /every key tried failed .*500/);
-      assert.equal(fake.stats.requests.get('/search'), 2);
+      assert.equal(up.fake.stats.requests.get('/search'), 2);
       await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys/bulk', headers: t.auth, payload: { action: 'disable', ids: [...c.ids.values()] } });
       const none = await search(c);
       assert.equal(none.statusCode, 503);
@@ -168,8 +150,8 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       assert.equal(wrong.statusCode, 401);
       const legacy = await t.app.inject({ method: 'POST', url: '/search', payload: { query: 'x', api_key: c.token } });
       assert.equal(legacy.statusCode, 200, legacy.body);
-      assert.equal((fake.stats.last!.body as Record<string, unknown>).api_key, undefined, 'api_key is removed');
-      assert.equal(fake.stats.last!.headers.authorization, 'Bearer tvly-dev-tok000000001');
+      assert.equal((up.fake.stats.last!.body as Record<string, unknown>).api_key, undefined, 'api_key is removed');
+      assert.equal(up.fake.stats.last!.headers.authorization, 'Bearer tvly-dev-tok000000001');
       const revoke = await t.app.inject({ method: 'DELETE', url: '/api/v1/admin/tokens/1', headers: t.auth });
       assert.ok(revoke.json().revoked_at);
       assert.equal((await search(c)).statusCode, 401, 'a revoked token is refused at once');
@@ -183,7 +165,7 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       const over = await search(c);
       assert.equal(over.statusCode, 432);
       assert.match(over.json().detail.error, /monthly budget of 3 credits is used up/);
-      assert.equal(fake.stats.requests.get('/search'), 2, 'a refused request does not reach Tavily');
+      assert.equal(up.fake.stats.requests.get('/search'), 2, 'a refused request does not reach Tavily');
 
       const tok = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: { name: 'slow', rpm_limit: 2 } });
       const slow = { ...c, token: tok.json().token as string };
@@ -211,13 +193,13 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
         ['/search', { payload: `{"query":"${'x'.repeat(2 * 1024 * 1024)}"}`, headers: { 'content-type': 'application/json' } }, 413, /too large/],
         ['/search', { payload: 'query=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, /Content-Type/],
       ];
-      fake.resetStats();
+      up.fake.resetStats();
       for (const [url, req, status, message] of cases) {
         const r = await t.app.inject({ method: 'POST', url, headers: { ...h, ...req.headers }, payload: req.payload as string });
         assert.equal(r.statusCode, status, `${url} ${r.body.slice(0, 200)}`);
         assert.match(r.json().detail.error, message);
       }
-      assert.equal(fake.stats.requests.size, 0, 'nothing reached Tavily');
+      assert.equal(up.fake.stats.requests.size, 0, 'nothing reached Tavily');
       const nowhere = await t.app.inject({ method: 'GET', url: '/nowhere' });
       assert.equal(nowhere.statusCode, 404);
       assert.match(nowhere.json().detail.error, /no route GET \/nowhere/);
@@ -226,7 +208,7 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
   test('research stream: the first chunk reaches the client before the upstream stream ends', () =>
     withApp({}, async (t) => {
       const c = await setup(t, ['tvly-dev-stream0000001']);
-      fake.streamIntervalMs = 150;
+      up.fake.streamIntervalMs = 150;
       const url = await t.app.listen({ port: 0, host: '127.0.0.1' });
       const res = await request(`${url}/research`, {
         method: 'POST',
@@ -240,14 +222,14 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       for await (const chunk of res.body) {
         if (chunks.length === 0) {
           firstAt = Date.now();
-          assert.equal(fake.stats.streamsEnded, 0, 'upstream is still streaming when the first chunk arrives');
+          assert.equal(up.fake.stats.streamsEnded, 0, 'upstream is still streaming when the first chunk arrives');
         }
         chunks.push(String(chunk));
       }
       assert.ok(chunks.length >= 2, 'arrived in several chunks');
-      assert.equal(fake.stats.streamsEnded, 1);
+      assert.equal(up.fake.stats.streamsEnded, 1);
       assert.ok(firstAt > 0);
       assert.match(chunks.join(''), /event: done/);
-      fake.streamIntervalMs = 50;
+      up.fake.streamIntervalMs = 50;
     }));
 });

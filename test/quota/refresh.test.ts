@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { test } from 'node:test';
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { KeyRepository } from '../../src/db/repositories/keys.js';
 import type { KeyRow } from '../../src/db/schema.js';
 import { QuotaRefresher, RefreshWriteError } from '../../src/quota/refresh.js';
-import { type TestApp, startTestApp } from '../support/app.js';
+import { type TestApp, fakeUpstream, startTestApp } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
-import { FakeTavily, defaultUsage } from '../support/fake-tavily.js';
+import { defaultUsage } from '../support/fake-tavily.js';
 
 /** Makes the n-th `update tavily_keys` statement fail, as a full disk or a lost connection would. */
 class FailNthUpdate implements KyselyPlugin {
@@ -59,26 +59,8 @@ async function row(t: TestApp, id: number): Promise<KeyRow> {
 const manyKeys = (n: number, tag = 'good') => Array.from({ length: n }, (_, i) => `tvly-dev-${tag}${String(i).padStart(6, '0')}`);
 
 describeEachDialect('quota refresh', (dialect) => {
-  let fake: FakeTavily;
-  before(async () => {
-    fake = await FakeTavily.start();
-  });
-  after(async () => {
-    await fake.close();
-  });
-  beforeEach(() => {
-    fake.latencyMs = 0;
-    fake.resetStats();
-  });
-
-  const withApp = async (env: Record<string, string>, fn: (t: TestApp) => Promise<void>) => {
-    const t = await startTestApp(dialect, { tavilyBaseUrl: fake.url, env });
-    try {
-      await fn(t);
-    } finally {
-      await t.close();
-    }
-  };
+  const up = fakeUpstream(dialect);
+  const withApp = up.withApp;
 
   test('classifies every outcome and stores figures and statuses', () =>
     withApp({ REFRESH_TIMEOUT_MS: '300' }, async (t) => {
@@ -141,7 +123,7 @@ describeEachDialect('quota refresh', (dialect) => {
       await refresh(t);
       const before = await row(t, ids.get(key)!);
       assert.equal(before.remaining_quota, 1000 - defaultUsage(key).key.usage);
-      fake.setKey(key, { kind: 'status', status: 503 });
+      up.fake.setKey(key, { kind: 'status', status: 503 });
       const r = await refresh(t);
       assert.equal(r.failed_count, 1);
       const afterRow = await row(t, ids.get(key)!);
@@ -150,7 +132,7 @@ describeEachDialect('quota refresh', (dialect) => {
       assert.equal(afterRow.status, 'active');
       assert.match(afterRow.last_error!, /503/);
       // Healthy again: the error clears.
-      fake.setKey(key, { kind: 'ok', usage: { ...defaultUsage(key), key: { usage: 999, limit: 1000 } } });
+      up.fake.setKey(key, { kind: 'ok', usage: { ...defaultUsage(key), key: { usage: 999, limit: 1000 } } });
       await refresh(t);
       const healed = await row(t, ids.get(key)!);
       assert.equal(healed.last_error, null);
@@ -179,21 +161,21 @@ describeEachDialect('quota refresh', (dialect) => {
 
   test('never more than REFRESH_CONCURRENCY calls in flight, and all of them at once when allowed', async () => {
     const keys = manyKeys(40, 'conc');
-    fake.latencyMs = 40;
+    up.fake.latencyMs = 40;
     await withApp({ REFRESH_CONCURRENCY: '4' }, async (t) => {
       await addKeys(t, keys);
-      fake.resetStats();
+      up.fake.resetStats();
       const r = await refresh(t);
       assert.equal(r.success_count, 40);
-      assert.equal(fake.stats.usageCalls, 40);
-      assert.equal(fake.stats.maxInFlight, 4);
+      assert.equal(up.fake.stats.usageCalls, 40);
+      assert.equal(up.fake.stats.maxInFlight, 4);
     });
-    fake.resetStats();
+    up.fake.resetStats();
     await withApp({ REFRESH_CONCURRENCY: '64' }, async (t) => {
       await addKeys(t, keys);
-      fake.resetStats();
+      up.fake.resetStats();
       await refresh(t);
-      assert.equal(fake.stats.maxInFlight, 40, 'the calls run concurrently, not one after another');
+      assert.equal(up.fake.stats.maxInFlight, 40, 'the calls run concurrently, not one after another');
     });
   });
 
@@ -242,7 +224,7 @@ describeEachDialect('quota refresh', (dialect) => {
 
   test('the route answers a failed write with a clear 500', async () => {
     const t = await startTestApp(dialect, {
-      tavilyBaseUrl: fake.url,
+      tavilyBaseUrl: up.fake.url,
       prepare: (ctx) => {
         const failingDb = ctx.database.db.withPlugin(new FailNthUpdate(1));
         ctx.refresher = new QuotaRefresher({
@@ -273,14 +255,14 @@ describeEachDialect('quota refresh', (dialect) => {
     withApp({}, async (t) => {
       const keys = manyKeys(20, 'sf');
       const ids = await addKeys(t, keys);
-      fake.latencyMs = 100;
-      fake.resetStats();
+      up.fake.latencyMs = 100;
+      up.fake.resetStats();
       const some = [...ids.values()].slice(0, 3);
       const pa = refresh(t);
       const pb = refresh(t);
       while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
       const [a, b, c] = await Promise.all([pa, pb, refresh(t, { ids: some })]);
-      assert.equal(fake.stats.usageCalls, 20);
+      assert.equal(up.fake.stats.usageCalls, 20);
       assert.deepEqual(a, b);
       assert.deepEqual(a, c, 'a request for keys the running refresh covers gets that run');
       assert.equal(a.total, 20);
@@ -289,16 +271,16 @@ describeEachDialect('quota refresh', (dialect) => {
   test('a request the running refresh does not cover runs after it, not beside it', () =>
     withApp({}, async (t) => {
       const ids = await addKeys(t, manyKeys(10, 'sq'));
-      fake.latencyMs = 60;
-      fake.resetStats();
+      up.fake.latencyMs = 60;
+      up.fake.resetStats();
       const first = [...ids.values()].slice(0, 2);
       // Started in this order: the full refresh is not covered by the running one.
       const [a, b] = await Promise.all([t.ctx.refresher.refresh({ ids: first }), t.ctx.refresher.refresh()]);
       assert.equal(a.total, 2);
       assert.equal(b.total, 10);
       assert.ok(b.started_at >= a.started_at);
-      assert.equal(fake.stats.usageCalls, 12);
-      assert.ok(fake.stats.maxInFlight <= 10);
+      assert.equal(up.fake.stats.usageCalls, 12);
+      assert.ok(up.fake.stats.maxInFlight <= 10);
     }));
 
   test('progress of a running refresh can be followed, and the last result read', () =>
@@ -307,7 +289,7 @@ describeEachDialect('quota refresh', (dialect) => {
       const status = async () =>
         (await t.app.inject({ method: 'GET', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth })).json();
       assert.deepEqual(await status(), { progress: { running: false, total: 0, done: 0, failed: 0, started_at: null }, last: null });
-      fake.latencyMs = 80;
+      up.fake.latencyMs = 80;
       const run = refresh(t);
       while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
       let mid = await status();
@@ -333,9 +315,9 @@ describeEachDialect('quota refresh', (dialect) => {
       assert.equal((await refresh(t, { ids: two })).total, 2);
       // The other three were never refreshed: stale.
       assert.equal((await refresh(t, { stale_after_s: 3600 })).total, 3);
-      fake.resetStats();
+      up.fake.resetStats();
       assert.equal((await refresh(t, { stale_after_s: 3600 })).total, 0);
-      assert.equal(fake.stats.usageCalls, 0);
+      assert.equal(up.fake.stats.usageCalls, 0);
       assert.equal((await refresh(t, { stale_after_s: 0 })).total, 5);
     }));
 

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { after, before, beforeEach } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
@@ -6,6 +7,7 @@ import { type AppContext, type ContextOptions, createContext } from '../../src/c
 import { generateEncryptionKey, parseEncryptionKey } from '../../src/crypto.js';
 import { createLogger } from '../../src/logger.js';
 import type { DialectCase, TestDatabase } from './db.js';
+import { FakeTavily } from './fake-tavily.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
@@ -69,6 +71,37 @@ export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = 
       await app.close();
       await ctx.close();
       await db.cleanup();
+    },
+  };
+}
+
+/**
+ * A fake Tavily for a suite: started before it, reset (no latency, no counts) before each test,
+ * closed after. `withApp` runs one test against a fresh app that uses it.
+ */
+export function fakeUpstream(dialect: DialectCase) {
+  let current: FakeTavily | undefined;
+  before(async () => {
+    current = await FakeTavily.start();
+  });
+  after(async () => {
+    await current?.close();
+  });
+  beforeEach(() => {
+    current!.latencyMs = 0;
+    current!.resetStats();
+  });
+  return {
+    get fake(): FakeTavily {
+      return current!;
+    },
+    async withApp(env: Record<string, string>, fn: (t: TestApp) => Promise<void>): Promise<void> {
+      const t = await startTestApp(dialect, { tavilyBaseUrl: current!.url, env });
+      try {
+        await fn(t);
+      } finally {
+        await t.close();
+      }
     },
   };
 }
