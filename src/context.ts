@@ -108,7 +108,16 @@ export async function createContext(
     log: log.child({ component: 'refresh' }),
     plainKeys,
     beforeLoad: () => writeBehind.flush(),
-    afterWrite: reloadPool,
+    // The pool takes the new figures from the refresh itself: no second read of every key.
+    afterWrite: (writes) => {
+      for (const w of writes) {
+        if (w.ok) pool.refreshed(w.id, w.status, w.remaining_quota);
+        else if (w.status !== null) {
+          const k = pool.get(w.id);
+          if (k) pool.refreshed(w.id, w.status, k.remaining);
+        }
+      }
+    },
   });
 
   const pruneLogs = async () => {

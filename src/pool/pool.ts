@@ -246,6 +246,19 @@ export class KeyPool {
     }
   }
 
+  /** New figures for a key from a refresh: it joins or leaves the selectable keys as they say. */
+  refreshed(id: number, health: KeyHealth, remaining: number | null, now = Date.now()): void {
+    const k = this.#keys.get(id);
+    if (!k) return;
+    const was = k.slot !== -1;
+    k.health = health;
+    k.remaining = remaining;
+    const should = this.#selectable(k, now);
+    if (was && !should) this.#selector.remove(k);
+    else if (!was && should) this.#selector.add(k);
+    else if (was) this.#selector.moved(k);
+  }
+
   setHealth(k: PoolKey, health: KeyHealth): void {
     k.health = health;
     if (health !== 'active' && k.slot !== -1) this.#selector.remove(k);

@@ -73,8 +73,8 @@ export interface RefresherDeps {
   plainKeys?: PlainKeyCache;
   /** Runs before the keys are loaded (the gateway flushes its pending deductions). */
   beforeLoad?: () => Promise<void>;
-  /** Runs after the results are committed (the gateway reloads its pool). */
-  afterWrite?: () => Promise<void>;
+  /** Gets the outcomes once they are committed (the gateway updates its in-memory pool). */
+  afterWrite?: (writes: readonly RefreshWrite[]) => void;
 }
 
 /** Does a running refresh already do everything `req` asks for? */
@@ -207,7 +207,7 @@ export class QuotaRefresher {
       );
     }
     const writeMs = performance.now() - w0;
-    await this.#deps.afterWrite?.().catch((err: unknown) => log.error({ err }, 'reloading the key pool after a refresh failed'));
+    this.#deps.afterWrite?.(writes);
 
     failures.sort((a, b) => a.id - b.id);
     const result: RefreshResult = {

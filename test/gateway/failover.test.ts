@@ -22,6 +22,10 @@ async function setup(t: TestApp, keys: string[], tokenBody: object = { name: 'ag
   if (refreshed.length > 0) {
     const r = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth, payload: { ids: refreshed.map((k) => ids.get(k)!) } });
     assert.equal(r.json().success_count, refreshed.length);
+    for (const k of refreshed) {
+      // The gateway's in-memory pool has the refreshed figures, not only the database.
+      assert.equal(t.ctx.pool.get(ids.get(k)!)!.remaining, 1000 - defaultUsage(k).key.usage);
+    }
   }
   const tok = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: tokenBody });
   assert.equal(tok.statusCode, 201, tok.body);

@@ -84,3 +84,14 @@ describe('key pool', () => {
     pool.close();
   });
 });
+
+test('a refresh moves keys in and out of the selectable set without a reload', () => {
+  const pool = new KeyPool('most-remaining');
+  pool.load([entry(1, 0, { health: 'exhausted' }), entry(2, 50)]);
+  assert.equal(pool.pick()!.id, 2);
+  pool.refreshed(1, 'active', 900);
+  assert.equal(pool.pick()!.id, 1, 'a key with credits again is used at once');
+  pool.refreshed(1, 'invalid', 900);
+  pool.refreshed(2, 'exhausted', 0);
+  assert.equal(pool.pick(), null);
+});
