@@ -52,6 +52,8 @@ class GatewayError extends Error {
     readonly statusCode: number,
     message: string,
     readonly retryAfterS?: number,
+    /** Keys tried before giving up. */
+    readonly attempts = 0,
   ) {
     super(message);
   }
@@ -156,7 +158,7 @@ async function tryKeys(
     failures.length > 0
       ? `every key tried failed (${failures.join('; ')})`
       : `no key is available: ${c.total} keys, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} cooling down after a rate limit`;
-  throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`);
+  throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, undefined, tried.size);
 }
 
 export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -257,7 +259,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
           );
         } catch (err) {
           if (ac.aborted) return reply; // the client left: nothing to answer
-          if (err instanceof GatewayError) account(token, null, endpoint, err.statusCode, ctx.config.maxAttempts, null, 0, null, err.message);
+          if (err instanceof GatewayError) account(token, null, endpoint, err.statusCode, err.attempts, null, 0, null, err.message);
           throw err;
         }
         if (stream && r.res.statusCode === 200) {

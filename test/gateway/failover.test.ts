@@ -142,6 +142,9 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       const none = await search(c);
       assert.equal(none.statusCode, 503);
       assert.match(none.json().detail.error, /no key is available: 3 keys, 0 invalid, 0 exhausted, 3 disabled/);
+      await t.ctx.writeBehind.flush();
+      const logged = await t.ctx.database.db.selectFrom('request_logs').select(['status', 'attempts']).orderBy('id').execute();
+      assert.deepEqual(logged, [{ status: 503, attempts: 2 }, { status: 503, attempts: 0 }], 'the log says how many keys each request tried');
     }));
 
   test('tokens: missing or unknown → 401, api_key in the body works and is not sent upstream', () =>
