@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
@@ -11,6 +14,7 @@ import { ping } from './db/database.js';
 import { TavilyError, gatewayRoutes } from './gateway/routes.js';
 import { TokenObject } from './admin/tokens.js';
 import { describeError } from './http-errors.js';
+import { webDist } from './paths.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -67,6 +71,23 @@ export function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Erro
       text = `${where} ${e.message ?? 'is invalid'}`;
   }
   return new Error(text);
+}
+
+/**
+ * The dashboard's built files at `/`, one route each (no wildcard: unknown paths keep their
+ * Tavily-shaped 404). Without a build, `/` says how to make one.
+ */
+async function registerDashboard(app: FastifyInstance): Promise<void> {
+  const dir = webDist();
+  if (fs.existsSync(path.join(dir, 'index.html'))) {
+    await app.register(fastifyStatic, { root: dir, wildcard: false, index: 'index.html', cacheControl: true, maxAge: '1h', schemaHide: true });
+    return;
+  }
+  app.get('/', { schema: { hide: true } }, async (_req, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .send('<!doctype html><title>tavily-pool</title><p>The dashboard is not built: run <code>npm run build:web</code> (or <code>npm start</code>, which builds it when missing).</p>'),
+  );
 }
 
 /** Builds the Fastify app from a context; no side effects beyond the app itself. */
@@ -139,5 +160,6 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
 
   await app.register(adminApi, { prefix: '/api/v1/admin' });
   await app.register(gatewayRoutes);
+  await registerDashboard(app);
   return app;
 }

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, type Page, chromium } from 'playwright-core';
+import { webDist } from '../../src/paths.js';
+import { ADMIN_TOKEN, type TestApp, startTestApp } from '../support/app.js';
+import { dialects } from '../support/db.js';
+import { FakeTavily } from '../support/fake-tavily.js';
+
+/** Debian's chromium, never a downloaded browser. */
+function chromiumPath(): string | null {
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+const CHROMIUM = chromiumPath();
+const BUILT = fs.existsSync(path.join(webDist(), 'index.html'));
+const skip = !CHROMIUM ? 'chromium is not installed (apt-get install chromium): dashboard e2e skipped' : !BUILT ? 'the dashboard is not built (npm run build:web): e2e skipped' : false;
+const SHOTS = path.resolve('test-results/screenshots');
+
+const good = Array.from({ length: 40 }, (_, i) => `tvly-dev-e2egood${String(i).padStart(6, '0')}`);
+const invalid = Array.from({ length: 5 }, (_, i) => `tvly-dev-invalid-e2e00${i}`);
+const spent = Array.from({ length: 5 }, (_, i) => `tvly-dev-spent-e2e0000${i}`);
+
+describe('dashboard (Chromium)', { skip }, () => {
+  let fake: FakeTavily;
+  let t: TestApp;
+  let browser: Browser;
+  let page: Page;
+  let url: string;
+  const consoleErrors: string[] = [];
+
+  before(async () => {
+    fake = await FakeTavily.start({ latencyMs: 150 });
+    t = await startTestApp(dialects[0]!, { tavilyBaseUrl: fake.url, env: { REFRESH_CONCURRENCY: '10' } });
+    url = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM!,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    page.on('dialog', (d) => void d.accept());
+    fs.mkdirSync(SHOTS, { recursive: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+    await fake?.close();
+  });
+
+  test('a wrong token gets a clear message; the right one signs in', async () => {
+    await page.goto(url);
+    await page.getByLabel('Admin token').fill('not-the-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'That admin token is not right.' }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, 'sign-in.png') });
+    // The browser logs the deliberate 401 above as a failed load; every error after it counts.
+    assert.ok(consoleErrors.every((e) => e.includes('401')), consoleErrors.join('\n'));
+    consoleErrors.length = 0;
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  });
+
+  test('import 50 keys, refresh them with a live progress bar, and see every status', async () => {
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('heading', { name: 'Tavily keys' }).waitFor();
+    await page.getByLabel('Keys to import (any text: every tvly-… token is taken)').fill([...good, ...invalid, ...spent].join('\n'));
+    await page.getByLabel('Check each new key with Tavily').uncheck();
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.getByRole('status', { name: 'Import result' }).filter({ hasText: 'Added 50, duplicates 0, rejected 0.' }).waitFor();
+    await page.getByText('50 keys · page 1 of 1').waitFor();
+
+    await page.getByRole('button', { name: 'Refresh quota' }).click();
+    const progress = page.getByRole('progressbar');
+    await progress.waitFor();
+    // The run is followed while it goes: the bar shows a part done before the end.
+    let seenPartial = false;
+    for (let i = 0; i < 100 && !seenPartial; i++) {
+      const v = Number(await progress.getAttribute('value'));
+      if (v > 0 && v < 50) seenPartial = true;
+      else await page.waitForTimeout(50);
+    }
+    assert.ok(seenPartial, 'the progress bar moved during the run');
+    await page.getByRole('status', { name: 'Refresh result' }).filter({ hasText: 'Refreshed 45 of 50 keys' }).waitFor();
+    assert.equal(await progress.getAttribute('value'), '50');
+    await page.screenshot({ path: path.join(SHOTS, 'keys.png'), fullPage: true });
+
+    const rows = page.getByRole('table', { name: 'Keys' }).getByRole('row');
+    for (const [status, n] of [['invalid', 5], ['exhausted', 5], ['active', 40]] as const) {
+      await page.getByLabel('Status').selectOption(status);
+      await page.getByText(`${n} keys · page 1`).waitFor();
+      assert.equal(await rows.count(), n + 1, `${status} rows`);
+      assert.equal(await page.locator('tbody .badge', { hasText: status }).count(), n);
+    }
+  });
+
+  test('disable a key from the table; the overview shows the figures', async () => {
+    await page.getByLabel('Status').selectOption('active');
+    const first = good.length;
+    await page.getByText(`${first} keys · page 1`).waitFor();
+    await page.getByRole('row').nth(1).getByRole('button', { name: /^Disable / }).click();
+    await page.getByText(`${first - 1} keys · page 1`).waitFor();
+
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    assert.equal(await page.getByTestId('count-active').textContent(), '39');
+    assert.equal(await page.getByTestId('count-disabled').textContent(), '1');
+    assert.equal(await page.getByTestId('count-invalid').textContent(), '5');
+    assert.equal(await page.getByTestId('count-exhausted').textContent(), '5');
+    const summary = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/summary', headers: t.auth })).json();
+    assert.equal(await page.getByTestId('total-remaining').textContent(), new Intl.NumberFormat('en-US').format(summary.total_remaining));
+    await page.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
+  });
+
+  test('works in a narrow window, and nothing went wrong in the console', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('heading', { name: 'Tavily keys' }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS, 'keys-narrow.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Admin token').waitFor();
+    assert.deepEqual(consoleErrors, []);
+  });
+});

@@ -1,0 +1,57 @@
+import { useEffect, useState } from 'react';
+import { getToken, handleUnauthorized, setToken } from './api';
+import { KeysPage } from './pages/Keys';
+import { OverviewPage } from './pages/Overview';
+import { SignIn } from './pages/SignIn';
+
+const PAGES = [
+  { hash: '#/overview', label: 'Overview', render: () => <OverviewPage /> },
+  { hash: '#/keys', label: 'Keys', render: () => <KeysPage /> },
+] as const;
+
+function useHash(): string {
+  const [hash, setHash] = useState(window.location.hash || '#/overview');
+  useEffect(() => {
+    const on = () => setHash(window.location.hash || '#/overview');
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  return hash;
+}
+
+export function App() {
+  const [signedIn, setSignedIn] = useState(getToken() !== null);
+  const hash = useHash();
+  useEffect(() => handleUnauthorized(() => {
+    setToken(null);
+    setSignedIn(false);
+  }), []);
+
+  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+  const page = PAGES.find((p) => p.hash === hash) ?? PAGES[0];
+  return (
+    <div className="layout">
+      <header>
+        <span className="brand">tavily-pool</span>
+        <nav aria-label="Main">
+          {PAGES.map((p) => (
+            <a key={p.hash} href={p.hash} aria-current={p === page ? 'page' : undefined}>
+              {p.label}
+            </a>
+          ))}
+        </nav>
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => {
+            setToken(null);
+            setSignedIn(false);
+          }}
+        >
+          Sign out
+        </button>
+      </header>
+      <main>{page.render()}</main>
+    </div>
+  );
+}
