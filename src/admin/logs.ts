@@ -49,6 +49,8 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req) => {
       const q = req.query;
+      // Requests that completed are in the answer, not still waiting in the buffer.
+      await ctx.writeBehind.flush();
       const iso = (s?: string) => (s === undefined ? undefined : new Date(s).toISOString());
       const page = await ctx.logs.list({
         from: iso(q.from),

@@ -43,7 +43,8 @@ describe('dashboard (Chromium)', { skip }, () => {
       executablePath: CHROMIUM!,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
     });
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
+    page = await context.newPage();
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     page.on('pageerror', (e) => consoleErrors.push(e.message));
     page.on('dialog', (d) => void d.accept());
@@ -102,6 +103,25 @@ describe('dashboard (Chromium)', { skip }, () => {
     }
   });
 
+  test('upload a .csv file of keys, then delete a bulk selection', async () => {
+    await page.getByLabel('Status').selectOption('');
+    const csv = `name,key\nfirst,tvly-dev-e2eupload00x1\nsecond,tvly-dev-e2eupload00x2\nagain,${good[0]}\n`;
+    await page.getByLabel('Upload .txt or .csv').setInputFiles({ name: 'keys.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.getByRole('status', { name: 'Import result' }).filter({ hasText: 'Added 2, duplicates 1, rejected 0.' }).waitFor();
+    await page.getByText('52 keys · page 1 of 2').waitFor();
+
+    // The search finds keys by their last characters.
+    await page.getByLabel('Search').fill('00x');
+    await page.getByText('2 keys · page 1 of 1').waitFor();
+    await page.getByLabel('Select all on this page').check();
+    await page.getByText('2 selected').waitFor();
+    await page.getByRole('button', { name: 'Delete selected' }).click();
+    await page.getByText('No keys match.').waitFor();
+    await page.getByLabel('Search').fill('');
+    await page.getByText('50 keys · page 1 of 1').waitFor();
+  });
+
   test('disable a key from the table; the overview shows the figures', async () => {
     await page.getByLabel('Status').selectOption('active');
     const first = good.length;
@@ -117,7 +137,57 @@ describe('dashboard (Chromium)', { skip }, () => {
     assert.equal(await page.getByTestId('count-exhausted').textContent(), '5');
     const summary = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/summary', headers: t.auth })).json();
     assert.equal(await page.getByTestId('total-remaining').textContent(), new Intl.NumberFormat('en-US').format(summary.total_remaining));
+    await page.screenshot({ path: path.join(SHOTS, 'overview-before-traffic.png'), fullPage: true });
+  });
+
+  test('create a token, copy it, search with it through the gateway, and find the request in the logs and the overview', async () => {
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await page.getByRole('heading', { name: 'Client tokens' }).waitFor();
+    await page.getByText('No tokens yet').waitFor();
+    await page.getByLabel('Name').fill('e2e agent');
+    await page.getByLabel('Monthly budget (credits)').fill('500');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const token = (await page.getByTestId('new-token').textContent())!;
+    assert.match(token, /^tp_/);
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.getByRole('button', { name: 'Copied' }).waitFor();
+    assert.equal(await page.evaluate('navigator.clipboard.readText()'), token);
+
+    const res = await fetch(`${url}/search`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'from the dashboard test', search_depth: 'advanced' }),
+    });
+    assert.equal(res.status, 200);
+    const { request_id: requestId } = (await res.json()) as { request_id: string };
+
+    await page.reload();
+    await page.getByRole('table', { name: 'Tokens' }).getByRole('cell', { name: 'e2e agent', exact: true }).waitFor();
+    assert.equal(await page.getByTestId('spent-1').textContent(), '2');
+    await page.screenshot({ path: path.join(SHOTS, 'tokens.png'), fullPage: true });
+
+    await page.getByRole('link', { name: 'Logs' }).click();
+    const row = page.getByRole('row').filter({ hasText: requestId });
+    await row.waitFor();
+    assert.match((await row.textContent())!, /e2e agent.*search.*200/);
+    await page.getByLabel('Status').fill('500');
+    await page.getByText('No requests match these filters.').waitFor();
+    await page.getByLabel('Status').fill('');
+    await row.waitFor();
+    await page.screenshot({ path: path.join(SHOTS, 'logs.png'), fullPage: true });
+
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('img', { name: /^Credits spent per day \(14 days\)\. [0-9-]+: 2 credits$/ }).waitFor();
+    await page.getByRole('img', { name: /^Requests per hour by outcome \(24 hours, UTC\)\. \d\dh: 1 succeeded, 0 failed$/ }).waitFor();
+    assert.notEqual(await page.getByTestId('forecast').textContent(), 'not at this rate');
     await page.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
+
+    // Revoking the token refuses it at once.
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await page.getByRole('button', { name: 'Revoke e2e agent' }).click();
+    await page.getByText('No tokens yet').waitFor();
+    const refused = await fetch(`${url}/search`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"query":"x"}' });
+    assert.equal(refused.status, 401);
   });
 
   test('works in a narrow window, and nothing went wrong in the console', async () => {

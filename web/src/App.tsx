@@ -1,12 +1,16 @@
 import { useEffect, useState } from 'react';
 import { getToken, handleUnauthorized, setToken } from './api';
 import { KeysPage } from './pages/Keys';
+import { LogsPage } from './pages/Logs';
+import { TokensPage } from './pages/Tokens';
 import { OverviewPage } from './pages/Overview';
 import { SignIn } from './pages/SignIn';
 
 const PAGES = [
   { hash: '#/overview', label: 'Overview', render: () => <OverviewPage /> },
   { hash: '#/keys', label: 'Keys', render: () => <KeysPage /> },
+  { hash: '#/tokens', label: 'Tokens', render: () => <TokensPage /> },
+  { hash: '#/logs', label: 'Logs', render: () => <LogsPage /> },
 ] as const;
 
 function useHash(): string {

@@ -1,19 +1,54 @@
 import { useEffect, useState } from 'react';
 import { type Summary, api } from '../api';
+import { BarChart } from '../charts';
 
 const fmt = new Intl.NumberFormat('en-US');
+const DAY = 24 * 3600_000;
+
+interface Stats {
+  by_hour: { bucket: string; requests: number; credits: number; errors: number }[];
+  by_day: { bucket: string; requests: number; credits: number; errors: number }[];
+}
+
+/** The day the pool runs dry at the last 7 days' burn rate, or null when nothing was spent. */
+export function forecast(remaining: number, byDay: Stats['by_day'], now = Date.now()): Date | null {
+  const since = new Date(now - 7 * DAY).toISOString().slice(0, 10);
+  const spent = byDay.filter((d) => d.bucket >= since).reduce((s, d) => s + d.credits, 0);
+  if (spent <= 0) return null;
+  return new Date(now + (remaining / (spent / 7)) * DAY);
+}
+
+/** The last `n` buckets up to now (days `YYYY-MM-DD`, or hours `YYYY-MM-DDTHH:00:00Z`), empty ones as zero. */
+export function window<T extends { bucket: string }>(rows: T[], n: number, stepMs: number, key: (d: Date) => string, empty: (bucket: string) => T): T[] {
+  const byBucket = new Map(rows.map((r) => [r.bucket, r]));
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) => {
+    const b = key(new Date(now - (n - 1 - i) * stepMs));
+    return byBucket.get(b) ?? empty(b);
+  });
+}
+
+const dayKey = (d: Date) => d.toISOString().slice(0, 10);
+const hourKey = (d: Date) => `${d.toISOString().slice(0, 13)}:00:00Z`;
+const zero = (bucket: string) => ({ bucket, requests: 0, credits: 0, errors: 0 });
 
 export function OverviewPage() {
   const [summary, setSummary] = useState<Summary | null>(null);
+  const [stats, setStats] = useState<Stats | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    api<Summary>('/summary').then(setSummary, (e: Error) => setError(e.message));
+    const from = new Date(Date.now() - 14 * DAY).toISOString();
+    Promise.all([api<Summary>('/summary'), api<Stats>(`/stats?from=${encodeURIComponent(from)}`)]).then(([s, st]) => {
+      setSummary(s);
+      setStats(st);
+    }, (e: Error) => setError(e.message));
   }, []);
 
   if (error) return <p role="alert" className="error">{error}</p>;
-  if (!summary) return <p aria-busy="true">Loading…</p>;
+  if (!summary || !stats) return <p aria-busy="true">Loading…</p>;
   const last = summary.refresh.last;
+  const dry = forecast(summary.total_remaining, stats.by_day);
   return (
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">Overview</h1>
@@ -33,6 +68,11 @@ export function OverviewPage() {
             ))}
           </ul>
         </figure>
+        <figure className="card" aria-label="Forecast">
+          <figcaption>Runs dry</figcaption>
+          <strong data-testid="forecast">{dry ? dry.toLocaleDateString() : 'not at this rate'}</strong>
+          <small>at the last 7 days’ burn rate</small>
+        </figure>
         <figure className="card" aria-label="Last refresh">
           <figcaption>Last refresh</figcaption>
           {last ? (
@@ -44,6 +84,18 @@ export function OverviewPage() {
             <p>No refresh since the server started.</p>
           )}
         </figure>
+      </div>
+      <div className="cards wide">
+        <BarChart
+          title="Credits spent per day (14 days)"
+          series={['credits']}
+          bars={window(stats.by_day, 14, DAY, dayKey, zero).map((d) => ({ label: d.bucket.slice(5), values: [d.credits] }))}
+        />
+        <BarChart
+          title="Requests per hour by outcome (24 hours, UTC)"
+          series={['succeeded', 'failed']}
+          bars={window(stats.by_hour, 24, 3600_000, hourKey, zero).map((h) => ({ label: `${h.bucket.slice(11, 13)}h`, values: [h.requests - h.errors, h.errors] }))}
+        />
       </div>
     </section>
   );
