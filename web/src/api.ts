@@ -46,19 +46,10 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
   return data as T;
 }
 
-export interface Key {
-  id: number;
-  label: string | null;
-  key_masked: string;
-  status: 'active' | 'disabled' | 'invalid' | 'exhausted';
-  remaining_quota: number | null;
-  key_limit: number | null;
-  plan: string | null;
-  plan_limit: number | null;
-  last_refreshed_at: string | null;
-  last_error: string | null;
-  created_at: string;
-}
+// The API's own types, shared with the server (type-only imports: nothing of the server is bundled).
+import type { KeyObject as Key } from '../../src/admin/schemas';
+export type { Key };
+export type { LogRow } from '../../src/db/schema';
 
 export interface Summary {
   keys: { total: number; by_status: Record<Key['status'], number> };

@@ -1,19 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
-import { api } from '../api';
+import { type LogRow, api } from '../api';
 
-interface LogRow {
-  id: number;
-  ts: string;
-  token_id: number | null;
-  key_id: number | null;
-  endpoint: string;
-  status: number;
-  attempts: number;
-  latency_ms: number | null;
-  credits: number;
-  request_id: string | null;
-  error: string | null;
-}
 
 const ENDPOINTS = ['search', 'extract', 'crawl', 'map', 'research', 'research.get'];
 
