@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/**
+ * tavily-pool [serve]                                   start the gateway (as npm start does)
+ * tavily-pool migrate --from sqlite:<file> --to postgres://…
+ *     copy keys, tokens, the request log and research tasks from a SQLite file into
+ *     PostgreSQL; idempotent (run it again and nothing is copied twice); prints counts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ENCRYPTION_KEY_FILE } from './secrets.js';
+
+const USAGE = `usage:
+  tavily-pool [serve]
+  tavily-pool migrate --from sqlite:<file> --to postgres://user@host:5432/db`;
+
+function fail(message: string): never {
+  process.stderr.write(`tavily-pool: ${message}\n`);
+  process.exit(2);
+}
+
+async function migrate(argv: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { from: { type: 'string' }, to: { type: 'string' }, batch: { type: 'string' } } }));
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`);
+  }
+  const from = values.from ?? fail(`--from is required\n${USAGE}`);
+  const to = values.to ?? fail(`--to is required\n${USAGE}`);
+  if (!from.startsWith('sqlite:')) fail('--from must be sqlite:<file>');
+  if (!/^postgres(ql)?:\/\//.test(to)) fail('--to must be a postgres:// URL');
+  const file = path.resolve(from.slice('sqlite:'.length).replace(/^\/\//, ''));
+  // Opening a missing file would create an empty database and copy nothing: say so instead.
+  if (!fs.existsSync(file)) fail(`no SQLite database at ${file}`);
+
+  const { openDatabase } = await import('./db/database.js');
+  const { copyTables, advanceSequences } = await import('./db/copy.js');
+  const { KeyCipher, parseEncryptionKey } = await import('./crypto.js');
+
+  const source = await openDatabase({ kind: 'sqlite', file });
+  let target;
+  try {
+    target = await openDatabase({ kind: 'postgres', url: to });
+  } catch (err) {
+    await source.close();
+    fail(`cannot open ${to.replace(/\/\/[^@/]*@/, '//…@')}: ${(err as Error).message}`);
+  }
+  try {
+    process.stderr.write(`copying ${file} → PostgreSQL\n`);
+    const results = await copyTables(source.db, target.db, {
+      batch: values.batch ? Number(values.batch) : undefined,
+      onProgress: (table, done) => process.stderr.write(`  ${table}: ${done} rows read\r`),
+    });
+    await advanceSequences(target.db);
+    process.stderr.write('\n');
+    process.stdout.write('table            read  inserted  skipped\n');
+    for (const r of results) {
+      process.stdout.write(`${r.table.padEnd(15)}${String(r.read).padStart(6)}${String(r.inserted).padStart(10)}${String(r.skipped).padStart(9)}\n`);
+    }
+
+    // Keys travel sealed: the PostgreSQL instances need the ENCRYPTION_KEY that sealed them.
+    const keyText = process.env.ENCRYPTION_KEY ?? readIfExists(path.join(path.dirname(file), ENCRYPTION_KEY_FILE));
+    const sample = await source.db.selectFrom('tavily_keys').select('key_ciphertext').limit(1).executeTakeFirst();
+    if (sample && keyText) {
+      try {
+        new KeyCipher(parseEncryptionKey(keyText)).decrypt(sample.key_ciphertext);
+        process.stdout.write('keys: sealed with the ENCRYPTION_KEY found beside the SQLite file (or in the environment): start every PostgreSQL instance with it.\n');
+      } catch {
+        process.stdout.write('warning: the keys were sealed with another ENCRYPTION_KEY than the one found; the instances need the one that sealed them.\n');
+      }
+    } else if (sample) {
+      process.stdout.write(`note: start every PostgreSQL instance with the ENCRYPTION_KEY of the SQLite instance (its DATA_DIR/${ENCRYPTION_KEY_FILE}).\n`);
+    }
+  } finally {
+    await Promise.allSettled([source.close(), target.close()]);
+  }
+}
+
+function readIfExists(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const [command, ...rest] = process.argv.slice(2);
+if (command === undefined || command === 'serve') {
+  await import('./server.js');
+} else if (command === 'migrate') {
+  await migrate(rest).catch((err: unknown) => fail(`migration failed: ${(err as Error).message}`));
+} else if (command === '--help' || command === 'help') {
+  process.stdout.write(`${USAGE}\n`);
+} else {
+  fail(`unknown command "${command}"\n${USAGE}`);
+}

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { advanceSequences, copyTables } from '../../src/db/copy.js';
+import { type DatabaseHandle, openDatabase } from '../../src/db/database.js';
+import { type TestApp, startTestApp } from '../support/app.js';
+import { type TestDatabase, dialects } from '../support/db.js';
+import { FakeTavily } from '../support/fake-tavily.js';
+
+const [sqlite, postgres] = dialects as [(typeof dialects)[0], (typeof dialects)[0]];
+
+if (postgres.skip) test('copying SQLite into PostgreSQL (tavily-pool migrate)', { skip: postgres.skip }, () => {});
+else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
+  let fake: FakeTavily;
+  let source: TestApp;
+  let pgDb: TestDatabase;
+  let target: DatabaseHandle;
+
+  before(async () => {
+    fake = await FakeTavily.start();
+    source = await startTestApp(sqlite, { tavilyBaseUrl: fake.url });
+    const keys = Array.from({ length: 30 }, (_, i) => `tvly-dev-migrate${String(i).padStart(6, '0')}`);
+    await source.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: source.auth, payload: { keys } });
+    const tok = await source.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: source.auth, payload: { name: 'agents', monthly_budget: 100 } });
+    for (let i = 0; i < 25; i++) {
+      await source.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${tok.json().token}` }, payload: { query: `q${i}` } });
+    }
+    await source.app.inject({ method: 'POST', url: '/research', headers: { authorization: `Bearer ${tok.json().token}` }, payload: { input: 'a topic' } });
+    await source.ctx.writeBehind.flush();
+    pgDb = await postgres.create();
+    target = await openDatabase(pgDb.config, pgDb.open);
+  });
+  after(async () => {
+    await target?.close();
+    await source?.close();
+    await pgDb?.cleanup();
+    await fake?.close();
+  });
+
+  const dump = async (db: DatabaseHandle['db']) => ({
+    keys: await db.selectFrom('tavily_keys').selectAll().orderBy('id').execute(),
+    tokens: await db.selectFrom('client_tokens').selectAll().orderBy('id').execute(),
+    logs: await db.selectFrom('request_logs').selectAll().orderBy('id').execute(),
+    research: await db.selectFrom('research_tasks').selectAll().orderBy('request_id').execute(),
+  });
+
+  test('copies every row with its id, in batches; a second run copies nothing twice', async () => {
+    const first = await copyTables(source.ctx.database.db, target.db, { batch: 7 });
+    await advanceSequences(target.db);
+    assert.deepEqual(
+      first.map((r) => [r.table, r.read, r.inserted, r.skipped]),
+      [
+        ['tavily_keys', 30, 30, 0],
+        ['client_tokens', 1, 1, 0],
+        ['request_logs', 26, 26, 0],
+        ['research_tasks', 1, 1, 0],
+      ],
+    );
+    const src = await dump(source.ctx.database.db);
+    const dst = await dump(target.db);
+    assert.deepEqual(dst, src, 'the rows arrive exactly as they were');
+
+    const again = await copyTables(source.ctx.database.db, target.db);
+    assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0]);
+    assert.deepEqual(again.map((r) => r.skipped), [30, 1, 26, 1]);
+  });
+
+  test('new rows in PostgreSQL get ids after the copied ones', async () => {
+    const row = await target.db
+      .insertInto('tavily_keys')
+      .values({ key_ciphertext: 'x', key_hash: 'new-hash', key_masked: 'm', status: 'active', created_at: 'now', updated_at: 'now' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    assert.equal(row.id, 31);
+  });
+
+  test('the command reports its counts, and names what is wrong with its arguments', () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli.ts'), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const file = (source.db.config as { file: string }).file;
+    const url = new URL((pgDb.config as { url: string }).url);
+    url.searchParams.set('options', `-c search_path=${pgDb.open.pgSearchPath}`);
+    const r = cli('migrate', '--from', `sqlite:${file}`, '--to', url.toString());
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /tavily_keys\s+30\s+0\s+30/);
+    assert.match(r.stdout, /request_logs\s+26\s+0\s+26/);
+
+    const missing = cli('migrate', '--from', 'sqlite:/nonexistent/x.db', '--to', url.toString());
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /no SQLite database at \/nonexistent\/x\.db/);
+    assert.match(cli('migrate', '--from', `sqlite:${file}`).stderr, /--to is required/);
+    assert.match(cli('migrate', '--from', 'mysql://x', '--to', url.toString()).stderr, /--from must be sqlite:<file>/);
+    assert.match(cli('frobnicate').stderr, /unknown command "frobnicate"/);
+  });
+});
