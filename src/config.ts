@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Cron } from 'croner';
 import { KEY_STRATEGIES, type KeyStrategy } from './pool/pool.js';
 
 /** Thrown when an environment variable holds a value the gateway cannot use. */
@@ -35,6 +36,11 @@ export interface Config {
   /** Largest admin import body, in bytes. */
   importBodyLimit: number;
   keyStrategy: KeyStrategy;
+  /** When the scheduled refresh runs (cron, UTC). */
+  refreshCron: string;
+  refreshOnStart: boolean;
+  /** The scheduled refresh skips keys refreshed more recently than this. */
+  refreshStaleAfterS: number;
   /** Keys one gateway request may try. */
   maxAttempts: number;
   logRetentionDays: number;
@@ -56,6 +62,14 @@ function int(env: Env, name: string, def: number, min: number, max: number): num
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${n}`);
   return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return def;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
 }
 
 function url(env: Env, name: string, def: string): string {
@@ -106,6 +120,13 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('KEY_STRATEGY', `expected one of ${KEY_STRATEGIES.join(', ')}, got "${keyStrategy}"`);
   }
 
+  const refreshCron = nonEmpty(env, 'REFRESH_CRON') ?? '0 * * * *';
+  try {
+    new Cron(refreshCron, { paused: true, timezone: 'UTC' }).stop();
+  } catch (err) {
+    throw new ConfigError('REFRESH_CRON', `not a cron expression (${(err as Error).message}): "${refreshCron}"`);
+  }
+
   const adminToken = nonEmpty(env, 'ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters long');
@@ -126,5 +147,8 @@ export function loadConfig(env: Env = process.env): Config {
     keyStrategy: keyStrategy as KeyStrategy,
     maxAttempts: int(env, 'MAX_ATTEMPTS', 3, 1, 20),
     logRetentionDays: int(env, 'LOG_RETENTION_DAYS', 30, 1, 3650),
+    refreshCron,
+    refreshOnStart: bool(env, 'REFRESH_ON_START', true),
+    refreshStaleAfterS: int(env, 'REFRESH_STALE_AFTER_S', 1800, 0, 31 * 86400),
   };
 }

@@ -131,9 +131,6 @@ export async function createContext(
   await reloadPool();
   await reloadTokens();
   writeBehind.start();
-  const pruneTimer = setInterval(() => void pruneLogs().catch((err: unknown) => log.error({ err }, 'log pruning failed')), DAY_MS);
-  pruneTimer.unref();
-  void pruneLogs().catch((err: unknown) => log.error({ err }, 'log pruning failed'));
 
   return {
     config,
@@ -154,7 +151,6 @@ export async function createContext(
     reloadTokens,
     pruneLogs,
     async close() {
-      clearInterval(pruneTimer);
       pool.close();
       await writeBehind.close();
       await Promise.allSettled([tavily.close(), database.close()]);

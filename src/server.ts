@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createContext } from './context.js';
 import { createLogger } from './logger.js';
+import { createScheduler } from './quota/jobs.js';
 import { resolveSecrets } from './secrets.js';
 
 async function main(): Promise<void> {
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const ctx = await createContext(config, secrets, log);
   const app = await buildApp(ctx);
+  const scheduler = createScheduler(ctx);
 
   let closing = false;
   const shutdown = async (signal: string) => {
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
     // (Fastify closes only those idle at the moment close() starts), so that clients holding
     // connections open, like a load balancer, do not hold the shutdown.
     const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+    scheduler.stop();
     try {
       await app.close();
       // The request log is flushed last, with every completed request in it.
@@ -49,6 +52,10 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
+  scheduler.start();
+  // Housekeeping at start: prune old log rows, and refresh stale keys unless told not to.
+  void scheduler.runNow('prune-logs');
+  if (config.refreshOnStart) void scheduler.runNow('refresh');
   const where = config.database.kind === 'sqlite' ? config.database.file : 'PostgreSQL';
   log.info({ port: config.port, host: config.host, database: where }, 'tavily-pool is serving');
   if (secrets.adminTokenGenerated) {

@@ -41,6 +41,8 @@ describe('server process', () => {
     const first = run({ DATA_DIR: dataDir });
     const url = await listening(first);
     const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    // The banner goes to stderr, the listen line to stdout: two pipes, no order between them.
+    for (let i = 0; i < 100 && !first.out().includes(token); i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(first.out().includes(token), 'the generated token is shown');
     const ok = await fetch(`${url}/api/v1/admin/summary`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(ok.status, 200);
