@@ -112,10 +112,7 @@ export async function createContext(
     afterWrite: (writes) => {
       for (const w of writes) {
         if (w.ok) pool.refreshed(w.id, w.status, w.remaining_quota);
-        else if (w.status !== null) {
-          const k = pool.get(w.id);
-          if (k) pool.refreshed(w.id, w.status, k.remaining);
-        }
+        else if (w.status !== null) pool.refreshed(w.id, w.status);
       }
     },
   });

@@ -89,6 +89,12 @@ export class KeyDecryptError extends Error {
   override name = 'KeyDecryptError';
 }
 
+/** The token of an `Authorization: Bearer <token>` header, or null. */
+export function bearerToken(header: string | undefined): string | null {
+  const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(header ?? '');
+  return m ? m[1]! : null;
+}
+
 /** Constant-time comparison of two secrets of any length. */
 export function secretsEqual(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { secretsEqual } from '../crypto.js';
+import { bearerToken, secretsEqual } from '../crypto.js';
 import { describeError } from '../http-errors.js';
 import { ApiError } from './errors.js';
 import { keyRoutes } from './keys.js';
@@ -11,8 +11,8 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   const token = app.ctx.adminToken;
 
   app.addHook('onRequest', async (req, reply) => {
-    const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m || !secretsEqual(m[1]!, token)) {
+    const presented = bearerToken(req.headers.authorization);
+    if (presented === null || !secretsEqual(presented, token)) {
       reply.header('www-authenticate', 'Bearer realm="tavily-pool admin"');
       throw new ApiError(401, 'unauthorized', 'missing or wrong admin token: send Authorization: Bearer <ADMIN_TOKEN>');
     }

@@ -38,7 +38,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   /** The row, with this month's spend as the gateway counts it right now. */
   const view = (r: TokenRow) => {
-    const live = ctx.tokens.authenticateById(r.id);
+    const live = ctx.tokens.byId(r.id);
     return {
       id: r.id,
       name: r.name,

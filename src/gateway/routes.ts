@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { AppContext } from '../context.js';
-import { utcMonth } from '../db/repositories/tokens.js';
+import { bearerToken } from '../crypto.js';
 import { describeError } from '../http-errors.js';
 import type { PoolKey } from '../pool/pool.js';
 import { UpstreamError, parseRetryAfter } from '../tavily/errors.js';
@@ -63,10 +63,11 @@ function tavilyError(reply: FastifyReply, status: number, message: string) {
   return reply.code(status).type('application/json').send(JSON.stringify({ detail: { error: message } }));
 }
 
-function presentedToken(req: FastifyRequest, body: Json | null): string | null {
-  const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (m) return m[1]!;
-  return body && typeof body.api_key === 'string' && body.api_key !== '' ? body.api_key : null;
+/** The client token: the Bearer header, or `api_key` in the body (or query) as older clients send it. */
+function presentedToken(req: FastifyRequest, fields: { api_key?: unknown } | null): string | null {
+  const bearer = bearerToken(req.headers.authorization);
+  if (bearer) return bearer;
+  return typeof fields?.api_key === 'string' && fields.api_key !== '' ? fields.api_key : null;
 }
 
 function forwardHeaders(req: FastifyRequest, json: boolean): Record<string, string> {
@@ -175,19 +176,6 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return tavilyError(reply, p.statusCode, p.message);
   });
 
-  /** The calling token, admitted under its RPM limit and budget; throws a Tavily-shaped error otherwise. */
-  const admit = (req: FastifyRequest, body: Json | null, endpoint: Endpoint): TokenState => {
-    const presented = presentedToken(req, body);
-    const token = presented ? tokens.authenticate(presented) : null;
-    if (!token) throw new GatewayError(401, 'Unauthorized: missing or invalid API key.');
-    const a = tokens.admit(token);
-    if (!a.ok) {
-      writeBehind.record({ ts: new Date().toISOString(), token_id: token.id, key_id: null, endpoint, status: a.status, attempts: 0, latency_ms: null, credits: 0, request_id: null, error: a.message });
-      throw new GatewayError(a.status, a.message, a.retryAfterS);
-    }
-    return token;
-  };
-
   /** Records a finished request and charges its credits to the key and the token (in memory, then write-behind). */
   const account = (token: TokenState, key: PoolKey | null, endpoint: Endpoint, status: number, attempts: number, latencyMs: number | null, credits: number, requestId: string | null, error: string | null) => {
     const ts = new Date().toISOString();
@@ -201,12 +189,41 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     );
   };
 
+  /** The calling token; a Tavily-shaped 401 when it is missing or unknown. */
+  const authenticate = (req: FastifyRequest, fields: { api_key?: unknown } | null): TokenState => {
+    const presented = presentedToken(req, fields);
+    const token = presented ? tokens.authenticate(presented) : null;
+    if (!token) throw new GatewayError(401, 'Unauthorized: missing or invalid API key.');
+    return token;
+  };
+
+  /** The calling token, admitted under its RPM limit and budget (a refusal is logged too). */
+  const admit = (req: FastifyRequest, fields: { api_key?: unknown } | null, endpoint: Endpoint): TokenState => {
+    const token = authenticate(req, fields);
+    const a = tokens.admit(token);
+    if (!a.ok) {
+      account(token, null, endpoint, a.status, 0, null, 0, null, a.message);
+      throw new GatewayError(a.status, a.message, a.retryAfterS);
+    }
+    return token;
+  };
+
   /**
-   * A JSON answer from Tavily, with usage hidden unless the client asked for it. Billing:
+   * Sends Tavily's JSON answer on, with usage hidden unless the client asked for it. Billing:
    * `full` counts Tavily's `usage` figure or else the published cost; `reported` only a figure
    * Tavily reports; `none` nothing (a research poll after the one that billed it).
+   * `beforeSend` sees a successful answer's request_id before the client does.
    */
-  const finishJson = async (reply: FastifyReply, token: TokenState, endpoint: Endpoint, request: Json, askedUsage: boolean, r: Attempted, billing: 'full' | 'reported' | 'none') => {
+  const finishJson = async (
+    reply: FastifyReply,
+    token: TokenState,
+    endpoint: Endpoint,
+    request: Json,
+    askedUsage: boolean,
+    r: Attempted,
+    billing: 'full' | 'reported' | 'none',
+    beforeSend?: (requestId: string | null) => void,
+  ) => {
     const text = await r.res.body.text();
     const status = r.res.statusCode;
     let data: Json | null = null;
@@ -228,7 +245,8 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     const requestId = typeof data.request_id === 'string' ? data.request_id : null;
     account(token, r.key, endpoint, status, r.attempts, r.latencyMs, credits, requestId, null);
-    return { reply: reply.code(status).type('application/json'), out, requestId };
+    beforeSend?.(requestId);
+    return reply.code(status).type('application/json').send(out);
   };
 
   const post = (endpoint: Exclude<Endpoint, 'research.get'>) =>
@@ -270,11 +288,12 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
           reply.raw.setHeader('x-accel-buffering', 'no');
           return reply.code(200).header('cache-control', 'no-cache').type(String(r.res.headers['content-type'] ?? 'text/event-stream')).send(r.res.body);
         }
-        // Research is billed when it completes (on the poll), not when it is created.
-        const done = await finishJson(reply, token, endpoint, body, askedUsage, r, endpoint === 'research' ? 'reported' : 'full');
-        if (!('out' in done)) return done;
-        if (endpoint === 'research' && done.requestId) research.remember(done.requestId, r.key.id, token.id);
-        return done.reply.send(done.out);
+        if (endpoint !== 'research') return finishJson(reply, token, endpoint, body, askedUsage, r, 'full');
+        // Research is billed when it completes (on the poll), not when it is created; its owner
+        // is recorded before the client can poll.
+        return finishJson(reply, token, endpoint, body, askedUsage, r, 'reported', (requestId) => {
+          if (requestId) research.remember(requestId, r.key.id, token.id);
+        });
       },
     );
   for (const e of ['search', 'extract', 'crawl', 'map', 'research'] as const) post(e);
@@ -292,7 +311,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const token = admit(req, req.query.api_key ? { api_key: req.query.api_key } : null, 'research.get');
+      const token = admit(req, req.query, 'research.get');
       const id = req.params.request_id;
       const task = await research.lookup(id);
       const key = task ? pool.get(task.keyId) : undefined;
@@ -311,8 +330,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const attempted: Attempted = { res, key, attempts: 1, latencyMs: performance.now() - t0 };
       // Research is billed once, on the first poll that finds it done; later polls count nothing.
       const first = res.statusCode === 200 && research.charge(id, task);
-      const done = await finishJson(reply, token, 'research.get', {}, req.query.include_usage === true, attempted, first ? 'full' : 'none');
-      return 'out' in done ? done.reply.send(done.out) : done;
+      return finishJson(reply, token, 'research.get', {}, req.query.include_usage === true, attempted, first ? 'full' : 'none');
     },
   );
 
@@ -328,12 +346,9 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const presented = presentedToken(req, req.query.api_key ? { api_key: req.query.api_key } : null);
-      const token = presented ? tokens.authenticate(presented) : null;
-      if (!token) throw new GatewayError(401, 'Unauthorized: missing or invalid API key.');
-      tokens.charge(token, 0); // rolls the month over if it changed
-      const month = utcMonth();
-      const byEndpoint = await ctx.logs.tokenSpendByEndpoint(token.id, month);
+      const token = authenticate(req, req.query);
+      tokens.rollMonth(token);
+      const byEndpoint = await ctx.logs.tokenSpendByEndpoint(token.id, token.month);
       const counts = {
         search_usage: byEndpoint.search ?? 0,
         extract_usage: byEndpoint.extract ?? 0,

@@ -33,16 +33,18 @@ export type Admission = { ok: true } | { ok: false; status: 429 | 432; message: 
  */
 export class TokenRegistry {
   readonly #byHash = new Map<string, TokenState>();
+  readonly #byId = new Map<number, TokenState>();
 
   /** Replaces the tokens; the spend and the RPM allowance of tokens still present carry over. */
   load(rows: readonly TokenRow[]): void {
-    const previous = new Map([...this.#byHash.values()].map((t) => [t.id, t]));
+    const previous = new Map(this.#byId);
     this.#byHash.clear();
+    this.#byId.clear();
     for (const r of rows) {
       if (r.revoked_at) continue;
       const old = previous.get(r.id);
       const spentNow = old && old.month === r.spent_month ? Math.max(old.spent, r.month_spent) : r.month_spent;
-      this.#byHash.set(r.token_hash, {
+      const state: TokenState = {
         id: r.id,
         name: r.name,
         hash: Buffer.from(r.token_hash, 'hex'),
@@ -52,14 +54,15 @@ export class TokenRegistry {
         spent: spentNow,
         allowance: old?.allowance ?? r.rpm_limit ?? 0,
         allowanceAt: old?.allowanceAt ?? Date.now(),
-      });
+      };
+      this.#byHash.set(r.token_hash, state);
+      this.#byId.set(r.id, state);
     }
   }
 
   /** The live state of a token by id (admin views show its current spend). */
-  authenticateById(id: number): TokenState | undefined {
-    for (const t of this.#byHash.values()) if (t.id === id) return t;
-    return undefined;
+  byId(id: number): TokenState | undefined {
+    return this.#byId.get(id);
   }
 
   authenticate(token: string): TokenState | null {
@@ -106,6 +109,11 @@ export class TokenRegistry {
       this.#monthTo = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
     }
     return this.#month;
+  }
+
+  /** Starts a new month's spend when the UTC month has changed since the token last spent. */
+  rollMonth(t: TokenState, now = Date.now()): void {
+    this.#roll(t, now);
   }
 
   #roll(t: TokenState, now: number): void {

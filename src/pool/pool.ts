@@ -237,41 +237,41 @@ export class KeyPool {
   deduct(k: PoolKey, credits: number): void {
     if (credits <= 0 || k.remaining === null) return;
     k.remaining = Math.max(0, k.remaining - credits);
-    if (k.slot === -1) return;
-    if (k.remaining <= 0) {
-      k.health = 'exhausted';
-      this.#selector.remove(k);
-    } else {
-      this.#selector.moved(k);
-    }
+    if (k.remaining <= 0) k.health = 'exhausted';
+    this.#place(k);
   }
 
-  /** New figures for a key from a refresh: it joins or leaves the selectable keys as they say. */
-  refreshed(id: number, health: KeyHealth, remaining: number | null, now = Date.now()): void {
+  /** New figures for a key from a refresh (a null `remaining` keeps the one it has). */
+  refreshed(id: number, health: KeyHealth, remaining?: number | null): void {
     const k = this.#keys.get(id);
     if (!k) return;
-    const was = k.slot !== -1;
     k.health = health;
-    k.remaining = remaining;
-    const should = this.#selectable(k, now);
+    if (remaining !== undefined) k.remaining = remaining;
+    this.#place(k);
+  }
+
+  setHealth(k: PoolKey, health: KeyHealth): void {
+    k.health = health;
+    this.#place(k);
+  }
+
+  /** Puts the key in or out of the selectable set, or re-ranks it, as its state now says. */
+  #place(k: PoolKey, now = Date.now()): void {
+    const was = k.slot !== -1;
+    const should = this.#keys.get(k.id) === k && this.#selectable(k, now);
     if (was && !should) this.#selector.remove(k);
     else if (!was && should) this.#selector.add(k);
     else if (was) this.#selector.moved(k);
   }
 
-  setHealth(k: PoolKey, health: KeyHealth): void {
-    k.health = health;
-    if (health !== 'active' && k.slot !== -1) this.#selector.remove(k);
-  }
-
   /** Rests the key after a 429 until Retry-After has passed. */
   coolDown(k: PoolKey, seconds: number, now = Date.now()): void {
     k.coolUntil = Math.max(k.coolUntil, now + seconds * 1000);
-    if (k.slot !== -1) this.#selector.remove(k);
+    this.#place(k, now);
     clearTimeout(this.#timers.get(k.id));
     const t = setTimeout(() => {
       this.#timers.delete(k.id);
-      if (this.#keys.get(k.id) === k && k.slot === -1 && this.#selectable(k, Date.now())) this.#selector.add(k);
+      this.#place(k);
     }, k.coolUntil - now);
     t.unref();
     this.#timers.set(k.id, t);

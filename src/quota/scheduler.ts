@@ -50,10 +50,6 @@ export class Scheduler {
     this.#crons.length = 0;
   }
 
-  nextRun(name: string): Date | null {
-    return this.#crons.find((c) => c.name === name)?.nextRun() ?? null;
-  }
-
   /** Runs a job now, unless its previous run is still going here, or another instance runs it. */
   async runNow(name: string): Promise<JobOutcome> {
     const job = this.#jobs.get(name);
