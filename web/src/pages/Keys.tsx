@@ -1,4 +1,5 @@
 import { type ChangeEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { DataTable, ErrorAlert } from '../components';
 import { type ImportResult, type Key, type RefreshResult, type RefreshStatus, api } from '../api';
 
 const PAGE = 50;
@@ -110,29 +111,17 @@ export function KeysPage() {
         <button type="button" className="danger" disabled={selected.size === 0} onClick={() => bulk('delete')}>Delete selected</button>
       </div>
       {message && <p role="status">Done: {message}.</p>}
-      {error && <p role="alert" className="error">{error}</p>}
+      <ErrorAlert message={error} />
 
       {!page ? (
         <p aria-busy="true">Loading…</p>
       ) : page.items.length === 0 ? (
         <p>No keys{status || q ? ' match' : ' yet: import some above'}.</p>
       ) : (
-        <div className="table-wrap">
-          <table aria-label="Keys">
-            <thead>
-              <tr>
-                <th scope="col"><input type="checkbox" aria-label="Select all on this page" checked={page.items.every((k) => selected.has(k.id))} onChange={(e) => setSelected(e.target.checked ? new Set(page.items.map((k) => k.id)) : new Set())} /></th>
-                <th scope="col">Key</th>
-                <th scope="col">Label</th>
-                <th scope="col">Status</th>
-                <th scope="col">Remaining</th>
-                <th scope="col">Plan</th>
-                <th scope="col">Last refresh</th>
-                <th scope="col">Last error</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable label="Keys" columns={[
+            <input key="all" type="checkbox" aria-label="Select all on this page" checked={page.items.every((k) => selected.has(k.id))} onChange={(e) => setSelected(e.target.checked ? new Set(page.items.map((k) => k.id)) : new Set())} />,
+            'Key', 'Label', 'Status', 'Remaining', 'Plan', 'Last refresh', 'Last error', 'Actions',
+          ]}>
               {page.items.map((k) => (
                 <tr key={k.id}>
                   <td><input type="checkbox" aria-label={`Select ${k.key_masked}`} checked={selected.has(k.id)} onChange={() => toggle(k.id)} /></td>
@@ -153,9 +142,7 @@ export function KeysPage() {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
       {page && (
         <nav className="pager" aria-label="Pages">
@@ -209,7 +196,7 @@ function ImportPanel({ onImported }: { onImported: () => void }) {
         </label>
         <button type="button" disabled={busy || text.trim() === ''} onClick={submit}>{busy ? 'Importing…' : 'Import'}</button>
       </div>
-      {error && <p role="alert" className="error">{error}</p>}
+      <ErrorAlert message={error} />
       {result && (
         <div role="status" aria-label="Import result">
           <p>Added {result.added}, duplicates {result.duplicates}, rejected {result.rejected_count}.</p>
@@ -263,7 +250,7 @@ function RefreshPanel({ selected, onDone }: { selected: number[]; onDone: () => 
           </label>
         )}
       </div>
-      {error && <p role="alert" className="error">{error}</p>}
+      <ErrorAlert message={error} />
       {result && (
         <div role="status" aria-label="Refresh result">
           <p>

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import { type LogRow, api } from '../api';
+import { DataTable, ErrorAlert } from '../components';
 
 
 const ENDPOINTS = ['search', 'extract', 'crawl', 'map', 'research', 'research.get'];
@@ -82,29 +83,13 @@ export function LogsPage() {
         </label>
         <label>Status <input type="number" min={100} max={599} value={status} onChange={(e) => setStatus(e.target.value)} style={{ width: '5rem' }} /></label>
       </div>
-      {error && <p role="alert" className="error">{error}</p>}
+      <ErrorAlert message={error} />
       {!rows ? (
         <p aria-busy="true">Loading…</p>
       ) : rows.length === 0 ? (
         <p>No requests{from || to || tokenId || keyId || endpoint || status ? ' match these filters' : ' yet'}.</p>
       ) : (
-        <div className="table-wrap">
-          <table aria-label="Requests">
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Token</th>
-                <th scope="col">Key</th>
-                <th scope="col">Endpoint</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Latency</th>
-                <th scope="col">Credits</th>
-                <th scope="col">Request id</th>
-                <th scope="col">Error</th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable label="Requests" columns={['Time', 'Token', 'Key', 'Endpoint', 'Status', 'Attempts', 'Latency', 'Credits', 'Request id', 'Error']}>
               {rows.map((r) => (
                 <tr key={r.id}>
                   <td>{new Date(r.ts).toLocaleString()}</td>
@@ -119,9 +104,7 @@ export function LogsPage() {
                   <td className="error-cell">{r.error}</td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
       {next && <button type="button" className="secondary" onClick={more}>Load more</button>}
     </section>

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { type Summary, api } from '../api';
 import { BarChart } from '../charts';
+import { ErrorAlert } from '../components';
 
 const fmt = new Intl.NumberFormat('en-US');
 const DAY = 24 * 3600_000;
@@ -45,7 +46,7 @@ export function OverviewPage() {
     }, (e: Error) => setError(e.message));
   }, []);
 
-  if (error) return <p role="alert" className="error">{error}</p>;
+  if (error) return <ErrorAlert message={error} />;
   if (!summary || !stats) return <p aria-busy="true">Loading…</p>;
   const last = summary.refresh.last;
   const dry = forecast(summary.total_remaining, stats.by_day);

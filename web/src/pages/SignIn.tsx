@@ -1,5 +1,6 @@
 import { type FormEvent, useState } from 'react';
 import { ApiError, api, setToken } from '../api';
+import { ErrorAlert } from '../components';
 
 export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
   const [token, setValue] = useState('');
@@ -31,11 +32,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
         <button type="submit" disabled={busy || token.trim() === ''}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
-        {error && (
-          <p role="alert" className="error">
-            {error}
-          </p>
-        )}
+        <ErrorAlert message={error} />
       </form>
     </main>
   );

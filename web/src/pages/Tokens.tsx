@@ -1,5 +1,6 @@
 import { type FormEvent, useCallback, useEffect, useState } from 'react';
 import { api } from '../api';
+import { DataTable, ErrorAlert } from '../components';
 
 interface Token {
   id: number;
@@ -90,26 +91,13 @@ export function TokensPage() {
           </button>
         </div>
       )}
-      {error && <p role="alert" className="error">{error}</p>}
+      <ErrorAlert message={error} />
       {!items ? (
         <p aria-busy="true">Loading…</p>
       ) : items.length === 0 ? (
         <p>No tokens yet: create one for your clients.</p>
       ) : (
-        <div className="table-wrap">
-          <table aria-label="Tokens">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Token</th>
-                <th scope="col">Spent this month</th>
-                <th scope="col">Budget</th>
-                <th scope="col">RPM limit</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable label="Tokens" columns={['Name', 'Token', 'Spent this month', 'Budget', 'RPM limit', 'Last used', 'Actions']}>
               {items.map((t) => (
                 <tr key={t.id}>
                   <td>{t.name}</td>
@@ -123,9 +111,7 @@ export function TokensPage() {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
     </section>
   );
