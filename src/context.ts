@@ -30,8 +30,8 @@ export interface AppContext {
   writeBehind: WriteBehind;
   research: ResearchRegistry;
   adminToken: string;
-  /** Re-reads the keys into the in-memory pool (after admin changes and refreshes). */
-  reloadPool(): Promise<void>;
+  /** Re-reads keys into the in-memory pool: all of them, or only `ids` (after admin changes to those keys). */
+  reloadPool(ids?: readonly number[]): Promise<void>;
   /** Re-reads the client tokens into memory (after admin changes). */
   reloadTokens(): Promise<void>;
   /** Deletes request-log rows older than LOG_RETENTION_DAYS and expired research tasks. */
@@ -69,10 +69,10 @@ export async function createContext(
   });
   const research = new ResearchRegistry(database.db, writeBehind);
 
-  const reloadPool = async () => {
+  const reloadPool = async (ids?: readonly number[]) => {
     // Pending deductions first, so that the figures read back include them.
     await writeBehind.flush();
-    const rows = await keys.loadForPool();
+    const rows = await keys.loadForPool(ids);
     const entries = [];
     for (const r of rows) {
       let plain: string;
@@ -93,8 +93,13 @@ export async function createContext(
         lastUsed: r.last_used_at ? Date.parse(r.last_used_at) : 0,
       });
     }
-    plainKeys.retain(rows.map((r) => r.id));
-    pool.load(entries);
+    if (!ids) {
+      plainKeys.retain(rows.map((r) => r.id));
+      pool.load(entries);
+      return;
+    }
+    const found = new Set(rows.map((r) => r.id));
+    pool.update(entries, ids.filter((id) => !found.has(id)));
   };
   const reloadTokens = async () => tokens.load(await tokensRepo.list(true));
 

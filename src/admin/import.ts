@@ -24,6 +24,8 @@ export interface ImportResult {
   rejected_count: number;
   items: KeyRow[];
   items_truncated: boolean;
+  /** Ids of every key added (the response lists only the first 1,000). */
+  addedIds: number[];
 }
 
 /** Every `tvly-…` token in any text (a .txt or .csv file, a pasted list, a config file). */
@@ -109,6 +111,7 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     rejected_count: rejectedCount,
     items,
     items_truncated: inserted.length > MAX_LISTED,
+    addedIds: inserted.map((r) => r.id),
   };
 }
 

@@ -116,8 +116,9 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw new ApiError(400, 'invalid_request', 'send JSON {"keys": [...]} or a text/plain body');
       }
       const result = await importKeys(ctx, { inputs, label, validate: req.query.validate });
-      if (result.added > 0) await ctx.reloadPool();
-      return reply.code(201).send({ ...result, items: result.items.map(keyView) });
+      if (result.added > 0) await ctx.reloadPool(result.addedIds);
+      const { addedIds: _ids, ...answer } = result;
+      return reply.code(201).send({ ...answer, items: result.items.map(keyView) });
     },
   );
 
@@ -244,7 +245,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         .execute((trx) =>
           action === 'delete' ? ctx.keys.deleteMany(unique, trx) : ctx.keys.setEnabled(unique, action === 'enable', trx),
         );
-      if (done.length > 0) await ctx.reloadPool();
+      if (done.length > 0) await ctx.reloadPool(done);
       const hit = new Set(done);
       req.log.info({ action, affected: done.length }, 'bulk key change');
       return { action, affected: done.length, not_found: unique.filter((id) => !hit.has(id)) };
@@ -277,7 +278,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req) => {
       const row = await ctx.keys.update(req.params.id, req.body);
       if (!row) throw notFound(req.params.id);
-      await ctx.reloadPool();
+      await ctx.reloadPool([row.id]);
       return keyView(row);
     },
   );
@@ -290,7 +291,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const [gone] = await ctx.keys.deleteMany([req.params.id]);
       if (gone === undefined) throw notFound(req.params.id);
-      await ctx.reloadPool();
+      await ctx.reloadPool([gone]);
       return reply.code(204).send(null);
     },
   );

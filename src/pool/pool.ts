@@ -215,6 +215,28 @@ export class KeyPool {
     }
   }
 
+  /** Adds or replaces these keys and drops `gone`, leaving the rest of the pool as it is. */
+  update(entries: readonly PoolEntry[], gone: readonly number[] = [], now = Date.now()): void {
+    for (const id of gone) {
+      const k = this.#keys.get(id);
+      if (!k) continue;
+      this.#keys.delete(id);
+      this.#place(k, now);
+      clearTimeout(this.#timers.get(id));
+      this.#timers.delete(id);
+    }
+    for (const e of entries) {
+      const old = this.#keys.get(e.id);
+      if (old) {
+        this.#keys.delete(e.id);
+        this.#place(old, now);
+      }
+      const k: PoolKey = { ...e, coolUntil: old?.coolUntil ?? 0, lastUsed: Math.max(e.lastUsed, old?.lastUsed ?? 0), slot: -1, bucket: 0 };
+      this.#keys.set(k.id, k);
+      this.#place(k, now);
+    }
+  }
+
   get(id: number): PoolKey | undefined {
     return this.#keys.get(id);
   }

@@ -95,3 +95,16 @@ test('a refresh moves keys in and out of the selectable set without a reload', (
   pool.refreshed(2, 'exhausted', 0);
   assert.equal(pool.pick(), null);
 });
+
+test('update() replaces some keys and drops others, leaving the rest and their cooldowns alone', () => {
+  const pool = new KeyPool('round-robin');
+  pool.load([entry(1, 10), entry(2, 10), entry(3, 10)]);
+  pool.coolDown(pool.get(3)!, 60);
+  pool.update([entry(1, 10, { enabled: false }), entry(4, 10)], [2]);
+  assert.equal(pool.get(2), undefined);
+  assert.deepEqual(new Set(picks(pool, 6)), new Set([4]), 'disabled 1 and cooling 3 are not picked');
+  pool.update([entry(3, 50)]);
+  assert.ok(pool.get(3)!.coolUntil > Date.now(), 'a replaced key keeps its cooldown');
+  assert.deepEqual(pool.counts(), { total: 3, available: 1, disabled: 1, invalid: 0, exhausted: 0, cooling: 1 });
+  pool.close();
+});

@@ -232,12 +232,15 @@ export class KeyRepository {
   }
 
   /** Every key with what the gateway's in-memory pool needs. */
-  async loadForPool(ex: Executor = this.db) {
-    return ex
+  async loadForPool(ids?: readonly number[], ex: Executor = this.db) {
+    const q = ex
       .selectFrom('tavily_keys')
       .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at', 'remaining_quota', 'last_used_at'])
-      .orderBy('id')
-      .execute();
+      .orderBy('id');
+    if (!ids) return q.execute();
+    const rows = [];
+    for (const part of chunk(ids, this.maxParams)) rows.push(...(await q.where('id', 'in', part).execute()));
+    return rows;
   }
 
   /** The refresh's single read: the keys to refresh, with only the columns it needs. */
