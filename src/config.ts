@@ -41,6 +41,8 @@ export interface Config {
   refreshOnStart: boolean;
   /** The scheduled refresh skips keys refreshed more recently than this. */
   refreshStaleAfterS: number;
+  /** PostgreSQL: every instance reads all keys and tokens again this often (the safety net under LISTEN/NOTIFY). */
+  syncIntervalS: number;
   /** Keys one gateway request may try. */
   maxAttempts: number;
   logRetentionDays: number;
@@ -150,5 +152,6 @@ export function loadConfig(env: Env = process.env): Config {
     refreshCron,
     refreshOnStart: bool(env, 'REFRESH_ON_START', true),
     refreshStaleAfterS: int(env, 'REFRESH_STALE_AFTER_S', 1800, 0, 31 * 86400),
+    syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
   };
 }

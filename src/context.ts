@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { type Bus, PgBus } from './cluster/bus.js';
+import { ClusterSync, flushItems, keyChangeItems, refreshItems } from './cluster/sync.js';
 import type { Config } from './config.js';
 import { KeyCipher, KeyDecryptError } from './crypto.js';
 import { type DatabaseHandle, type OpenOptions, openDatabase } from './db/database.js';
@@ -30,10 +32,18 @@ export interface AppContext {
   writeBehind: WriteBehind;
   research: ResearchRegistry;
   adminToken: string;
-  /** Re-reads keys into the in-memory pool: all of them, or only `ids` (after admin changes to those keys). */
+  /** PostgreSQL: how instances tell each other what changed (null on SQLite: one process). */
+  bus: Bus | null;
+  /** Applies other instances' changes; reads everything again now and then. */
+  sync: ClusterSync;
+  /** Re-reads keys into the in-memory pool: all of them, or only `ids`. */
   reloadPool(ids?: readonly number[]): Promise<void>;
-  /** Re-reads the client tokens into memory (after admin changes). */
+  /** Re-reads the client tokens into memory. */
   reloadTokens(): Promise<void>;
+  /** After an admin change to keys (these, or all): this instance reads them again, and the others are told to. */
+  keysChanged(ids?: readonly number[]): Promise<void>;
+  /** After an admin change to client tokens: as keysChanged. */
+  tokensChanged(): Promise<void>;
   /** Deletes request-log rows older than LOG_RETENTION_DAYS and expired research tasks. */
   pruneLogs(): Promise<number>;
   close(): Promise<void>;
@@ -61,11 +71,16 @@ export async function createContext(
   const tavily = new TavilyClient({ baseUrl: config.tavilyBaseUrl });
   const pool = new KeyPool(config.keyStrategy);
   const tokens = new TokenRegistry();
+  // Created once the context can apply what it hears (below); the flush publishes through it.
+  let bus: Bus | null = null;
   const writeBehind = new WriteBehind({
     db: database.db,
     dialect: database.dialect,
     log: log.child({ component: 'request-log' }),
     intervalMs: opts.flushIntervalMs,
+    publish: async (trx, changes) => {
+      if (bus) await bus.publish(trx, flushItems(changes));
+    },
   });
   const research = new ResearchRegistry(database.db, writeBehind);
 
@@ -91,6 +106,7 @@ export async function createContext(
         enabled: r.disabled_at === null,
         remaining: r.remaining_quota,
         lastUsed: r.last_used_at ? Date.parse(r.last_used_at) : 0,
+        coolUntil: r.cooldown_until ? Date.parse(r.cooldown_until) : 0,
       });
     }
     if (!ids) {
@@ -114,13 +130,34 @@ export async function createContext(
     plainKeys,
     beforeLoad: () => writeBehind.flush(),
     // The pool takes the new figures from the refresh itself: no second read of every key.
-    afterWrite: (writes) => {
+    afterWrite: async (writes) => {
       for (const w of writes) {
         if (w.ok) pool.refreshed(w.id, w.status, w.remaining_quota);
         else if (w.status !== null) pool.refreshed(w.id, w.status);
       }
+      // The other instances take the same outcomes, without reading the keys again.
+      await announce(refreshItems(writes));
     },
   });
+
+  /** Tells the other instances; a failure is logged, and their periodic read catches up. */
+  const announce = async (items: ReturnType<typeof refreshItems>) => {
+    if (!bus || items.length === 0) return;
+    try {
+      await bus.publish(database.db, items);
+    } catch (err) {
+      log.error({ err }, 'could not tell the other instances about a change; they will read it within SYNC_INTERVAL_S');
+    }
+  };
+  const keysChanged = async (ids?: readonly number[]) => {
+    await reloadPool(ids);
+    await announce(keyChangeItems(ids));
+  };
+  const tokensChanged = async () => {
+    await reloadTokens();
+    await announce([['T']]);
+  };
+  const sync = new ClusterSync({ pool, tokens, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
 
   const pruneLogs = async () => {
     const now = Date.now();
@@ -130,6 +167,16 @@ export async function createContext(
     return n;
   };
 
+  if (config.database.kind === 'postgres') {
+    // Listen before the first read, so that no change made in between is missed.
+    bus = await PgBus.start({
+      url: config.database.url,
+      searchPath: opts.pgSearchPath,
+      log: log.child({ component: 'sync' }),
+      handlers: { onItems: (items) => sync.apply(items), onResync: () => void sync.resync() },
+    });
+    sync.start();
+  }
   await reloadPool();
   await reloadTokens();
   writeBehind.start();
@@ -149,12 +196,19 @@ export async function createContext(
     writeBehind,
     research,
     adminToken: secrets.adminToken,
+    bus,
+    sync,
     reloadPool,
     reloadTokens,
+    keysChanged,
+    tokensChanged,
     pruneLogs,
     async close() {
+      sync.stop();
       pool.close();
       await writeBehind.close();
+      await sync.settled();
+      await bus?.close();
       await Promise.allSettled([tavily.close(), database.close()]);
     },
   };

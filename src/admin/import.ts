@@ -136,4 +136,5 @@ const EMPTY_ROW: Omit<KeyRow, 'id' | 'key_ciphertext' | 'key_hash' | 'key_masked
   last_refreshed_at: null,
   last_error: null,
   last_used_at: null,
+  cooldown_until: null,
 };

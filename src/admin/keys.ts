@@ -42,6 +42,7 @@ export function keyView(row: KeyRow): KeyObject {
     last_refreshed_at: row.last_refreshed_at,
     last_error: row.last_error,
     last_used_at: row.last_used_at,
+    cooldown_until: row.cooldown_until !== null && Date.parse(row.cooldown_until) > Date.now() ? row.cooldown_until : null,
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -116,7 +117,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw new ApiError(400, 'invalid_request', 'send JSON {"keys": [...]} or a text/plain body');
       }
       const result = await importKeys(ctx, { inputs, label, validate: req.query.validate });
-      if (result.added > 0) await ctx.reloadPool(result.addedIds);
+      if (result.added > 0) await ctx.keysChanged(result.addedIds);
       const { addedIds: _ids, ...answer } = result;
       return reply.code(201).send({ ...answer, items: result.items.map(keyView) });
     },
@@ -245,7 +246,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         .execute((trx) =>
           action === 'delete' ? ctx.keys.deleteMany(unique, trx) : ctx.keys.setEnabled(unique, action === 'enable', trx),
         );
-      if (done.length > 0) await ctx.reloadPool(done);
+      if (done.length > 0) await ctx.keysChanged(done);
       const hit = new Set(done);
       req.log.info({ action, affected: done.length }, 'bulk key change');
       return { action, affected: done.length, not_found: unique.filter((id) => !hit.has(id)) };
@@ -278,7 +279,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req) => {
       const row = await ctx.keys.update(req.params.id, req.body);
       if (!row) throw notFound(req.params.id);
-      await ctx.reloadPool([row.id]);
+      await ctx.keysChanged([row.id]);
       return keyView(row);
     },
   );
@@ -291,7 +292,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const [gone] = await ctx.keys.deleteMany([req.params.id]);
       if (gone === undefined) throw notFound(req.params.id);
-      await ctx.reloadPool([gone]);
+      await ctx.keysChanged([gone]);
       return reply.code(204).send(null);
     },
   );

@@ -33,6 +33,7 @@ export const KeyObject = Type.Object(
     last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
     last_error: Nullable(Type.String()),
     last_used_at: Nullable(Type.String({ format: 'date-time' })),
+    cooldown_until: Nullable(Type.String({ format: 'date-time', description: 'set while the key rests after a 429 from Tavily' })),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },

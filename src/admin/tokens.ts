@@ -74,7 +74,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
         monthly_budget: req.body.monthly_budget ?? null,
         rpm_limit: req.body.rpm_limit ?? null,
       });
-      await ctx.reloadTokens();
+      await ctx.tokensChanged();
       req.log.info({ token_id: row.id }, 'client token created');
       return reply.code(201).send({ token, item: view(row) });
     },
@@ -111,7 +111,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req) => {
       const row = await ctx.tokensRepo.update(req.params.id, req.body);
       if (!row) throw notFound(req.params.id);
-      await ctx.reloadTokens();
+      await ctx.tokensChanged();
       return view(row);
     },
   );
@@ -122,7 +122,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req) => {
       const row = await ctx.tokensRepo.revoke(req.params.id);
       if (!row) throw notFound(req.params.id);
-      await ctx.reloadTokens();
+      await ctx.tokensChanged();
       req.log.info({ token_id: row.id }, 'client token revoked');
       return view(row);
     },

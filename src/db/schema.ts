@@ -29,6 +29,8 @@ export interface TavilyKeyTable {
   /** What the key can still spend; null until known (or when no limit applies). */
   remaining_quota: number | null;
   last_refreshed_at: string | null;
+  /** ISO time until which the key rests after a 429 from Tavily; null when it is not resting. */
+  cooldown_until: string | null;
   last_error: string | null;
   last_used_at: string | null;
   created_at: string;

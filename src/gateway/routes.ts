@@ -151,6 +151,7 @@ async function tryKeys(
     } else if (status === 429) {
       const wait = parseRetryAfter(res.headers['retry-after']) ?? 60;
       pool.coolDown(key, wait);
+      writeBehind.keyCooldown(key.id, key.coolUntil);
       log.warn({ key_id: key.id, endpoint, retry_after_s: wait }, 'key rate limited by Tavily: cooling down');
     }
   }

@@ -111,6 +111,17 @@ export class TokenRegistry {
     return this.#month;
   }
 
+  /** Credits another instance charged to a token (its flush announced them). */
+  addSpend(id: number, month: string, credits: number): void {
+    const t = this.#byId.get(id);
+    if (!t) return;
+    if (month === t.month) t.spent += credits;
+    else if (month > t.month) {
+      t.month = month;
+      t.spent = credits;
+    }
+  }
+
   /** Starts a new month's spend when the UTC month has changed since the token last spent. */
   rollMonth(t: TokenState, now = Date.now()): void {
     this.#roll(t, now);

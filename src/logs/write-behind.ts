@@ -34,13 +34,32 @@ interface Batch {
   /** `tokenId:month` → credits spent. */
   tokens: Map<string, { id: number; month: string; credits: number; lastUsed: string }>;
   health: Map<number, { status: KeyHealth; error: string }>;
+  /** key id → epoch ms until which it rests after a 429. */
+  cool: Map<number, number>;
   research: ResearchTask[];
   charged: Set<string>;
 }
 
-const emptyBatch = (): Batch => ({ logs: [], keys: new Map(), tokens: new Map(), health: new Map(), research: [], charged: new Set() });
+const emptyBatch = (): Batch => ({ logs: [], keys: new Map(), tokens: new Map(), health: new Map(), cool: new Map(), research: [], charged: new Set() });
 const isEmpty = (b: Batch) =>
-  b.logs.length === 0 && b.keys.size === 0 && b.tokens.size === 0 && b.health.size === 0 && b.research.length === 0 && b.charged.size === 0;
+  b.logs.length === 0 &&
+  b.keys.size === 0 &&
+  b.tokens.size === 0 &&
+  b.health.size === 0 &&
+  b.cool.size === 0 &&
+  b.research.length === 0 &&
+  b.charged.size === 0;
+
+/** What a flush changed that other instances keep in memory: sent to them on commit. */
+export interface FlushedChanges {
+  /** [key id, credits spent] */
+  keys: Array<[number, number]>;
+  /** [token id, month, credits spent] */
+  tokens: Array<[number, string, number]>;
+  health: Array<[number, KeyHealth]>;
+  /** [key id, epoch ms the cooldown ends] */
+  cool: Array<[number, number]>;
+}
 
 export interface WriteBehindOptions {
   db: Db;
@@ -50,6 +69,13 @@ export interface WriteBehindOptions {
   intervalMs?: number;
   /** Flush as soon as this many log rows wait. */
   maxBatch?: number;
+  /** How soon a change other instances must learn quickly (a key's health, a cooldown) is flushed. */
+  urgentMs?: number;
+  /**
+   * Runs inside each flush's transaction, after its writes: tells the other instances what
+   * changed (PostgreSQL delivers a NOTIFY on commit, and drops it on rollback).
+   */
+  publish?: (trx: Db, changes: FlushedChanges) => Promise<void>;
 }
 
 /**
@@ -64,12 +90,19 @@ export class WriteBehind {
   #flushing: Promise<void> | null = null;
   #next: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
+  #urgent: NodeJS.Timeout | null = null;
   readonly stats = { flushes: 0, rows: 0, failures: 0 };
   readonly #o: Required<WriteBehindOptions>;
 
   constructor(opts: WriteBehindOptions) {
     // `??`, not spread defaults: an option passed as undefined must not erase its default.
-    this.#o = { ...opts, intervalMs: opts.intervalMs ?? 1000, maxBatch: opts.maxBatch ?? 1000 };
+    this.#o = {
+      ...opts,
+      intervalMs: opts.intervalMs ?? 1000,
+      maxBatch: opts.maxBatch ?? 1000,
+      urgentMs: opts.urgentMs ?? 50,
+      publish: opts.publish ?? (async () => {}),
+    };
   }
 
   start(): void {
@@ -108,10 +141,33 @@ export class WriteBehind {
 
   keyHealth(keyId: number, status: KeyHealth, error: string): void {
     this.#pending.health.set(keyId, { status, error });
+    this.#soon();
   }
 
+  keyCooldown(keyId: number, untilMs: number): void {
+    const p = this.#pending.cool;
+    p.set(keyId, Math.max(untilMs, p.get(keyId) ?? 0));
+    this.#soon();
+  }
+
+  /** Recorded at once: a poll may reach another instance, which looks the owner up in the database. */
   researchTask(task: ResearchTask): void {
     this.#pending.research.push(task);
+    this.#soon();
+  }
+
+  /**
+   * Flushes within `urgentMs` rather than at the next tick: other instances must stop using
+   * a dead or resting key within a second or two. Changes like these are rare; one timer
+   * serves every change made meanwhile.
+   */
+  #soon(): void {
+    if (this.#urgent || !this.#timer) return;
+    this.#urgent = setTimeout(() => {
+      this.#urgent = null;
+      void this.flush();
+    }, this.#o.urgentMs);
+    this.#urgent.unref();
   }
 
   researchCharged(requestId: string): void {
@@ -159,6 +215,8 @@ export class WriteBehind {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    if (this.#urgent) clearTimeout(this.#urgent);
+    this.#urgent = null;
     for (let attempt = 0; attempt < 5; attempt++) {
       const failures = this.stats.failures;
       await this.flush();
@@ -183,6 +241,7 @@ export class WriteBehind {
       p.tokens.set(id, cur ? { ...cur, credits: cur.credits + t.credits } : t);
     }
     for (const [id, h] of b.health) if (!p.health.has(id)) p.health.set(id, h);
+    for (const [id, until] of b.cool) p.cool.set(id, Math.max(until, p.cool.get(id) ?? 0));
     p.research = [...b.research, ...p.research];
     for (const r of b.charged) p.charged.add(r);
   }
@@ -227,6 +286,14 @@ export class WriteBehind {
         from ${jsonRows(dialect, cols, rows)}
         where tavily_keys.id = v.id`.execute(trx);
     }
+    if (b.cool.size > 0) {
+      const rows = [...b.cool].map(([id, until]) => [id, new Date(until).toISOString()]);
+      const cols = [['id', 'integer'], ['until', 'text']] as const;
+      await sql`
+        update tavily_keys set cooldown_until = v.until
+        from ${jsonRows(dialect, cols, rows)}
+        where tavily_keys.id = v.id and (cooldown_until is null or cooldown_until < v.until)`.execute(trx);
+    }
     if (b.research.length > 0) {
       await trx
         .insertInto('research_tasks')
@@ -240,6 +307,14 @@ export class WriteBehind {
         .set({ charged_at: now })
         .where('request_id', 'in', [...b.charged])
         .execute();
+    }
+    if (b.keys.size > 0 || b.tokens.size > 0 || b.health.size > 0 || b.cool.size > 0) {
+      await this.#o.publish(trx, {
+        keys: [...b.keys].filter(([, k]) => k.credits > 0).map(([id, k]) => [id, k.credits]),
+        tokens: [...b.tokens.values()].filter((t) => t.credits > 0).map((t) => [t.id, t.month, t.credits]),
+        health: [...b.health].map(([id, h]) => [id, h.status]),
+        cool: [...b.cool],
+      });
     }
   }
 }

@@ -29,6 +29,8 @@ export interface PoolEntry {
   enabled: boolean;
   remaining: number | null;
   lastUsed: number;
+  /** Epoch ms until which the key rests after a 429 (0: not resting). */
+  coolUntil: number;
 }
 
 /** Keeps the selectable keys; every operation is O(1). */
@@ -201,17 +203,14 @@ export class KeyPool {
     const previous = new Map(this.#keys);
     this.#keys.clear();
     this.#selector = makeSelector(this.strategy);
+    // The timers point at the previous objects: re-armed below for the new ones.
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
     for (const e of entries) {
-      const old = previous.get(e.id);
-      const k: PoolKey = { ...e, coolUntil: old?.coolUntil ?? 0, lastUsed: Math.max(e.lastUsed, old?.lastUsed ?? 0), slot: -1, bucket: 0 };
+      const k = this.#fromEntry(e, previous.get(e.id));
       this.#keys.set(k.id, k);
       if (this.#selectable(k, now)) this.#selector.add(k);
-    }
-    for (const [id, t] of this.#timers) {
-      if (!this.#keys.has(id)) {
-        clearTimeout(t);
-        this.#timers.delete(id);
-      }
+      this.#arm(k, now);
     }
   }
 
@@ -231,10 +230,22 @@ export class KeyPool {
         this.#keys.delete(e.id);
         this.#place(old, now);
       }
-      const k: PoolKey = { ...e, coolUntil: old?.coolUntil ?? 0, lastUsed: Math.max(e.lastUsed, old?.lastUsed ?? 0), slot: -1, bucket: 0 };
+      const k = this.#fromEntry(e, old);
       this.#keys.set(k.id, k);
       this.#place(k, now);
+      this.#arm(k, now);
     }
+  }
+
+  /** A key from the database; the later cooldown and last use of the two views win. */
+  #fromEntry(e: PoolEntry, old: PoolKey | undefined): PoolKey {
+    return {
+      ...e,
+      coolUntil: Math.max(e.coolUntil, old?.coolUntil ?? 0),
+      lastUsed: Math.max(e.lastUsed, old?.lastUsed ?? 0),
+      slot: -1,
+      bucket: 0,
+    };
   }
 
   get(id: number): PoolKey | undefined {
@@ -288,12 +299,26 @@ export class KeyPool {
 
   /** Rests the key after a 429 until Retry-After has passed. */
   coolDown(k: PoolKey, seconds: number, now = Date.now()): void {
-    k.coolUntil = Math.max(k.coolUntil, now + seconds * 1000);
+    this.coolUntil(k, now + seconds * 1000, now);
+  }
+
+  /** Rests the key until `until` (epoch ms), or longer if it already rests longer. */
+  coolUntil(k: PoolKey, until: number, now = Date.now()): void {
+    k.coolUntil = Math.max(k.coolUntil, until);
     this.#place(k, now);
+    this.#arm(k, now);
+  }
+
+  /** A resting key goes back into the selectable set when its cooldown ends. */
+  #arm(k: PoolKey, now: number): void {
+    if (k.coolUntil <= now) return;
     clearTimeout(this.#timers.get(k.id));
     const t = setTimeout(() => {
       this.#timers.delete(k.id);
-      this.#place(k);
+      const at = Date.now();
+      this.#place(k, at);
+      // A timer may fire a millisecond before Date.now() reaches coolUntil: wait the rest.
+      this.#arm(k, at);
     }, k.coolUntil - now);
     t.unref();
     this.#timers.set(k.id, t);

@@ -35,7 +35,7 @@ export async function monthlyReset(ctx: AppContext): Promise<{ reset: number }> 
   const ids = rows.map((r) => r.id);
   for (let i = 0; i < ids.length; i += 10_000) await ctx.refresher.refresh({ ids: ids.slice(i, i + 10_000) });
   // Keys whose refresh failed (a timeout, say) are active again too: the pool must know.
-  await ctx.reloadPool(ids);
+  await ctx.keysChanged(ids);
   ctx.log.info({ keys: ids.length }, 'monthly reset: exhausted keys are eligible again');
   return { reset: ids.length };
 }

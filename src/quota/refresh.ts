@@ -74,7 +74,7 @@ export interface RefresherDeps {
   /** Runs before the keys are loaded (the gateway flushes its pending deductions). */
   beforeLoad?: () => Promise<void>;
   /** Gets the outcomes once they are committed (the gateway updates its in-memory pool). */
-  afterWrite?: (writes: readonly RefreshWrite[]) => void;
+  afterWrite?: (writes: readonly RefreshWrite[]) => void | Promise<void>;
 }
 
 /** Does a running refresh already do everything `req` asks for? */
@@ -207,7 +207,7 @@ export class QuotaRefresher {
       );
     }
     const writeMs = performance.now() - w0;
-    this.#deps.afterWrite?.(writes);
+    await this.#deps.afterWrite?.(writes);
 
     failures.sort((a, b) => a.id - b.id);
     const result: RefreshResult = {

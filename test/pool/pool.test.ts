@@ -10,10 +10,16 @@ const entry = (id: number, remaining: number | null, over: Partial<PoolEntry> = 
   enabled: true,
   remaining,
   lastUsed: 0,
+  coolUntil: 0,
   ...over,
 });
 
 const picks = (pool: KeyPool, n: number) => Array.from({ length: n }, () => pool.pick()!.id);
+
+/** Waits (up to 2 s: timers run late on a busy machine) until the key is back in the selectable set. */
+async function backInPool(pool: KeyPool, id: number): Promise<void> {
+  for (let i = 0; i < 200 && pool.get(id)!.slot === -1; i++) await new Promise((r) => setTimeout(r, 10));
+}
 
 describe('key pool', () => {
   test('most-remaining: the fullest key, spread at random over near-ties', () => {
@@ -69,7 +75,7 @@ describe('key pool', () => {
     pool.coolDown(pool.get(1)!, 0.05);
     assert.deepEqual(new Set(picks(pool, 4)), new Set([2]));
     assert.equal(pool.counts().cooling, 1);
-    await new Promise((r) => setTimeout(r, 80));
+    await backInPool(pool, 1);
     assert.deepEqual(new Set(picks(pool, 4)), new Set([1, 2]));
     pool.close();
   });
@@ -81,6 +87,30 @@ describe('key pool', () => {
     pool.load([entry(1, 500), entry(2, 10), entry(3, 10)]);
     assert.ok(pool.get(1)!.coolUntil > Date.now());
     assert.ok(!new Set(picks(pool, 20)).has(1));
+    pool.close();
+  });
+
+  test('a key cooling across a reload still comes back when its cooldown ends', async () => {
+    const pool = new KeyPool('round-robin');
+    pool.load([entry(1, 10), entry(2, 10)]);
+    pool.coolDown(pool.get(1)!, 0.05);
+    pool.load([entry(1, 10), entry(2, 10)]);
+    assert.deepEqual(new Set(picks(pool, 4)), new Set([2]));
+    await backInPool(pool, 1);
+    assert.deepEqual(new Set(picks(pool, 4)), new Set([1, 2]), 'the reloaded key is picked again');
+    pool.close();
+  });
+
+  test('a cooldown read from the database rests the key, and coolUntil() takes the later time', async () => {
+    const pool = new KeyPool('round-robin');
+    pool.load([entry(1, 10, { coolUntil: Date.now() + 60 }), entry(2, 10)]);
+    assert.equal(pool.counts().cooling, 1);
+    pool.coolUntil(pool.get(1)!, Date.now() - 1000);
+    assert.equal(pool.counts().cooling, 1, 'an earlier time does not shorten the rest');
+    pool.coolUntil(pool.get(2)!, Date.now() + 60_000);
+    assert.equal(pool.pick(), null);
+    await backInPool(pool, 1);
+    assert.equal(pool.pick()!.id, 1);
     pool.close();
   });
 });

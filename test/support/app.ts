@@ -37,10 +37,14 @@ export interface TestAppOptions extends ContextOptions {
   env?: Record<string, string>;
   /** Change the context before the app is built (e.g. swap the refresher). */
   prepare?: (ctx: AppContext) => void;
+  /** Use this database (another instance's) rather than a new one; close() leaves it in place. */
+  database?: TestDatabase;
+  /** Instances sharing a database must share the key that encrypts the Tavily keys. */
+  encryptionKey?: Buffer;
 }
 
 export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = {}): Promise<TestApp> {
-  const db = await dialect.create();
+  const db = opts.database ?? (await dialect.create());
   const config: Config = {
     ...loadConfig({
       DATA_DIR: db.dataDir,
@@ -54,7 +58,7 @@ export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = 
   const logs = new LogSink();
   const ctx = await createContext(
     config,
-    { adminToken: ADMIN_TOKEN, encryptionKey: parseEncryptionKey(generateEncryptionKey()) },
+    { adminToken: ADMIN_TOKEN, encryptionKey: opts.encryptionKey ?? parseEncryptionKey(generateEncryptionKey()) },
     createLogger('info', logs),
     { ...db.open, ...opts },
   );
@@ -70,6 +74,34 @@ export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = 
     async close() {
       await app.close();
       await ctx.close();
+      if (!opts.database) await db.cleanup();
+    },
+  };
+}
+
+export interface TestCluster {
+  instances: TestApp[];
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** `n` instances of the gateway on one database, as a deployment behind a load balancer runs them. */
+export async function startCluster(dialect: DialectCase, n: number, opts: TestAppOptions = {}): Promise<TestCluster> {
+  const db = await dialect.create();
+  const encryptionKey = parseEncryptionKey(generateEncryptionKey());
+  const instances: TestApp[] = [];
+  try {
+    for (let i = 0; i < n; i++) instances.push(await startTestApp(dialect, { ...opts, database: db, encryptionKey }));
+  } catch (err) {
+    for (const t of instances) await t.close();
+    await db.cleanup();
+    throw err;
+  }
+  return {
+    instances,
+    db,
+    async close() {
+      for (const t of instances) await t.close();
       await db.cleanup();
     },
   };

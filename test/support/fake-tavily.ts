@@ -67,7 +67,10 @@ export interface FakeStats {
   last: { path: string; headers: http.IncomingHttpHeaders; body: unknown } | null;
   inFlight: number;
   maxInFlight: number;
+  /** /usage calls, by key. */
   callsByKey: Map<string, number>;
+  /** Requests to the other endpoints, by key (whatever the answer). */
+  requestsByKey: Map<string, number>;
   /** Requests that carried no Bearer key. */
   unauthenticated: number;
 }
@@ -131,6 +134,7 @@ export class FakeTavily {
     inFlight: 0,
     maxInFlight: 0,
     callsByKey: new Map(),
+    requestsByKey: new Map(),
     unauthenticated: 0,
   };
   latencyMs: number;
@@ -204,6 +208,7 @@ export class FakeTavily {
     this.stats.last = null;
     this.stats.maxInFlight = this.stats.inFlight;
     this.stats.callsByKey.clear();
+    this.stats.requestsByKey.clear();
     this.stats.unauthenticated = 0;
   }
 
@@ -250,6 +255,7 @@ export class FakeTavily {
   #request(endpoint: string, path: string, req: http.IncomingMessage, res: http.ServerResponse, body: Record<string, unknown>): void {
     const key = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (!key) return send(res, 401, { detail: { error: MESSAGES[401] } });
+    this.stats.requestsByKey.set(key, (this.stats.requestsByKey.get(key) ?? 0) + 1);
     let b = this.requestBehaviourOf(key);
     if (b === 'flaky') {
       const n = (this.#flakyCount.get(key) ?? 0) + 1;
@@ -410,7 +416,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   process.stdout.write(`${JSON.stringify({ url: fake.url })}\n`);
   process.on('message', (msg: { cmd?: string; latencyMs?: number }) => {
     if (msg.cmd === 'stats') {
-      process.send?.({ stats: { ...fake.stats, callsByKey: fake.stats.callsByKey.size } });
+      process.send?.({ stats: { ...fake.stats, callsByKey: fake.stats.callsByKey.size, requestsByKey: fake.stats.requestsByKey.size } });
     } else if (msg.cmd === 'reset') {
       fake.resetStats();
       process.send?.({ ok: true });

@@ -235,7 +235,7 @@ export class KeyRepository {
   async loadForPool(ids?: readonly number[], ex: Executor = this.db) {
     const q = ex
       .selectFrom('tavily_keys')
-      .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at', 'remaining_quota', 'last_used_at'])
+      .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at', 'remaining_quota', 'last_used_at', 'cooldown_until'])
       .orderBy('id');
     if (!ids) return q.execute();
     const rows = [];

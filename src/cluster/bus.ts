@@ -1,0 +1,197 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.js';
+import type { KeyHealth } from '../db/schema.js';
+
+/**
+ * One change another instance must apply to its in-memory state. Short tuples, because a
+ * NOTIFY payload holds at most 8,000 bytes.
+ */
+export type SyncItem =
+  /** A key spent credits. */
+  | ['k', id: number, credits: number]
+  /** A token spent credits in a month (`YYYY-MM`). */
+  | ['t', id: number, month: string, credits: number]
+  /** A key's health changed (Tavily answered 401, 432 or 433). */
+  | ['h', id: number, health: KeyHealth]
+  /** A key rests until this epoch ms (Tavily answered 429). */
+  | ['c', id: number, untilMs: number]
+  /** A refresh's outcome for a key: its health, and its remaining credits when they are known. */
+  | ['r', id: number, health: KeyHealth]
+  | ['r', id: number, health: KeyHealth, remaining: number | null]
+  /** An admin changed this key (or, with null, many keys): read it again. */
+  | ['K', id: number | null]
+  /** An admin changed the client tokens: read them again. */
+  | ['T'];
+
+export interface BusHandlers {
+  /** Changes published by another instance. */
+  onItems(items: SyncItem[]): void;
+  /** Notifications may have been missed (the listening connection was lost): read everything again. */
+  onResync(): void;
+}
+
+/** How instances tell each other what changed. */
+export interface Bus {
+  readonly instanceId: string;
+  /** Sends the items to the other instances; inside a transaction they go out when it commits. */
+  publish(ex: Db, items: readonly SyncItem[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more. */
+const MAX_PAYLOAD = 7800;
+
+/** Packs items into as few payloads as fit under the limit, in order. */
+export function encodeItems(instanceId: string, seq: () => number, items: readonly SyncItem[], max = MAX_PAYLOAD): string[] {
+  const out: string[] = [];
+  let parts: string[] = [];
+  let size = 0;
+  const head = () => `{"s":${JSON.stringify(instanceId)},"n":${seq()},"i":[`;
+  // The envelope with room for a 16-digit sequence number, and the closing `]}`.
+  const budget = max - `{"s":${JSON.stringify(instanceId)},"n":${'9'.repeat(16)},"i":[]}`.length;
+  for (const item of items) {
+    const text = JSON.stringify(item);
+    if (parts.length > 0 && size + 1 + text.length > budget) {
+      out.push(`${head()}${parts.join(',')}]}`);
+      parts = [];
+      size = 0;
+    }
+    parts.push(text);
+    size += text.length + (parts.length > 1 ? 1 : 0);
+  }
+  if (parts.length > 0) out.push(`${head()}${parts.join(',')}]}`);
+  return out;
+}
+
+/** The items of a payload sent by another instance, or null (our own, or not one of ours). */
+export function decodePayload(instanceId: string, payload: string): SyncItem[] | null {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(payload);
+  } catch {
+    return null;
+  }
+  if (typeof msg !== 'object' || msg === null) return null;
+  const { s, i } = msg as { s?: unknown; i?: unknown };
+  if (typeof s !== 'string' || s === instanceId || !Array.isArray(i)) return null;
+  return i.filter((x): x is SyncItem => Array.isArray(x) && typeof x[0] === 'string');
+}
+
+/**
+ * LISTEN/NOTIFY on the shared PostgreSQL database: one connection of its own listens; notices
+ * are sent with `pg_notify` on whatever connection (or transaction) publishes. The channel is
+ * named after the schema, so deployments in separate schemas of one database stay apart.
+ * A lost connection is reopened with backoff, and then every instance state is read again,
+ * since PostgreSQL does not keep notices for a listener that was away.
+ */
+export class PgBus implements Bus {
+  readonly instanceId = randomBytes(6).toString('hex');
+  #channel = '';
+  #client: pg.Client | null = null;
+  #closed = false;
+  #seq = 0;
+  #retry: NodeJS.Timeout | null = null;
+  #backoffMs = 250;
+
+  private constructor(
+    private readonly opts: { url: string; searchPath?: string; log: Logger; handlers: BusHandlers },
+  ) {}
+
+  /** Connects and listens; throws when the first connection fails, so a bad set-up stops the start. */
+  static async start(opts: { url: string; searchPath?: string; log: Logger; handlers: BusHandlers }): Promise<PgBus> {
+    const bus = new PgBus(opts);
+    await bus.#connect();
+    opts.log.info({ instance: bus.instanceId, channel: bus.#channel }, 'listening for changes from other instances');
+    return bus;
+  }
+
+  get channel(): string {
+    return this.#channel;
+  }
+
+  get listening(): boolean {
+    return this.#client !== null;
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client({
+      connectionString: this.opts.url,
+      ...(this.opts.searchPath ? { options: `-c search_path=${this.opts.searchPath}` } : {}),
+    });
+    client.on('error', (err) => this.#lost(client, err));
+    client.on('end', () => this.#lost(client));
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ schema: string }>('select current_schema() as schema');
+      const schema = rows[0]?.schema ?? 'public';
+      const channel = `tavily_pool_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
+      await client.query(`listen ${channel}`);
+      client.on('notification', (n) => {
+        if (n.channel !== this.#channel || !n.payload) return;
+        const items = decodePayload(this.instanceId, n.payload);
+        if (items && items.length > 0) this.opts.handlers.onItems(items);
+      });
+      this.#channel = channel;
+      this.#client = client;
+      this.#backoffMs = 250;
+    } catch (err) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  #lost(client: pg.Client, err?: Error): void {
+    if (this.#client !== client) return;
+    this.#client = null;
+    client.removeAllListeners('notification');
+    if (this.#closed) return;
+    this.opts.log.warn({ err }, 'lost the connection that listens for other instances; reconnecting');
+    client.end().catch(() => {});
+    this.#reconnect();
+  }
+
+  #reconnect(): void {
+    if (this.#closed || this.#retry) return;
+    this.#retry = setTimeout(async () => {
+      this.#retry = null;
+      try {
+        await this.#connect();
+        this.opts.log.info('listening for other instances again; reading the shared state');
+        this.opts.handlers.onResync();
+      } catch (err) {
+        this.#backoffMs = Math.min(this.#backoffMs * 2, 5000);
+        this.opts.log.warn({ err, retry_in_ms: this.#backoffMs }, 'cannot listen for other instances yet');
+        this.#reconnect();
+      }
+    }, this.#backoffMs);
+    this.#retry.unref();
+  }
+
+  async publish(ex: Db, items: readonly SyncItem[]): Promise<void> {
+    if (items.length === 0 || !this.#channel) return;
+    const payloads = encodeItems(this.instanceId, () => ++this.#seq, items);
+    // One statement whatever the number of payloads.
+    await sql`select pg_notify(${this.#channel}, p) from unnest(cast(${payloads} as text[])) as p`.execute(ex);
+  }
+
+  /** Drops the listening connection (tests use it to act out a network failure). */
+  dropConnectionForTest(): void {
+    this.#client?.emit('error', new Error('connection dropped by a test'));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#retry) clearTimeout(this.#retry);
+    const c = this.#client;
+    this.#client = null;
+    if (c) {
+      c.removeAllListeners();
+      c.on('error', () => {});
+      await c.end().catch(() => {});
+    }
+  }
+}

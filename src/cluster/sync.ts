@@ -1,0 +1,152 @@
+import type { Logger } from 'pino';
+import type { RefreshWrite } from '../db/repositories/keys.js';
+import type { TokenRegistry } from '../gateway/tokens.js';
+import type { FlushedChanges } from '../logs/write-behind.js';
+import type { KeyPool } from '../pool/pool.js';
+import type { SyncItem } from './bus.js';
+
+/** More keys than this in one admin change are announced as "many keys": one full re-read. */
+const MAX_LISTED_IDS = 1000;
+
+/** What a write-behind flush tells the other instances. */
+export function flushItems(c: FlushedChanges): SyncItem[] {
+  const items: SyncItem[] = [];
+  for (const [id, credits] of c.keys) items.push(['k', id, credits]);
+  for (const [id, month, credits] of c.tokens) items.push(['t', id, month, credits]);
+  for (const [id, health] of c.health) items.push(['h', id, health]);
+  for (const [id, until] of c.cool) items.push(['c', id, until]);
+  return items;
+}
+
+/** What a refresh tells the other instances: the same outcomes it applied to its own pool. */
+export function refreshItems(writes: readonly RefreshWrite[]): SyncItem[] {
+  const items: SyncItem[] = [];
+  for (const w of writes) {
+    if (w.ok) items.push(['r', w.id, w.status, w.remaining_quota]);
+    else if (w.status !== null) items.push(['r', w.id, w.status]);
+  }
+  return items;
+}
+
+/** An admin change to keys: these ids, or every key when there are many (or `undefined`). */
+export function keyChangeItems(ids?: readonly number[]): SyncItem[] {
+  if (!ids || ids.length > MAX_LISTED_IDS) return [['K', null]];
+  return ids.map((id): SyncItem => ['K', id]);
+}
+
+export interface ClusterSyncDeps {
+  pool: KeyPool;
+  tokens: TokenRegistry;
+  /** Reads keys from the database into the pool: these, or all of them. */
+  reloadPool(ids?: readonly number[]): Promise<void>;
+  reloadTokens(): Promise<void>;
+  log: Logger;
+  /** The safety net: everything is read again this often, whatever was heard. */
+  intervalMs: number;
+}
+
+/**
+ * Applies what other instances announce to this instance's memory: spend, health and
+ * cooldowns straight from the notice (no query), admin changes by reading the changed rows.
+ * Reads are serialised and merged: a burst of notices costs one read. Every `intervalMs`,
+ * and after the listening connection was lost, everything is read again.
+ */
+export class ClusterSync {
+  #timer: NodeJS.Timeout | null = null;
+  #allKeys = false;
+  readonly #keyIds = new Set<number>();
+  #tokens = false;
+  #draining: Promise<void> | null = null;
+  readonly stats = { items: 0, reloads: 0, failures: 0 };
+
+  constructor(private readonly deps: ClusterSyncDeps) {}
+
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => this.resync(), this.deps.intervalMs);
+    this.#timer.unref();
+  }
+
+  apply(items: readonly SyncItem[]): void {
+    const { pool, tokens } = this.deps;
+    for (const item of items) {
+      this.stats.items++;
+      switch (item[0]) {
+        case 'k': {
+          const k = pool.get(item[1]);
+          if (k) pool.deduct(k, item[2]);
+          break;
+        }
+        case 't':
+          tokens.addSpend(item[1], item[2], item[3]);
+          break;
+        case 'h': {
+          const k = pool.get(item[1]);
+          if (k) pool.setHealth(k, item[2]);
+          break;
+        }
+        case 'c': {
+          const k = pool.get(item[1]);
+          if (k) pool.coolUntil(k, item[2]);
+          break;
+        }
+        case 'r':
+          pool.refreshed(item[1], item[2], item.length === 4 ? item[3] : undefined);
+          break;
+        case 'K':
+          if (item[1] === null) this.#allKeys = true;
+          else this.#keyIds.add(item[1]);
+          break;
+        case 'T':
+          this.#tokens = true;
+          break;
+      }
+    }
+    if (this.#allKeys || this.#keyIds.size > 0 || this.#tokens) void this.#drain();
+  }
+
+  /** Reads every key and token again. */
+  resync(): Promise<void> {
+    this.#allKeys = true;
+    this.#tokens = true;
+    return this.#drain();
+  }
+
+  /** Resolves when every read asked for so far is done. */
+  settled(): Promise<void> {
+    return this.#draining ?? Promise.resolve();
+  }
+
+  #drain(): Promise<void> {
+    this.#draining ??= (async () => {
+      try {
+        while (this.#allKeys || this.#keyIds.size > 0 || this.#tokens) {
+          const all = this.#allKeys;
+          const ids = [...this.#keyIds];
+          const tokens = this.#tokens;
+          this.#allKeys = false;
+          this.#keyIds.clear();
+          this.#tokens = false;
+          try {
+            if (all) await this.deps.reloadPool();
+            else if (ids.length > 0) await this.deps.reloadPool(ids);
+            if (tokens) await this.deps.reloadTokens();
+            this.stats.reloads++;
+          } catch (err) {
+            this.stats.failures++;
+            this.deps.log.error({ err }, 'could not read the changes of other instances; the next periodic read retries');
+            break;
+          }
+        }
+      } finally {
+        this.#draining = null;
+      }
+    })();
+    return this.#draining;
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}
