@@ -12,12 +12,20 @@
  *    alternating rounds with samples pooled → p50, p99, and what the gateway adds. Latencies are taken with process.hrtime (µs precision).
  *
  * Options: --connections 32 --duration 10 --rate 1000
+ *
+ * --instances 2 --database postgres://… — the multi-instance mode: one gateway, then two
+ * gateways sharing one PostgreSQL (a schema made for the run and dropped after), behind a
+ * small round-robin load generator (this process: each request goes to the next instance).
+ * Reports requests/s for direct, 1 instance and 2 instances, measured in the same run with
+ * the same generator, in alternating rounds.
  */
 import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { Pool } from 'undici';
 
 const { values: args } = parseArgs({
@@ -25,11 +33,14 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     duration: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
+    instances: { type: 'string', default: '1' },
+    database: { type: 'string' },
   },
 });
 const CONNECTIONS = Number(args.connections);
 const DURATION_MS = Number(args.duration) * 1000;
 const RATE = Number(args.rate);
+const INSTANCES = Number(args.instances);
 
 interface Target {
   name: string;
@@ -135,6 +146,29 @@ function wrkLoop(t: Target, durationMs: number): Result {
 
 const saturate = (t: Target, durationMs: number): Promise<Result> => (HAVE_WRK ? Promise.resolve(wrkLoop(t, durationMs)) : closedLoop(t, durationMs));
 
+/**
+ * wrk over several targets: its threads are dealt out to the targets in turn (wrk's `setup`
+ * sets each thread's address), so the connections are spread round-robin. Every path runs
+ * with the same two threads and connections, whatever the number of targets.
+ */
+function wrkRoundRobin(targets: Target[], durationMs: number): Result {
+  const lua = path.join(os.tmpdir(), 'tavily-pool-bench-rr.lua');
+  const ports = targets.map((t) => new URL(t.origin).port);
+  fs.writeFileSync(
+    lua,
+    `local ports = {${ports.map((p) => `"${p}"`).join(', ')}}\nlocal n = 0\n` +
+      `setup = function(thread)\n  n = n + 1\n  thread.addr = wrk.lookup("127.0.0.1", ports[((n - 1) % #ports) + 1])[1]\nend\n` +
+      `wrk.method = "POST"\nwrk.body = '${BODY}'\n` +
+      Object.entries(targets[0]!.headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('\n') +
+      `\ndone = function(summary, latency, requests)\n  io.write(string.format("RESULT %d %d %f %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\nend\n`,
+  );
+  const out = execFileSync('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${Math.round(durationMs / 1000)}s`, '-s', lua, `${targets[0]!.origin}/search`], { encoding: 'utf8' });
+  const m = /RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)/.exec(out);
+  if (!m) throw new Error(`wrk printed no result:\n${out}`);
+  const [, n, errors, durUs, p50Us, p99Us] = m.map(Number) as number[];
+  return { rps: n! / (durUs! / 1e6), p50: p50Us! / 1000, p99: p99Us! / 1000, errors: errors!, count: n! };
+}
+
 /** The floor: the least a Node proxy does (read the body, forward it with undici, send the answer back). */
 const MINIMAL_PROXY = `
 const http = require('node:http');
@@ -162,75 +196,179 @@ async function waitFor(out: () => string, re: RegExp, what: string): Promise<str
   throw new Error(`${what} did not start:\n${out()}`);
 }
 
+/** CPU seconds a process has used (user + system), from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100)
+}
+
+/** The machine's busy and total CPU time so far, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const [, ...v] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - v[3]! - v[4]!, total }; // idle, iowait
+}
+
+/** Closed loop over several targets, round-robin: each request goes to the next target. */
+async function roundRobinLoop(targets: Target[], durationMs: number): Promise<Result> {
+  const pools = targets.map((t) => new Pool(t.origin, { connections: CONNECTIONS }));
+  const lat: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const start = performance.now();
+  const end = start + durationMs;
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (performance.now() < end) {
+        const i = next++ % targets.length;
+        const t0 = process.hrtime.bigint();
+        const ok = await once(pools[i]!, targets[i]!).catch(() => false);
+        if (ok) lat.push(Number(process.hrtime.bigint() - t0));
+        else errors++;
+      }
+    }),
+  );
+  const elapsed = performance.now() - start;
+  await Promise.all(pools.map((p) => p.close()));
+  return summarise(lat, errors, elapsed);
+}
+
 const children: ChildProcess[] = [];
-try {
-  // The fake upstream, alone in its process.
+const ADMIN = 'bench-proxy-admin-token';
+const adminHeaders = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+const KEYS = Array.from({ length: 20 }, (_, i) => `tvly-dev-benchproxy${String(i).padStart(4, '0')}`);
+
+/** The fake upstream, alone in its process. */
+async function startFake(): Promise<string> {
   const fake = fork(path.resolve('test/support/fake-tavily.ts'), [], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, LATENCY_MS: '0', PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   children.push(fake);
-  let fakeOut = '';
-  fake.stdout!.on('data', (d) => (fakeOut += d));
-  const fakeUrl = await waitFor(() => fakeOut, /"url":"([^"]+)"/, 'fake Tavily');
+  let out = '';
+  fake.stdout!.on('data', (d) => (out += d));
+  return waitFor(() => out, /"url":"([^"]+)"/, 'fake Tavily');
+}
 
-  // The gateway: the compiled server, embedded SQLite.
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tavily-pool-bench-proxy-'));
-  const admin = 'bench-proxy-admin-token';
+/** A gateway: the compiled server in a process of its own. */
+async function startGateway(env: Record<string, string>): Promise<{ url: string; pid: number; output: () => string }> {
   // GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the gateway.
   const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const gw = spawn(process.execPath, [...nodeArgs, path.resolve('dist/src/server.js')], {
-    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: '0', ADMIN_TOKEN: admin, TAVILY_BASE_URL: fakeUrl, LOG_LEVEL: process.env.GATEWAY_LOG_LEVEL ?? 'info' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'tavily-pool-bench-proxy-')),
+      HOST: '127.0.0.1',
+      PORT: '0',
+      ADMIN_TOKEN: ADMIN,
+      LOG_LEVEL: process.env.GATEWAY_LOG_LEVEL ?? 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(gw);
-  let gwOut = '';
-  gw.stdout!.on('data', (d) => (gwOut += d));
-  gw.stderr!.on('data', (d) => (gwOut += d));
+  let out = '';
+  gw.stdout!.on('data', (d) => (out += d));
+  gw.stderr!.on('data', (d) => (out += d));
   // Gateway routes log only warnings: at info level the server prints its address and little else.
-  const gwUrl = await waitFor(() => gwOut, /Server listening at (http:\/\/127\.0\.0\.1:\d+)/, 'gateway');
-  const ah = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
-  const keys = Array.from({ length: 20 }, (_, i) => `tvly-dev-benchproxy${String(i).padStart(4, '0')}`);
-  await fetch(`${gwUrl}/api/v1/admin/tavily-keys`, { method: 'POST', headers: ah, body: JSON.stringify({ keys }) });
-  // Not refreshed: an unknown quota is not spent down, so the pool never runs dry mid-run
-  // (refreshed free keys would hold only ~10,000 credits between them).
-  const tok = (await (await fetch(`${gwUrl}/api/v1/admin/tokens`, { method: 'POST', headers: ah, body: JSON.stringify({ name: 'bench' }) })).json()) as { token: string };
+  const url = await waitFor(() => out, /Server listening at (http:\/\/127\.0\.0\.1:\d+)/, 'gateway');
+  return { url, pid: gw.pid!, output: () => out };
+}
 
-  const direct: Target = { name: 'direct', origin: fakeUrl, headers: { authorization: `Bearer ${keys[0]}`, 'content-type': 'application/json' } };
-  const mp = spawn(process.execPath, ['-e', MINIMAL_PROXY], { env: { PATH: process.env.PATH ?? '', UPSTREAM: fakeUrl, KEY: `Bearer ${keys[0]}` }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(mp);
-  let mpOut = '';
-  mp.stdout!.on('data', (d) => (mpOut += d));
-  const minimal: Target = { name: 'minimal Node proxy', origin: await waitFor(() => mpOut, /listening at (\S+)/, 'minimal proxy'), headers: direct.headers };
-  const gateway: Target = { name: 'gateway', origin: gwUrl, headers: { authorization: `Bearer ${tok.token}`, 'content-type': 'application/json' } };
+/** Keys and a client token. The keys are not refreshed: an unknown quota is not spent down,
+ * so the pool never runs dry mid-run (refreshed free keys would hold ~20,000 credits in all). */
+async function setUpGateway(url: string): Promise<string> {
+  const r = await fetch(`${url}/api/v1/admin/tavily-keys`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ keys: KEYS }) });
+  if (r.status !== 201) throw new Error(`import failed: ${r.status} ${await r.text()}`);
+  const tok = (await (await fetch(`${url}/api/v1/admin/tokens`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ name: 'bench' }) })).json()) as { token: string };
+  return tok.token;
+}
 
-  console.log(`# proxy benchmark: fake Tavily at 0 ms, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s per run, Node ${process.version}, ${os.cpus().length} cores`);
-  console.log(`# the fake, the gateway and the load generator each run in their own process; saturation load from ${HAVE_WRK ? 'wrk' : 'this process (install wrk for a lighter generator)'}\n`);
-  // Warm every path (JIT, connections) before measuring.
-  for (const t of [direct, minimal, gateway]) await saturate(t, 2000);
+async function loggedRequests(url: string): Promise<number> {
+  const stats = (await (await fetch(`${url}/api/v1/admin/stats`, { headers: adminHeaders })).json()) as { by_day: { requests: number }[] };
+  return stats.by_day.reduce((s, d) => s + d.requests, 0);
+}
 
-  // Each measurement runs in ROUNDS short rounds that alternate between the paths, so that a
-  // burst of noise on this shared machine falls on all of them alike; samples are pooled.
-  const ROUNDS = 5;
-  const sat = new Map<string, Result[]>();
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const t of [direct, minimal, gateway]) {
-      const list = sat.get(t.name) ?? [];
-      list.push(await saturate(t, DURATION_MS / ROUNDS));
-      sat.set(t.name, list);
-    }
-  }
-  const pooled = (rs: Result[]): Result => ({
+const f = (ms: number) => `${ms.toFixed(2)} ms`;
+const ROUNDS = 5;
+
+/** Mean requests/s of the rounds, median p50 and p99 (each round is a short run). */
+function pooled(rs: Result[]): Result {
+  return {
     rps: rs.reduce((a, r) => a + r.rps, 0) / rs.length,
     p50: [...rs.map((r) => r.p50)].sort((a, b) => a - b)[Math.floor(rs.length / 2)]!,
     p99: [...rs.map((r) => r.p99)].sort((a, b) => a - b)[Math.floor(rs.length / 2)]!,
     errors: rs.reduce((a, r) => a + r.errors, 0),
     count: rs.reduce((a, r) => a + r.count, 0),
-  });
-  const satDirect = pooled(sat.get(direct.name)!);
-  const satMinimal = pooled(sat.get(minimal.name)!);
-  const satGateway = pooled(sat.get(gateway.name)!);
+  };
+}
+
+/**
+ * Each measurement runs in ROUNDS short rounds that alternate between the paths, so that a
+ * burst of noise on this shared machine falls on all of them alike.
+ */
+async function alternate<T extends { name: string }>(paths: T[], run: (p: T, ms: number) => Promise<Result>): Promise<Map<string, Result>> {
+  for (const p of paths) await run(p, 2000); // warm every path (JIT, connections)
+  const all = new Map<string, Result[]>();
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const p of paths) {
+      const list = all.get(p.name) ?? [];
+      list.push(await run(p, DURATION_MS / ROUNDS));
+      all.set(p.name, list);
+    }
+  }
+  return new Map([...all].map(([k, v]) => [k, pooled(v)]));
+}
+
+/** A schema of its own for this run in the given PostgreSQL database, dropped by `drop()`. */
+async function benchSchema(dbUrl: string): Promise<{ env: Record<string, string>; drop: () => Promise<void> }> {
+  const schema = `bench_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: dbUrl });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  return {
+    // node-postgres reads PGOPTIONS: every connection of the gateway works in the schema.
+    env: { DATABASE_URL: dbUrl, PGOPTIONS: `-c search_path=${schema}` },
+    async drop() {
+      await admin.query(`drop schema if exists ${schema} cascade`).catch(() => {});
+      await admin.end();
+    },
+  };
+}
+
+/** One gateway (SQLite, or PostgreSQL with --database) against direct calls and a minimal Node proxy. */
+async function singleMode(): Promise<void> {
+  const fakeUrl = await startFake();
+  const db = args.database ? await benchSchema(args.database) : null;
+  try {
+    await singleRun(fakeUrl, db?.env ?? {});
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    await db?.drop();
+  }
+}
+
+async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promise<void> {
+  const gw = await startGateway({ TAVILY_BASE_URL: fakeUrl, ...dbEnv });
+  const token = await setUpGateway(gw.url);
+
+  const direct: Target = { name: 'direct', origin: fakeUrl, headers: { authorization: `Bearer ${KEYS[0]}`, 'content-type': 'application/json' } };
+  const mp = spawn(process.execPath, ['-e', MINIMAL_PROXY], { env: { PATH: process.env.PATH ?? '', UPSTREAM: fakeUrl, KEY: `Bearer ${KEYS[0]}` }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(mp);
+  let mpOut = '';
+  mp.stdout!.on('data', (d) => (mpOut += d));
+  const minimal: Target = { name: 'minimal Node proxy', origin: await waitFor(() => mpOut, /listening at (\S+)/, 'minimal proxy'), headers: direct.headers };
+  const gateway: Target = { name: 'gateway', origin: gw.url, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } };
+
+  console.log(`# proxy benchmark: fake Tavily at 0 ms, gateway on ${dbEnv.DATABASE_URL ? 'PostgreSQL' : 'SQLite'}, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s per run, Node ${process.version}, ${os.cpus().length} cores`);
+  console.log(`# the fake, the gateway and the load generator each run in their own process; saturation load from ${HAVE_WRK ? 'wrk' : 'this process (install wrk for a lighter generator)'}\n`);
+
+  const sat = await alternate([direct, minimal, gateway], saturate);
+  const satDirect = sat.get(direct.name)!;
+  const satMinimal = sat.get(minimal.name)!;
+  const satGateway = sat.get(gateway.name)!;
   const latD: number[] = [];
   const latG: number[] = [];
   let errD = 0;
@@ -246,7 +384,6 @@ try {
   const rateDirect = summarise(latD, errD, DURATION_MS);
   const rateGateway = summarise(latG, errG, DURATION_MS);
 
-  const f = (ms: number) => `${ms.toFixed(2)} ms`;
   console.log('| load | path | requests/s | p50 | p99 | errors |');
   console.log('|---|---|---:|---:|---:|---:|');
   for (const [load, name, r] of [
@@ -261,15 +398,86 @@ try {
   console.log('');
   console.log(`- gateway throughput at saturation: ${((satGateway.rps / satDirect.rps) * 100).toFixed(0)}% of direct (target ≥ 50%); a minimal Node proxy: ${((satMinimal.rps / satDirect.rps) * 100).toFixed(0)}%`);
   console.log(`- added latency at ${RATE} requests/s: p50 ${f(rateGateway.p50 - rateDirect.p50)} (target ≤ 1 ms), p99 ${f(rateGateway.p99 - rateDirect.p99)} (target ≤ 5 ms)`);
-
   // The gateway accounted every request it served.
-  const logs = (await (await fetch(`${gwUrl}/api/v1/admin/stats`, { headers: ah })).json()) as { by_day: { requests: number }[] };
-  const served = satGateway.count + rateGateway.count;
-  const logged = logs.by_day.reduce((s, d) => s + d.requests, 0);
-  console.log(`- request log: ${logged} rows for ${served} measured requests (+ warm-up)`);
-  if (process.env.GATEWAY_LOG_FILE) fs.writeFileSync(process.env.GATEWAY_LOG_FILE, gwOut);
+  console.log(`- request log: ${await loggedRequests(gw.url)} rows for ${satGateway.count + rateGateway.count} measured requests (+ warm-up)`);
+  if (process.env.GATEWAY_LOG_FILE) fs.writeFileSync(process.env.GATEWAY_LOG_FILE, gw.output());
+}
+
+/** One gateway, then several sharing one PostgreSQL, behind a round-robin load generator. */
+async function clusterMode(): Promise<void> {
+  const dbUrl = args.database ?? process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
+  if (!dbUrl || !/^postgres(ql)?:\/\//.test(dbUrl)) {
+    console.error('--instances needs PostgreSQL: pass --database postgres://… (or set TEST_DATABASE_URL)');
+    process.exit(2);
+  }
+  const db = await benchSchema(dbUrl);
+  try {
+    const fakeUrl = await startFake();
+    const env = { ...db.env, TAVILY_BASE_URL: fakeUrl, ENCRYPTION_KEY: randomBytes(32).toString('hex'), REFRESH_ON_START: 'false' };
+    const gateways = [];
+    for (let i = 0; i < INSTANCES; i++) gateways.push(await startGateway(env));
+    const token = await setUpGateway(gateways[0]!.url);
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    // Every instance has the keys and the token (from the first one's notice) before the run.
+    for (const g of gateways) {
+      for (let i = 0; ; i++) {
+        const r = await fetch(`${g.url}/search`, { method: 'POST', headers, body: BODY });
+        if (r.status === 200) break;
+        if (i > 200) throw new Error(`instance ${g.url} never served: ${r.status} ${await r.text()}`);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    }
+    const direct = { name: 'direct', targets: [{ name: 'direct', origin: fakeUrl, headers: { authorization: `Bearer ${KEYS[0]}`, 'content-type': 'application/json' } }] };
+    const one = { name: '1 instance', targets: [{ name: 'a', origin: gateways[0]!.url, headers }] };
+    const many = { name: `${INSTANCES} instances`, targets: gateways.map((g, i) => ({ name: String(i), origin: g.url, headers })) };
+
+    console.log(`# multi-instance benchmark: fake Tavily at 0 ms, PostgreSQL, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s per path, Node ${process.version}, ${os.cpus().length} cores`);
+    console.log(
+      HAVE_WRK
+        ? '# load from wrk, 2 threads dealt round-robin to the instances; every path uses the same generator\n'
+        : '# load from a round-robin generator in this process (each request to the next instance); every path uses the same generator\n',
+    );
+    // CPU time per path: of the gateway processes, and of the whole machine.
+    const cpu = new Map<string, { gateways: number; busy: number; total: number; requests: number }>();
+    const gwPids = gateways.map((g) => g.pid);
+    const res = await alternate([direct, one, many], async (p, ms) => {
+      const g0 = gwPids.reduce((a, pid) => a + cpuSeconds(pid), 0);
+      const m0 = machineCpu();
+      const r = HAVE_WRK ? wrkRoundRobin(p.targets, ms) : await roundRobinLoop(p.targets, ms);
+      const m1 = machineCpu();
+      const c = cpu.get(p.name) ?? { gateways: 0, busy: 0, total: 0, requests: 0 };
+      c.gateways += gwPids.reduce((a, pid) => a + cpuSeconds(pid), 0) - g0;
+      c.busy += m1.busy - m0.busy;
+      c.total += m1.total - m0.total;
+      c.requests += r.count; // warm-up included, as in the CPU time
+      cpu.set(p.name, c);
+      return r;
+    });
+    const base = res.get(one.name)!;
+    console.log('| path | requests/s | vs 1 instance | p50 | p99 | errors | gateway CPU per request | machine CPU busy |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const p of [direct, one, many]) {
+      const r = res.get(p.name)!;
+      const c = cpu.get(p.name)!;
+      const perReq = p === direct ? '–' : `${Math.round((c.gateways / c.requests) * 1e6)} µs`;
+      console.log(`| ${p.name} | ${Math.round(r.rps)} | ${(r.rps / base.rps).toFixed(2)}× | ${f(r.p50)} | ${f(r.p99)} | ${r.errors} | ${perReq} | ${Math.round((c.busy / c.total) * 100)}% |`);
+    }
+    const served = res.get(one.name)!.count + res.get(many.name)!.count;
+    // Asking each instance flushes its pending rows; the last answer counts them all.
+    let logged = 0;
+    for (const g of gateways) logged = await loggedRequests(g.url);
+    console.log(`\n- request log (shared database): ${logged} rows for ${served} measured requests (+ warm-up)`);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    await db.drop();
+  }
+}
+
+try {
+  if (INSTANCES > 1) await clusterMode();
+  else await singleMode();
 } finally {
   for (const c of children) c.kill('SIGTERM');
 }
 process.exit(0);
-
