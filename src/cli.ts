@@ -37,6 +37,8 @@ async function migrate(argv: string[]): Promise<void> {
   const { openDatabase } = await import('./db/database.js');
   const { copyTables, advanceSequences } = await import('./db/copy.js');
   const { KeyCipher, parseEncryptionKey } = await import('./crypto.js');
+  const { ENCRYPTION_CHECK, encryptionFingerprint } = await import('./db/encryption-check.js');
+  const { SettingsRepository } = await import('./db/repositories/settings.js');
 
   const source = await openDatabase({ kind: 'sqlite', file });
   let target;
@@ -47,6 +49,15 @@ async function migrate(argv: string[]): Promise<void> {
     fail(`cannot open ${to.replace(/\/\/[^@/]*@/, '//…@')}: ${(err as Error).message}`);
   }
   try {
+    // Keys travel sealed: they must land where the instances hold the ENCRYPTION_KEY that sealed them.
+    const keyText = process.env.ENCRYPTION_KEY ?? readIfExists(path.join(path.dirname(file), ENCRYPTION_KEY_FILE));
+    const sourceCheck =
+      (await new SettingsRepository(source.db).get(ENCRYPTION_CHECK)) ??
+      (keyText ? encryptionFingerprint(new KeyCipher(parseEncryptionKey(keyText))) : undefined);
+    const targetCheck = await new SettingsRepository(target.db).get(ENCRYPTION_CHECK);
+    if (sourceCheck && targetCheck && sourceCheck !== targetCheck) {
+      fail('the PostgreSQL database is already used by instances with another ENCRYPTION_KEY than the one that sealed the SQLite file’s keys; nothing was copied');
+    }
     process.stderr.write(`copying ${file} → PostgreSQL\n`);
     const results = await copyTables(source.db, target.db, {
       batch: values.batch ? Number(values.batch) : undefined,
@@ -59,8 +70,6 @@ async function migrate(argv: string[]): Promise<void> {
       process.stdout.write(`${r.table.padEnd(15)}${String(r.read).padStart(6)}${String(r.inserted).padStart(10)}${String(r.skipped).padStart(9)}\n`);
     }
 
-    // Keys travel sealed: the PostgreSQL instances need the ENCRYPTION_KEY that sealed them.
-    const keyText = process.env.ENCRYPTION_KEY ?? readIfExists(path.join(path.dirname(file), ENCRYPTION_KEY_FILE));
     const sample = await source.db.selectFrom('tavily_keys').select('key_ciphertext').limit(1).executeTakeFirst();
     if (sample && keyText) {
       try {

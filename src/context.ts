@@ -4,6 +4,7 @@ import { ClusterSync, flushItems, keyChangeItems, refreshItems } from './cluster
 import type { Config } from './config.js';
 import { KeyCipher, KeyDecryptError } from './crypto.js';
 import { type DatabaseHandle, type OpenOptions, openDatabase } from './db/database.js';
+import { checkEncryptionKey } from './db/encryption-check.js';
 import { KeyRepository } from './db/repositories/keys.js';
 import { LogRepository } from './db/repositories/logs.js';
 import { TokenRepository } from './db/repositories/tokens.js';
@@ -67,6 +68,12 @@ export async function createContext(
   const tokensRepo = new TokenRepository(database.db);
   const logs = new LogRepository(database.db);
   const cipher = new KeyCipher(secrets.encryptionKey);
+  try {
+    await checkEncryptionKey(database.db, cipher);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
   const plainKeys = new PlainKeyCache(cipher);
   const tavily = new TavilyClient({ baseUrl: config.tavilyBaseUrl });
   const pool = new KeyPool(config.keyStrategy);

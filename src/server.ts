@@ -7,18 +7,8 @@ import { createScheduler } from './quota/jobs.js';
 import { resolveSecrets } from './secrets.js';
 
 async function main(): Promise<void> {
-  let config;
-  let secrets;
-  try {
-    config = loadConfig();
-    secrets = resolveSecrets(config);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`tavily-pool: invalid configuration: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfig();
+  const secrets = resolveSecrets(config);
   const log = createLogger(config.logLevel);
   const ctx = await createContext(config, secrets, log);
   const app = await buildApp(ctx);
@@ -56,6 +46,9 @@ async function main(): Promise<void> {
   // Housekeeping at start: prune old log rows, and refresh stale keys unless told not to.
   void scheduler.runNow('prune-logs');
   if (config.refreshOnStart) void scheduler.runNow('refresh');
+  if (config.database.kind === 'postgres' && !process.env.ADMIN_TOKEN) {
+    log.warn('ADMIN_TOKEN is not set: this instance uses its own, from DATA_DIR. Instances behind one load balancer need the same ADMIN_TOKEN');
+  }
   const where = config.database.kind === 'sqlite' ? config.database.file : 'PostgreSQL';
   log.info({ port: config.port, host: config.host, database: where }, 'tavily-pool is serving');
   if (secrets.adminTokenGenerated) {
@@ -67,6 +60,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  if (err instanceof ConfigError) {
+    // A bad variable, or ENCRYPTION_KEY not matching the database's keys: name it.
+    process.stderr.write(`tavily-pool: invalid configuration: ${err.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`tavily-pool: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

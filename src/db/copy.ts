@@ -2,8 +2,11 @@ import { sql } from 'kysely';
 import type { Db } from './database.js';
 import type { Database } from './schema.js';
 
-/** Tables copied, in an order that keeps references valid (logs and tasks point at keys and tokens). */
-export const COPIED_TABLES = ['tavily_keys', 'client_tokens', 'request_logs', 'research_tasks'] as const satisfies readonly (keyof Database)[];
+/**
+ * Tables copied, in an order that keeps references valid (logs and tasks point at keys and
+ * tokens). Settings carry the ENCRYPTION_KEY's fingerprint, which travels with the sealed keys.
+ */
+export const COPIED_TABLES = ['settings', 'tavily_keys', 'client_tokens', 'request_logs', 'research_tasks'] as const satisfies readonly (keyof Database)[];
 export type CopiedTable = (typeof COPIED_TABLES)[number];
 
 /** Tables whose id is a sequence on PostgreSQL: moved past the copied ids. */
@@ -33,7 +36,7 @@ export async function copyTables(from: Db, to: Db, opts: CopyOptions = {}): Prom
   const batch = opts.batch ?? 2000;
   const out: TableCopy[] = [];
   for (const table of COPIED_TABLES) {
-    const key = table === 'research_tasks' ? 'request_id' : 'id';
+    const key = table === 'research_tasks' ? 'request_id' : table === 'settings' ? 'name' : 'id';
     const counts: TableCopy = { table, read: 0, inserted: 0, skipped: 0 };
     let after: number | string | null = null;
     for (;;) {

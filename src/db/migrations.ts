@@ -101,6 +101,19 @@ function migrations(dialect: DialectKind): Record<string, Migration> {
         await db.schema.alterTable('tavily_keys').dropColumn('cooldown_until').execute();
       },
     },
+    '0004_settings': {
+      async up(db: Kysely<any>) {
+        // Facts about the deployment every instance checks at start (the ENCRYPTION_KEY's fingerprint).
+        await db.schema
+          .createTable('settings')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('settings').execute();
+      },
+    },
   };
 }
 
@@ -113,7 +126,15 @@ class CodeMigrationProvider implements MigrationProvider {
 
 /** Applies every pending migration; Kysely's migration lock makes concurrent starts safe. */
 export async function migrateToLatest(db: Kysely<any>, dialect: DialectKind): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new CodeMigrationProvider(dialect) });
+  // Kysely looks for its migration tables in every schema unless told which: in a database
+  // where another schema already has them, a new schema would never be migrated.
+  let migrationTableSchema: string | undefined;
+  if (dialect === 'postgres') {
+    const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+    migrationTableSchema = rows[0]?.schema ?? undefined;
+    if (!migrationTableSchema) throw new Error('the search_path names no schema that exists: create it, or fix search_path');
+  }
+  const migrator = new Migrator({ db, provider: new CodeMigrationProvider(dialect), migrationTableSchema });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;

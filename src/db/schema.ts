@@ -86,6 +86,12 @@ export interface Database {
   client_tokens: ClientTokenTable;
   request_logs: RequestLogTable;
   research_tasks: ResearchTaskTable;
+  settings: SettingTable;
+}
+
+export interface SettingTable {
+  name: string;
+  value: string;
 }
 
 export type TokenRow = Selectable<ClientTokenTable>;

@@ -39,6 +39,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
   });
 
   const dump = async (db: DatabaseHandle['db']) => ({
+    settings: await db.selectFrom('settings').selectAll().orderBy('name').execute(),
     keys: await db.selectFrom('tavily_keys').selectAll().orderBy('id').execute(),
     tokens: await db.selectFrom('client_tokens').selectAll().orderBy('id').execute(),
     logs: await db.selectFrom('request_logs').selectAll().orderBy('id').execute(),
@@ -51,6 +52,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     assert.deepEqual(
       first.map((r) => [r.table, r.read, r.inserted, r.skipped]),
       [
+        ['settings', 1, 1, 0],
         ['tavily_keys', 30, 30, 0],
         ['client_tokens', 1, 1, 0],
         ['request_logs', 26, 26, 0],
@@ -62,8 +64,8 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     assert.deepEqual(dst, src, 'the rows arrive exactly as they were');
 
     const again = await copyTables(source.ctx.database.db, target.db);
-    assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0]);
-    assert.deepEqual(again.map((r) => r.skipped), [30, 1, 26, 1]);
+    assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0, 0]);
+    assert.deepEqual(again.map((r) => r.skipped), [1, 30, 1, 26, 1]);
   });
 
   test('new rows in PostgreSQL get ids after the copied ones', async () => {
@@ -92,5 +94,27 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     assert.match(cli('migrate', '--from', `sqlite:${file}`).stderr, /--to is required/);
     assert.match(cli('migrate', '--from', 'mysql://x', '--to', url.toString()).stderr, /--from must be sqlite:<file>/);
     assert.match(cli('frobnicate').stderr, /unknown command "frobnicate"/);
+  });
+
+  test('the command refuses a PostgreSQL database whose instances use another ENCRYPTION_KEY, and copies nothing', async () => {
+    const other = await postgres.create();
+    const otherDb = await openDatabase(other.config, other.open);
+    try {
+      await otherDb.db.insertInto('settings').values({ name: 'encryption_key_check', value: 'fingerprint-of-another-key' }).execute();
+      const url = new URL((other.config as { url: string }).url);
+      url.searchParams.set('options', `-c search_path=${other.open.pgSearchPath}`);
+      const file = (source.db.config as { file: string }).file;
+      const r = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli.ts'), 'migrate', '--from', `sqlite:${file}`, '--to', url.toString()], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /another ENCRYPTION_KEY/);
+      const n = await otherDb.db.selectFrom('tavily_keys').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      assert.equal(Number(n.n), 0, 'no key was copied');
+    } finally {
+      await otherDb.close();
+      await other.cleanup();
+    }
   });
 });
