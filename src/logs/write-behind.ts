@@ -170,8 +170,10 @@ export class WriteBehind {
     this.#urgent.unref();
   }
 
+  /** Recorded at once too: a poll of the same task on another instance must not bill it again. */
   researchCharged(requestId: string): void {
     this.#pending.charged.add(requestId);
+    this.#soon();
   }
 
   /**
