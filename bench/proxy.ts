@@ -70,28 +70,6 @@ async function once(pool: Pool, t: Target): Promise<boolean> {
   return res.statusCode === 200;
 }
 
-/** As fast as the target answers, over `connections` connections. */
-async function closedLoop(t: Target, durationMs: number): Promise<Result> {
-  const pool = new Pool(t.origin, { connections: CONNECTIONS });
-  const lat: number[] = [];
-  let errors = 0;
-  const start = performance.now();
-  const end = start + durationMs;
-  await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
-      while (performance.now() < end) {
-        const t0 = process.hrtime.bigint();
-        const ok = await once(pool, t).catch(() => false);
-        if (ok) lat.push(Number(process.hrtime.bigint() - t0));
-        else errors++;
-      }
-    }),
-  );
-  const elapsed = performance.now() - start;
-  await pool.close();
-  return summarise(lat, errors, elapsed);
-}
-
 /** Requests sent at a fixed rate whatever the answers do (so queueing shows in the latency). */
 async function openLoop(t: Target, rate: number, durationMs: number): Promise<Result & { samples: number[] }> {
   const pool = new Pool(t.origin, { connections: 256 });
@@ -128,30 +106,14 @@ async function openLoop(t: Target, rate: number, durationMs: number): Promise<Re
 
 const HAVE_WRK = spawnSync('wrk', ['--version']).error === undefined;
 
-/** Saturation with wrk: a closed loop in C, so the load generator takes little CPU. */
-function wrkLoop(t: Target, durationMs: number): Result {
-  const lua = path.join(os.tmpdir(), 'tavily-pool-bench-post.lua');
-  fs.writeFileSync(
-    lua,
-    `wrk.method = "POST"\nwrk.body = '${BODY}'\n` +
-      Object.entries(t.headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('\n') +
-      `\ndone = function(summary, latency, requests)\n  io.write(string.format("RESULT %d %d %f %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\nend\n`,
-  );
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${Math.round(durationMs / 1000)}s`, '-s', lua, `${t.origin}/search`], { encoding: 'utf8' });
-  const m = /RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)/.exec(out);
-  if (!m) throw new Error(`wrk printed no result:\n${out}`);
-  const [, n, errors, durUs, p50Us, p99Us] = m.map(Number) as number[];
-  return { rps: n! / (durUs! / 1e6), p50: p50Us! / 1000, p99: p99Us! / 1000, errors: errors!, count: n! };
-}
-
-const saturate = (t: Target, durationMs: number): Promise<Result> => (HAVE_WRK ? Promise.resolve(wrkLoop(t, durationMs)) : closedLoop(t, durationMs));
+/** Saturation: wrk when installed (a closed loop in C: the load generator takes little CPU). */
+const saturate = (t: Target, durationMs: number): Promise<Result> => (HAVE_WRK ? Promise.resolve(wrkRun([t], durationMs, 1)) : roundRobinLoop([t], durationMs));
 
 /**
- * wrk over several targets: its threads are dealt out to the targets in turn (wrk's `setup`
- * sets each thread's address), so the connections are spread round-robin. Every path runs
- * with the same two threads and connections, whatever the number of targets.
+ * wrk over one or more targets: its threads are dealt out to the targets in turn (wrk's
+ * `setup` sets each thread's address), so the connections are spread round-robin.
  */
-function wrkRoundRobin(targets: Target[], durationMs: number): Result {
+function wrkRun(targets: Target[], durationMs: number, threads: number): Result {
   const lua = path.join(os.tmpdir(), 'tavily-pool-bench-rr.lua');
   const ports = targets.map((t) => new URL(t.origin).port);
   fs.writeFileSync(
@@ -162,7 +124,7 @@ function wrkRoundRobin(targets: Target[], durationMs: number): Result {
       Object.entries(targets[0]!.headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('\n') +
       `\ndone = function(summary, latency, requests)\n  io.write(string.format("RESULT %d %d %f %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\nend\n`,
   );
-  const out = execFileSync('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${Math.round(durationMs / 1000)}s`, '-s', lua, `${targets[0]!.origin}/search`], { encoding: 'utf8' });
+  const out = execFileSync('wrk', [`-t${threads}`, `-c${CONNECTIONS}`, `-d${Math.round(durationMs / 1000)}s`, '-s', lua, `${targets[0]!.origin}/search`], { encoding: 'utf8' });
   const m = /RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)/.exec(out);
   if (!m) throw new Error(`wrk printed no result:\n${out}`);
   const [, n, errors, durUs, p50Us, p99Us] = m.map(Number) as number[];
@@ -209,7 +171,7 @@ function machineCpu(): { busy: number; total: number } {
   return { busy: total - v[3]! - v[4]!, total }; // idle, iowait
 }
 
-/** Closed loop over several targets, round-robin: each request goes to the next target. */
+/** As fast as the targets answer, over `connections` connections; each request goes to the next target. */
 async function roundRobinLoop(targets: Target[], durationMs: number): Promise<Result> {
   const pools = targets.map((t) => new Pool(t.origin, { connections: CONNECTIONS }));
   const lat: number[] = [];
@@ -443,7 +405,8 @@ async function clusterMode(): Promise<void> {
     const res = await alternate([direct, one, many], async (p, ms) => {
       const g0 = gwPids.reduce((a, pid) => a + cpuSeconds(pid), 0);
       const m0 = machineCpu();
-      const r = HAVE_WRK ? wrkRoundRobin(p.targets, ms) : await roundRobinLoop(p.targets, ms);
+      // Every path runs with the same two wrk threads and connections, whatever its number of instances.
+      const r = HAVE_WRK ? wrkRun(p.targets, ms, 2) : await roundRobinLoop(p.targets, ms);
       const m1 = machineCpu();
       const c = cpu.get(p.name) ?? { gateways: 0, busy: 0, total: 0, requests: 0 };
       c.gateways += gwPids.reduce((a, pid) => a + cpuSeconds(pid), 0) - g0;
