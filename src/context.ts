@@ -164,7 +164,7 @@ export async function createContext(
     await reloadTokens();
     await announce([['T']]);
   };
-  const sync = new ClusterSync({ pool, tokens, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
+  const sync = new ClusterSync({ pool, tokens, research, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
 
   const pruneLogs = async () => {
     const now = Date.now();

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { RefreshWrite } from '../db/repositories/keys.js';
+import type { ResearchRegistry } from '../gateway/research.js';
 import type { TokenRegistry } from '../gateway/tokens.js';
 import type { FlushedChanges } from '../logs/write-behind.js';
 import type { KeyPool } from '../pool/pool.js';
@@ -15,6 +16,7 @@ export function flushItems(c: FlushedChanges): SyncItem[] {
   for (const [id, month, credits] of c.tokens) items.push(['t', id, month, credits]);
   for (const [id, health] of c.health) items.push(['h', id, health]);
   for (const [id, until] of c.cool) items.push(['c', id, until]);
+  for (const requestId of c.charged) items.push(['R', requestId]);
   return items;
 }
 
@@ -37,6 +39,7 @@ export function keyChangeItems(ids?: readonly number[]): SyncItem[] {
 export interface ClusterSyncDeps {
   pool: KeyPool;
   tokens: TokenRegistry;
+  research: ResearchRegistry;
   /** Reads keys from the database into the pool: these, or all of them. */
   reloadPool(ids?: readonly number[]): Promise<void>;
   reloadTokens(): Promise<void>;
@@ -92,6 +95,9 @@ export class ClusterSync {
         }
         case 'r':
           pool.refreshed(item[1], item[2], item.length === 4 ? item[3] : undefined);
+          break;
+        case 'R':
+          this.deps.research.markCharged(item[1]);
           break;
         case 'K':
           if (item[1] === null) this.#allKeys = true;

@@ -58,6 +58,12 @@ export class ResearchRegistry {
     return true;
   }
 
+  /** Another instance billed this task: a poll here must not bill it again. */
+  markCharged(requestId: string): void {
+    const task = this.#tasks.get(requestId);
+    if (task) task.charged = true;
+  }
+
   prune(now = Date.now()): void {
     for (const [id, t] of this.#tasks) if (t.expiresAt <= now) this.#tasks.delete(id);
   }

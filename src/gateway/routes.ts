@@ -47,6 +47,9 @@ const TIMEOUT_MS: Record<Endpoint | 'research.stream', number | null> = {
 /** Headers the SDKs send that Tavily may use; everything else stays at the gateway. */
 const FORWARDED_HEADERS = ['x-client-source', 'x-project-id', 'x-tavily-orgid', 'x-session-id', 'x-human-id', 'x-client-name'];
 
+/** From this share of its monthly budget on, a token's spend is flushed at once. */
+const NEAR_BUDGET = 0.9;
+
 class GatewayError extends Error {
   constructor(
     readonly statusCode: number,
@@ -183,6 +186,9 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (credits > 0) {
       if (key) pool.deduct(key, credits);
       tokens.charge(token, credits);
+      // Near its budget, a token's spend is sent to the other instances at once, not at the
+      // next tick: together they overshoot by little more than what is in flight.
+      if (token.budget !== null && token.spent >= token.budget * NEAR_BUDGET) writeBehind.soon();
     }
     writeBehind.record(
       { ts, token_id: token.id, key_id: key?.id ?? null, endpoint, status, attempts, latency_ms: latencyMs === null ? null : Math.round(latencyMs * 10) / 10, credits, request_id: requestId, error },

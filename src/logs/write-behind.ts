@@ -59,6 +59,8 @@ export interface FlushedChanges {
   health: Array<[number, KeyHealth]>;
   /** [key id, epoch ms the cooldown ends] */
   cool: Array<[number, number]>;
+  /** Research tasks billed now (no other instance may bill them again). */
+  charged: string[];
 }
 
 export interface WriteBehindOptions {
@@ -141,19 +143,19 @@ export class WriteBehind {
 
   keyHealth(keyId: number, status: KeyHealth, error: string): void {
     this.#pending.health.set(keyId, { status, error });
-    this.#soon();
+    this.soon();
   }
 
   keyCooldown(keyId: number, untilMs: number): void {
     const p = this.#pending.cool;
     p.set(keyId, Math.max(untilMs, p.get(keyId) ?? 0));
-    this.#soon();
+    this.soon();
   }
 
   /** Recorded at once: a poll may reach another instance, which looks the owner up in the database. */
   researchTask(task: ResearchTask): void {
     this.#pending.research.push(task);
-    this.#soon();
+    this.soon();
   }
 
   /**
@@ -161,7 +163,7 @@ export class WriteBehind {
    * a dead or resting key within a second or two. Changes like these are rare; one timer
    * serves every change made meanwhile.
    */
-  #soon(): void {
+  soon(): void {
     if (this.#urgent || !this.#timer) return;
     this.#urgent = setTimeout(() => {
       this.#urgent = null;
@@ -173,7 +175,7 @@ export class WriteBehind {
   /** Recorded at once too: a poll of the same task on another instance must not bill it again. */
   researchCharged(requestId: string): void {
     this.#pending.charged.add(requestId);
-    this.#soon();
+    this.soon();
   }
 
   /**
@@ -310,12 +312,13 @@ export class WriteBehind {
         .where('request_id', 'in', [...b.charged])
         .execute();
     }
-    if (b.keys.size > 0 || b.tokens.size > 0 || b.health.size > 0 || b.cool.size > 0) {
+    if (b.keys.size > 0 || b.tokens.size > 0 || b.health.size > 0 || b.cool.size > 0 || b.charged.size > 0) {
       await this.#o.publish(trx, {
         keys: [...b.keys].filter(([, k]) => k.credits > 0).map(([id, k]) => [id, k.credits]),
         tokens: [...b.tokens.values()].filter((t) => t.credits > 0).map((t) => [t.id, t.month, t.credits]),
         health: [...b.health].map(([id, h]) => [id, h.status]),
         cool: [...b.cool],
+        charged: [...b.charged],
       });
     }
   }

@@ -124,6 +124,50 @@ else
       assert.equal(fake.totalCredits, 10);
     });
 
+    test('near its budget, a token’s spend reaches the other instances at once, not at the next flush', async () => {
+      // Flushes every minute: only the near-budget path can bring B the spend in time.
+      await cluster?.close();
+      cluster = await startCluster(postgres, 2, { tavilyBaseUrl: fake.url, flushIntervalMs: 60_000 });
+      const [a, b] = cluster.instances;
+      await importKeys(a!, ['tvly-dev-nearbudget0001']);
+      const tok = await createToken(a!, { name: 'near', monthly_budget: 10 });
+      await within(2000, 'B knows the token', () => b!.ctx.tokens.byId(tok.id) !== undefined);
+      for (let i = 0; i < 8; i++) assert.equal((await search(a!, tok.token)).statusCode, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(b!.ctx.tokens.byId(tok.id)!.spent, 0, 'below 90% of the budget the spend waits for the flush');
+      assert.equal((await search(a!, tok.token)).statusCode, 200);
+      await within(2000, 'B sees the 9 credits', () => b!.ctx.tokens.byId(tok.id)!.spent === 9);
+      assert.equal((await search(b!, tok.token)).statusCode, 200);
+      assert.equal((await search(b!, tok.token)).statusCode, 432);
+    });
+
+    test('a research task made on A and polled on B and A is billed once', async () => {
+      const [a, b] = await start(2);
+      await importKeys(a!, ['tvly-dev-researchsync01', 'tvly-dev-researchsync02']);
+      const tok = await createToken(a!);
+      await within(2000, 'B knows the token', () => b!.ctx.tokens.byId(tok.id) !== undefined);
+      const auth = { authorization: `Bearer ${tok.token}` };
+      const created = await a!.app.inject({ method: 'POST', url: '/research', headers: auth, payload: { input: 'a topic' } });
+      assert.equal(created.statusCode, 201, created.body);
+      const id = created.json().request_id as string;
+      // B finds the task's key in the database (A records it within ~50 ms).
+      let onB = await b!.app.inject({ method: 'GET', url: `/research/${id}`, headers: auth });
+      for (let i = 0; i < 100 && onB.statusCode === 404; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        onB = await b!.app.inject({ method: 'GET', url: `/research/${id}`, headers: auth });
+      }
+      assert.equal(onB.statusCode, 200, onB.body);
+      const heard = a!.ctx.sync.stats.items;
+      await b!.ctx.writeBehind.flush();
+      await within(2000, 'A hears B’s flush', () => a!.ctx.sync.stats.items > heard);
+      const onA = await a!.app.inject({ method: 'GET', url: `/research/${id}`, headers: auth });
+      assert.equal(onA.statusCode, 200, onA.body);
+      await Promise.all([a!, b!].map((t) => t.ctx.writeBehind.flush()));
+      const logged = await sql<{ n: number }>`select coalesce(sum(credits), 0) as n from request_logs where endpoint = 'research.get'`.execute(a!.ctx.database.db);
+      assert.equal(fake.totalCredits, 4);
+      assert.equal(Number(logged.rows[0]!.n), 4, 'billed once, on B; the later poll on A counts nothing');
+    });
+
     test('1,000 requests over 2 instances: the credits deducted equal what Tavily billed', async () => {
       const [a, b] = await start(2);
       const keys = Array.from({ length: 8 }, (_, i) => `tvly-dev-thousand${String(i).padStart(5, '0')}`);
