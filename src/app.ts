@@ -139,7 +139,16 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     return reply.code(404).send({ detail: { error: message } });
   });
 
-  const Status = Type.Object({ status: Type.String(), error: Type.Optional(Type.String()) });
+  const Status = Type.Object({
+    status: Type.String(),
+    error: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String({ description: 'PostgreSQL: this instance’s id in change notices' })),
+    sync: Type.Optional(
+      Type.Union([Type.Literal('listening'), Type.Literal('reconnecting')], {
+        description: 'PostgreSQL: whether this instance hears the others’ changes now (while reconnecting it still serves, and reads everything again once back)',
+      }),
+    ),
+  });
   app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up', security: [], response: { 200: Status } } }, async () => ({
     status: 'ok',
   }));
@@ -149,7 +158,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     async (req, reply) => {
       try {
         await ping(ctx.database.db);
-        return { status: 'ok' };
+        const bus = ctx.bus;
+        return bus ? { status: 'ok', instance: bus.instanceId, sync: bus.listening ? ('listening' as const) : ('reconnecting' as const) } : { status: 'ok' };
       } catch (err) {
         req.log.warn({ err }, 'readiness check: database unreachable');
         return reply.code(503).send({ status: 'unavailable', error: 'database unreachable' });

@@ -38,6 +38,8 @@ export interface BusHandlers {
 /** How instances tell each other what changed. */
 export interface Bus {
   readonly instanceId: string;
+  /** Whether notices from the other instances are heard now. */
+  readonly listening: boolean;
   /** Sends the items to the other instances; inside a transaction they go out when it commits. */
   publish(ex: Db, items: readonly SyncItem[]): Promise<void>;
   close(): Promise<void>;

@@ -235,6 +235,8 @@ else
       const bus = b!.ctx.bus as PgBus;
       bus.dropConnectionForTest();
       assert.equal(bus.listening, false);
+      const ready = await b!.app.inject({ method: 'GET', url: '/readyz' });
+      assert.deepEqual([ready.statusCode, ready.json().sync], [200, 'reconnecting'], 'readiness tells, and the instance stays ready');
       // Announced while B is away: B cannot hear it.
       const patch = await a!.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${id1}`, headers: a!.auth, payload: { enabled: false } });
       assert.equal(patch.statusCode, 200, patch.body);
