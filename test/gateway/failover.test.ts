@@ -94,6 +94,12 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       for (let i = 0; i < 5; i++) assert.equal((await search(c)).statusCode, 200);
       assert.equal(up.fake.stats.requests.get('/search'), 5, 'no more attempts on the bad keys');
       assert.deepEqual([...up.fake.stats.creditsByKey.keys()], [good]);
+      // The rest is stored, and the admin view shows it.
+      await t.ctx.writeBehind.flush();
+      const view = await t.app.inject({ method: 'GET', url: `/api/v1/admin/tavily-keys/${cooled.id}`, headers: t.auth });
+      assert.equal(Date.parse(view.json().cooldown_until), cooled.coolUntil);
+      const goodView = await t.app.inject({ method: 'GET', url: `/api/v1/admin/tavily-keys/${c.ids.get(good)}`, headers: t.auth });
+      assert.equal(goodView.json().cooldown_until, null);
     }));
 
   test('5xx and timeouts move to another key without marking the key; a key is never invalid for a timeout', () =>

@@ -127,7 +127,10 @@ export function KeysPage() {
                   <td><input type="checkbox" aria-label={`Select ${k.key_masked}`} checked={selected.has(k.id)} onChange={() => toggle(k.id)} /></td>
                   <td className="mono">{k.key_masked}</td>
                   <td>{k.label}</td>
-                  <td><span className={`badge ${k.status}`}>{k.status}</span></td>
+                  <td>
+                    <span className={`badge ${k.status}`}>{k.status}</span>
+                    {k.cooldown_until && <small title="Tavily answered 429: the gateway rests this key until then"> resting until {new Date(k.cooldown_until).toLocaleTimeString()}</small>}
+                  </td>
                   <td><QuotaBar k={k} /></td>
                   <td>{k.plan}</td>
                   <td>{k.last_refreshed_at ? new Date(k.last_refreshed_at).toLocaleString() : '–'}</td>
