@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { type Bus, PgBus } from './cluster/bus.js';
+import { type Bus, PgBus, type SyncItem } from './cluster/bus.js';
 import { ClusterSync, flushItems, keyChangeItems, refreshItems } from './cluster/sync.js';
 import type { Config } from './config.js';
 import { KeyCipher, KeyDecryptError } from './crypto.js';
@@ -138,17 +138,15 @@ export async function createContext(
     beforeLoad: () => writeBehind.flush(),
     // The pool takes the new figures from the refresh itself: no second read of every key.
     afterWrite: async (writes) => {
-      for (const w of writes) {
-        if (w.ok) pool.refreshed(w.id, w.status, w.remaining_quota);
-        else if (w.status !== null) pool.refreshed(w.id, w.status);
-      }
-      // The other instances take the same outcomes, without reading the keys again.
-      await announce(refreshItems(writes));
+      // This instance and the others apply the same outcomes the same way, reading nothing again.
+      const items = refreshItems(writes);
+      sync.apply(items);
+      await announce(items);
     },
   });
 
   /** Tells the other instances; a failure is logged, and their periodic read catches up. */
-  const announce = async (items: ReturnType<typeof refreshItems>) => {
+  const announce = async (items: SyncItem[]) => {
     if (!bus || items.length === 0) return;
     try {
       await bus.publish(database.db, items);

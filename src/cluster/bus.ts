@@ -136,7 +136,13 @@ export class PgBus implements Bus {
       client.on('notification', (n) => {
         if (n.channel !== this.#channel || !n.payload) return;
         const items = decodePayload(this.instanceId, n.payload);
-        if (items && items.length > 0) this.opts.handlers.onItems(items);
+        if (!items || items.length === 0) return;
+        try {
+          this.opts.handlers.onItems(items);
+        } catch (err) {
+          // Never into the driver's parser: a throw there would take the connection down.
+          this.opts.log.error({ err }, 'could not apply a change from another instance; the next full read corrects it');
+        }
       });
       this.#channel = channel;
       this.#client = client;

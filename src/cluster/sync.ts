@@ -49,8 +49,9 @@ export interface ClusterSyncDeps {
 }
 
 /**
- * Applies what other instances announce to this instance's memory: spend, health and
- * cooldowns straight from the notice (no query), admin changes by reading the changed rows.
+ * Applies what other instances announce (and this instance's own refresh outcomes) to its
+ * memory: spend, health, cooldowns and refresh figures straight from the items (no query),
+ * admin changes by reading the changed rows.
  * Reads are serialised and merged: a burst of notices costs one read. Every `intervalMs`,
  * and after the listening connection was lost, everything is read again.
  */
