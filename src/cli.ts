@@ -51,9 +51,8 @@ async function migrate(argv: string[]): Promise<void> {
   try {
     // Keys travel sealed: they must land where the instances hold the ENCRYPTION_KEY that sealed them.
     const keyText = process.env.ENCRYPTION_KEY ?? readIfExists(path.join(path.dirname(file), ENCRYPTION_KEY_FILE));
-    const sourceCheck =
-      (await new SettingsRepository(source.db).get(ENCRYPTION_CHECK)) ??
-      (keyText ? encryptionFingerprint(new KeyCipher(parseEncryptionKey(keyText))) : undefined);
+    const found = keyText ? new KeyCipher(parseEncryptionKey(keyText)) : null;
+    const sourceCheck = (await new SettingsRepository(source.db).get(ENCRYPTION_CHECK)) ?? (found ? encryptionFingerprint(found) : undefined);
     const targetCheck = await new SettingsRepository(target.db).get(ENCRYPTION_CHECK);
     if (sourceCheck && targetCheck && sourceCheck !== targetCheck) {
       fail('the PostgreSQL database is already used by instances with another ENCRYPTION_KEY than the one that sealed the SQLite file’s keys; nothing was copied');
@@ -71,9 +70,9 @@ async function migrate(argv: string[]): Promise<void> {
     }
 
     const sample = await source.db.selectFrom('tavily_keys').select('key_ciphertext').limit(1).executeTakeFirst();
-    if (sample && keyText) {
+    if (sample && found) {
       try {
-        new KeyCipher(parseEncryptionKey(keyText)).decrypt(sample.key_ciphertext);
+        found.decrypt(sample.key_ciphertext);
         process.stdout.write('keys: sealed with the ENCRYPTION_KEY found beside the SQLite file (or in the environment): start every PostgreSQL instance with it.\n');
       } catch {
         process.stdout.write('warning: the keys were sealed with another ENCRYPTION_KEY than the one found; the instances need the one that sealed them.\n');

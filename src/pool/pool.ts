@@ -209,7 +209,7 @@ export class KeyPool {
     for (const e of entries) {
       const k = this.#fromEntry(e, previous.get(e.id));
       this.#keys.set(k.id, k);
-      if (this.#selectable(k, now)) this.#selector.add(k);
+      this.#place(k, now);
       this.#arm(k, now);
     }
   }
