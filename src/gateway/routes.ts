@@ -321,7 +321,8 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const token = admit(req, req.query, 'research.get');
       const id = req.params.request_id;
       const task = await research.lookup(id);
-      const key = task ? pool.get(task.keyId) : undefined;
+      // A task is visible only to the token that created it: to any other it does not exist.
+      const key = task && task.tokenId === token.id ? pool.get(task.keyId) : undefined;
       if (!task || !key) throw new GatewayError(404, 'Research task not found.');
       const ac = cancelOnDisconnect(reply);
       const t0 = performance.now();
