@@ -46,6 +46,10 @@ export interface Config {
   /** Keys one gateway request may try. */
   maxAttempts: number;
   logRetentionDays: number;
+  /** Upstream answers larger than this are refused as upstream failures. */
+  upstreamMaxBodyBytes: number;
+  /** HTTP proxy for upstream calls (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, either case). */
+  proxy: { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 }
 
 type Env = Record<string, string | undefined>;
@@ -134,6 +138,18 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters long');
   }
 
+  const proxyUrl = (name: string) => {
+    const raw = nonEmpty(env, name) ?? nonEmpty(env, name.toLowerCase());
+    if (raw === undefined) return undefined;
+    try {
+      const u = new URL(raw);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+    } catch {
+      throw new ConfigError(name, `expected a proxy URL such as http://proxy.example:3128, got "${raw.replace(/\/\/[^@/]*@/, '//…@')}"`);
+    }
+    return raw;
+  };
+
   return {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: nonEmpty(env, 'HOST') ?? '0.0.0.0',
@@ -153,5 +169,11 @@ export function loadConfig(env: Env = process.env): Config {
     refreshOnStart: bool(env, 'REFRESH_ON_START', true),
     refreshStaleAfterS: int(env, 'REFRESH_STALE_AFTER_S', 1800, 0, 31 * 86400),
     syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
+    upstreamMaxBodyBytes: int(env, 'UPSTREAM_MAX_BODY_BYTES', 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    proxy: {
+      httpProxy: proxyUrl('HTTP_PROXY'),
+      httpsProxy: proxyUrl('HTTPS_PROXY'),
+      noProxy: nonEmpty(env, 'NO_PROXY') ?? nonEmpty(env, 'no_proxy'),
+    },
   };
 }

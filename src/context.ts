@@ -75,7 +75,7 @@ export async function createContext(
     throw err;
   }
   const plainKeys = new PlainKeyCache(cipher);
-  const tavily = new TavilyClient({ baseUrl: config.tavilyBaseUrl });
+  const tavily = new TavilyClient({ baseUrl: config.tavilyBaseUrl, maxBodyBytes: config.upstreamMaxBodyBytes, proxy: config.proxy });
   const pool = new KeyPool(config.keyStrategy);
   const tokens = new TokenRegistry();
   // Created once the context can apply what it hears (below); the flush publishes through it.

@@ -29,8 +29,57 @@ export function estimateCredits(endpoint: Endpoint, request: Json, response: Jso
   }
 }
 
-/** The response's own figure, when Tavily gave one. */
-export function reportedCredits(response: Json): number | null {
+/** The response's own figure, when Tavily gave a number (checked by chargeableCredits). */
+export function reportedCredits(response: Json): unknown {
   const usage = response.usage as { credits?: unknown } | undefined;
-  return typeof usage?.credits === 'number' && Number.isFinite(usage.credits) ? usage.credits : null;
+  return typeof usage === 'object' && usage !== null ? usage.credits : undefined;
+}
+
+/** Tavily's crawl and map process 50 pages when the request sets no `limit`. */
+const DEFAULT_PAGE_LIMIT = 50;
+
+/**
+ * The most a request can cost at Tavily's published prices: a figure above it (or below 0, or
+ * not a finite number) is not believed. Search 2 (advanced); extract 2 per 5 URLs; map 2 per
+ * 10 pages and crawl that plus extract's price for the pages, up to the request's `limit`;
+ * research up to 250 (pro).
+ */
+export function maxCredits(endpoint: Endpoint, request: Json): number {
+  const pages = typeof request.limit === 'number' && Number.isFinite(request.limit) && request.limit > 0 ? Math.ceil(request.limit) : DEFAULT_PAGE_LIMIT;
+  switch (endpoint) {
+    case 'search':
+      return 2;
+    case 'extract': {
+      const urls = typeof request.urls === 'string' ? 1 : count(request.urls);
+      return Math.ceil(urls / 5) * 2;
+    }
+    case 'map':
+      return Math.ceil(pages / 10) * 2;
+    case 'crawl':
+      return Math.ceil(pages / 10) * 2 + Math.ceil(pages / 5) * 2;
+    case 'research':
+    case 'research.get':
+      return 250;
+  }
+}
+
+/**
+ * The credits to count for an answer. `full`: Tavily's `usage.credits`, or else the published
+ * cost; `reported`: only a figure Tavily reports; `none`: nothing (a research poll after the
+ * one that billed it). A reported figure outside 0…maxCredits is not trusted: the published
+ * cost is counted instead (nothing, for `reported`) and `rejected` holds the figure, for the log.
+ */
+export function chargeableCredits(
+  endpoint: Endpoint,
+  request: Json,
+  response: Json,
+  billing: 'full' | 'reported' | 'none',
+): { credits: number; rejected?: unknown } {
+  if (billing === 'none') return { credits: 0 };
+  const reported = reportedCredits(response);
+  if (reported === undefined || reported === null) return { credits: billing === 'full' ? estimateCredits(endpoint, request, response) : 0 };
+  if (typeof reported === 'number' && Number.isFinite(reported) && reported >= 0 && reported <= maxCredits(endpoint, request)) {
+    return { credits: reported };
+  }
+  return { credits: billing === 'full' ? estimateCredits(endpoint, request, response) : 0, rejected: reported };
 }

@@ -2,14 +2,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type TSchema, Type } from '@sinclair/typebox';
 import { EventEmitter } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Dispatcher } from 'undici';
 import type { AppContext } from '../context.js';
 import { bearerToken } from '../crypto.js';
 import { describeError } from '../http-errors.js';
 import type { PoolKey } from '../pool/pool.js';
 import { UpstreamError, parseRetryAfter } from '../tavily/errors.js';
-import { upstreamMessage } from '../tavily/client.js';
-import { type Endpoint, estimateCredits, reportedCredits } from './credits.js';
+import { type UpstreamAnswer, upstreamMessage } from '../tavily/client.js';
+import { type Endpoint, chargeableCredits, estimateCredits } from './credits.js';
 import type { TokenState } from './tokens.js';
 
 type Json = Record<string, unknown>;
@@ -18,7 +17,7 @@ type Json = Record<string, unknown>;
 export const TavilyError = Type.Object({ detail: Type.Object({ error: Type.String() }) }, { $id: 'TavilyError' });
 const AnyObject = Type.Object({}, { additionalProperties: true });
 
-const ERRORS = { 400: Type.Ref('TavilyError'), 401: Type.Ref('TavilyError'), 403: Type.Ref('TavilyError'), 404: Type.Ref('TavilyError'), 413: Type.Ref('TavilyError'), 429: Type.Ref('TavilyError'), 432: Type.Ref('TavilyError'), 433: Type.Ref('TavilyError'), 500: Type.Ref('TavilyError'), 503: Type.Ref('TavilyError') };
+const ERRORS = { 400: Type.Ref('TavilyError'), 401: Type.Ref('TavilyError'), 403: Type.Ref('TavilyError'), 404: Type.Ref('TavilyError'), 413: Type.Ref('TavilyError'), 429: Type.Ref('TavilyError'), 432: Type.Ref('TavilyError'), 433: Type.Ref('TavilyError'), 500: Type.Ref('TavilyError'), 502: Type.Ref('TavilyError'), 503: Type.Ref('TavilyError') };
 
 /** Request bodies: the fields the gateway relies on are checked; the rest passes to Tavily as sent. */
 const common = {
@@ -105,21 +104,33 @@ function cancelOnDisconnect(reply: FastifyReply): Cancellation {
 }
 
 interface Attempted {
-  res: Dispatcher.ResponseData;
+  res: UpstreamAnswer;
+  /** A 2xx answer's JSON object (null for the request's own 4xx, and for a passed-through stream). */
+  data: Json | null;
   key: PoolKey;
   attempts: number;
   latencyMs: number;
 }
 
+function jsonObject(text: string): Json | null {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Sends the request with one key after another until one answers: 401 marks the key invalid,
- * 432/433 exhausted, 429 rests it for Retry-After, and 5xx or a network error or timeout just
- * moves on. Anything else (400, 403, 404, …) is the request's own answer and goes back.
+ * 432/433 exhausted, 429 rests it for Retry-After; 5xx, a network error, a timeout, an answer
+ * that breaks off or is too large, and a 2xx that is not a JSON object just move on. Anything
+ * else (400, 403, 404, …) is the request's own answer and goes back.
  */
 async function tryKeys(
   ctx: AppContext,
   endpoint: Endpoint,
-  send: (key: PoolKey) => Promise<Dispatcher.ResponseData>,
+  send: (key: PoolKey) => Promise<UpstreamAnswer>,
 ): Promise<Attempted> {
   const { pool, writeBehind, config, log } = ctx;
   const tried = new Set<number>();
@@ -129,19 +140,29 @@ async function tryKeys(
     if (!key) break;
     tried.add(key.id);
     const t0 = performance.now();
-    let res: Dispatcher.ResponseData;
+    let res: UpstreamAnswer;
     try {
       res = await send(key);
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
       failures.push(`${key.masked}: ${err.message}`);
+      log.warn({ key_id: key.id, endpoint, kind: err.kind }, `upstream failure, trying another key: ${err.message}`);
       continue;
     }
-    const status = res.statusCode;
-    if (status < 400 || (status >= 400 && status < 500 && ![401, 429, 432, 433].includes(status))) {
-      return { res, key, attempts: attempt, latencyMs: performance.now() - t0 };
+    const status = res.status;
+    if (res.stream) return { res, data: null, key, attempts: attempt, latencyMs: performance.now() - t0 };
+    if (status < 400) {
+      const data = jsonObject(res.text);
+      if (data) return { res, data, key, attempts: attempt, latencyMs: performance.now() - t0 };
+      // A proxy's HTML page, a truncated document: not Tavily's answer. The key is not at fault.
+      failures.push(`${key.masked}: ${status} answer is not JSON`);
+      log.warn({ key_id: key.id, endpoint, status, content_type: res.headers['content-type'] }, 'upstream answered with something that is not JSON; trying another key');
+      continue;
     }
-    const message = upstreamMessage(await res.body.text());
+    if (status < 500 && ![401, 429, 432, 433].includes(status)) {
+      return { res, data: null, key, attempts: attempt, latencyMs: performance.now() - t0 };
+    }
+    const message = upstreamMessage(res.text);
     failures.push(`${key.masked}: ${status} ${message}`);
     if (status === 401) {
       pool.setHealth(key, 'invalid');
@@ -221,7 +242,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * Tavily reports; `none` nothing (a research poll after the one that billed it).
    * `beforeSend` sees a successful answer's request_id before the client does.
    */
-  const finishJson = async (
+  const finishJson = (
     reply: FastifyReply,
     token: TokenState,
     endpoint: Endpoint,
@@ -231,27 +252,26 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     billing: 'full' | 'reported' | 'none',
     beforeSend?: (requestId: string | null) => void,
   ) => {
-    const text = await r.res.body.text();
-    const status = r.res.statusCode;
-    let data: Json | null = null;
-    try {
-      data = JSON.parse(text) as Json;
-    } catch {
-      // not JSON: passed on as it came
-    }
+    const { status, text } = r.res;
+    const data = r.data;
     if (status >= 400 || !data) {
-      account(token, r.key, endpoint, status, r.attempts, r.latencyMs, 0, null, status >= 400 ? upstreamMessage(text) : 'upstream answer is not JSON');
+      account(token, r.key, endpoint, status, r.attempts, r.latencyMs, 0, null, upstreamMessage(text));
       return reply.code(status).type(String(r.res.headers['content-type'] ?? 'application/json')).send(text);
     }
-    const credits =
-      billing === 'none' ? 0 : (reportedCredits(data) ?? (billing === 'full' ? estimateCredits(endpoint, request, data) : 0));
+    const charge = chargeableCredits(endpoint, request, data, billing);
+    if (charge.rejected !== undefined) {
+      ctx.log.warn(
+        { key_id: r.key.id, endpoint, reported: String(charge.rejected).slice(0, 40), counted: charge.credits },
+        'Tavily reported a credit figure outside the published range; counting the published cost instead',
+      );
+    }
     let out = text;
     if (!askedUsage && 'usage' in data) {
       delete data.usage;
       out = JSON.stringify(data);
     }
     const requestId = typeof data.request_id === 'string' ? data.request_id : null;
-    account(token, r.key, endpoint, status, r.attempts, r.latencyMs, credits, requestId, null);
+    account(token, r.key, endpoint, status, r.attempts, r.latencyMs, charge.credits, requestId, null);
     beforeSend?.(requestId);
     return reply.code(status).type('application/json').send(out);
   };
@@ -280,20 +300,21 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
         let r: Attempted;
         try {
           r = await tryKeys(ctx, endpoint, (key) =>
-            tavily.forward({ method: 'POST', path: `/${endpoint}`, key: key.plain, headers, body: upstreamBody, timeoutMs: TIMEOUT_MS[stream ? 'research.stream' : endpoint], signal: ac }),
+            tavily.forward({ method: 'POST', path: `/${endpoint}`, key: key.plain, headers, body: upstreamBody, timeoutMs: TIMEOUT_MS[stream ? 'research.stream' : endpoint], stream, signal: ac }),
           );
         } catch (err) {
           if (ac.aborted) return reply; // the client left: nothing to answer
           if (err instanceof GatewayError) account(token, null, endpoint, err.statusCode, err.attempts, null, 0, null, err.message);
           throw err;
         }
-        if (stream && r.res.statusCode === 200) {
+        const events = r.res.stream;
+        if (events) {
           // Pass the event stream through chunk by chunk; bill the published minimum.
           const credits = estimateCredits('research', body, {});
           const t0 = performance.now();
-          r.res.body.once('close', () => account(token, r.key, 'research', 200, r.attempts, r.latencyMs + (performance.now() - t0), credits, null, ac.aborted ? 'client disconnected' : null));
+          events.once('close', () => account(token, r.key, 'research', 200, r.attempts, r.latencyMs + (performance.now() - t0), credits, null, ac.aborted ? 'client disconnected' : null));
           reply.raw.setHeader('x-accel-buffering', 'no');
-          return reply.code(200).header('cache-control', 'no-cache').type(String(r.res.headers['content-type'] ?? 'text/event-stream')).send(r.res.body);
+          return reply.code(200).header('cache-control', 'no-cache').type(String(r.res.headers['content-type'] ?? 'text/event-stream')).send(events);
         }
         if (endpoint !== 'research') return finishJson(reply, token, endpoint, body, askedUsage, r, 'full');
         // Research is billed when it completes (on the poll), not when it is created; its owner
@@ -326,18 +347,26 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!task || !key) throw new GatewayError(404, 'Research task not found.');
       const ac = cancelOnDisconnect(reply);
       const t0 = performance.now();
-      let res: Dispatcher.ResponseData;
+      let res: UpstreamAnswer;
       try {
         res = await tavily.forward({ method: 'GET', path: `/research/${encodeURIComponent(id)}?include_usage=true`, key: key.plain, headers: forwardHeaders(req, false), timeoutMs: TIMEOUT_MS['research.get'], signal: ac });
       } catch (err) {
         if (ac.aborted) return reply;
-        const message = err instanceof UpstreamError ? err.message : 'upstream error';
-        account(token, key, 'research.get', 503, 1, null, 0, id, message);
-        throw new GatewayError(503, `tavily-pool could not reach Tavily for this research task: ${message}.`);
+        if (!(err instanceof UpstreamError)) throw err;
+        account(token, key, 'research.get', 503, 1, null, 0, id, err.message);
+        throw new GatewayError(503, `tavily-pool could not reach Tavily for this research task: ${err.message}.`);
       }
-      const attempted: Attempted = { res, key, attempts: 1, latencyMs: performance.now() - t0 };
+      const data = res.status < 400 ? jsonObject(res.text) : null;
+      const latencyMs = performance.now() - t0;
+      if (res.status < 400 && !data) {
+        // Only the key that created the task can poll it: there is no other key to try.
+        const message = 'Tavily’s answer to the research poll is not JSON';
+        account(token, key, 'research.get', 502, 1, latencyMs, 0, id, message);
+        throw new GatewayError(502, `tavily-pool: ${message}; poll again later.`);
+      }
+      const attempted: Attempted = { res, data, key, attempts: 1, latencyMs };
       // Research is billed once, on the first poll that finds it done; later polls count nothing.
-      const first = res.statusCode === 200 && research.charge(id, task);
+      const first = res.status === 200 && research.charge(id, task);
       return finishJson(reply, token, 'research.get', {}, req.query.include_usage === true, attempted, first ? 'full' : 'none');
     },
   );

@@ -1,124 +1,212 @@
-import { type Dispatcher, Pool } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { type Dispatcher, EnvHttpProxyAgent, Pool } from 'undici';
 import { UpstreamError, kindForStatus, parseRetryAfter, scrubKeys } from './errors.js';
 import { UsageShapeError, type UsageReport, parseUsage } from './usage.js';
+
+/** Proxy settings for the upstream calls (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). */
+export interface ProxySettings {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+}
 
 export interface TavilyClientOptions {
   baseUrl: string;
   /** Keep idle connections this long, so a later refresh reuses them. */
   keepAliveMs?: number;
   connectTimeoutMs?: number;
+  /** Answers larger than this are refused as upstream failures (UPSTREAM_MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
+  /** Reach Tavily through an HTTP proxy; NO_PROXY hosts are reached directly. */
+  proxy?: ProxySettings;
 }
 
+/** A cancellation signal: an AbortSignal, or an EventEmitter with an `aborted` flag that emits 'abort'. */
+export type CancelSignal = { readonly aborted: boolean } & (AbortSignal | NodeJS.EventEmitter);
+
+/** Tavily's answer to a forwarded request. */
+export interface UpstreamAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The whole body, read within the deadline and the size limit ('' when `stream` is set). */
+  text: string;
+  /** Set for a 200 to a streaming request: the event stream, unread, with no deadline on it. */
+  stream: Readable | null;
+}
+
+export interface ForwardRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  key: string;
+  headers: Record<string, string>;
+  body?: string;
+  /** The deadline for the whole answer, headers and body (null: none, for event streams). */
+  timeoutMs: number | null;
+  /** A 200 answer is an event stream: hand it over unread. */
+  stream?: boolean;
+  /** Cancels the call when the client goes away. */
+  signal?: CancelSignal;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024;
+
 /**
- * The upstream client: one keep-alive pool to Tavily's origin. Over HTTPS it offers HTTP/2
- * (ALPN): where the upstream accepts it, up to 100 calls share each TLS connection instead of
- * paying a handshake per concurrent call.
+ * The upstream client: one keep-alive pool to Tavily's origin (or, behind a corporate proxy,
+ * undici's EnvHttpProxyAgent). Over HTTPS it offers HTTP/2 (ALPN): where the upstream accepts
+ * it, up to 100 calls share each TLS connection instead of paying a handshake per call.
+ *
+ * Every call has a deadline for the whole answer, not only for stalls: an answer that
+ * trickles in is cut when the deadline passes. Answers are read up to `maxBodyBytes`; a larger
+ * one is refused. An answer that breaks off (reset, truncated, shorter than its
+ * Content-Length) is an upstream failure like a refused connection.
  */
 export class TavilyClient {
-  readonly #pool: Pool;
+  readonly #dispatcher: Dispatcher;
+  readonly #origin: string;
   readonly #basePath: string;
+  readonly #maxBody: number;
 
   constructor(opts: TavilyClientOptions) {
     const u = new URL(opts.baseUrl);
+    this.#origin = u.origin;
     this.#basePath = u.pathname.replace(/\/+$/, '');
-    this.#pool = new Pool(u.origin, {
+    this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    const poolOptions = {
       connections: null,
       pipelining: 1,
       keepAliveTimeout: opts.keepAliveMs ?? 60_000,
       keepAliveMaxTimeout: 10 * 60_000,
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
       allowH2: u.protocol === 'https:',
-    });
+    };
+    const p = opts.proxy;
+    this.#dispatcher =
+      p && (p.httpProxy || p.httpsProxy)
+        ? new EnvHttpProxyAgent({ ...poolOptions, httpProxy: p.httpProxy, httpsProxy: p.httpsProxy, noProxy: p.noProxy ?? '' })
+        : new Pool(u.origin, poolOptions);
   }
 
-  /**
-   * GET /usage with the key; throws UpstreamError, classified, on every kind of failure.
-   * `timeoutMs` bounds the wait for the answer's headers and any stall in its body (undici's
-   * own timers: no timer or abort signal per call); connecting has its own bound.
-   */
+  /** GET /usage with the key; throws UpstreamError, classified, on every kind of failure. */
   async usage(key: string, timeoutMs: number): Promise<UsageReport> {
-    let res;
-    let text: string;
-    try {
-      res = await this.#pool.request({
-        method: 'GET',
-        path: `${this.#basePath}/usage`,
-        headers: { authorization: `Bearer ${key}`, accept: 'application/json' },
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
-      text = await res.body.text();
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-        throw new UpstreamError('timeout', `timed out after ${timeoutMs} ms`);
-      }
-      if (code === 'UND_ERR_CONNECT_TIMEOUT') throw new UpstreamError('timeout', 'timed out connecting to Tavily');
-      throw new UpstreamError('network', `network error: ${scrubKeys(code ?? (err as Error).message)}`);
-    }
-    if (res.statusCode !== 200) {
-      throw new UpstreamError(
-        kindForStatus(res.statusCode),
-        `${res.statusCode}: ${upstreamMessage(text)}`,
-        res.statusCode,
-        parseRetryAfter(res.headers['retry-after']),
-      );
+    const res = await this.forward({ method: 'GET', path: '/usage', key, headers: { accept: 'application/json' }, timeoutMs });
+    if (res.status !== 200) {
+      throw new UpstreamError(kindForStatus(res.status), `${res.status}: ${upstreamMessage(res.text)}`, res.status, parseRetryAfter(res.headers['retry-after']));
     }
     let body: unknown;
     try {
-      body = JSON.parse(text);
+      body = JSON.parse(res.text);
     } catch {
-      throw new UpstreamError('malformed', 'malformed /usage response: not JSON', res.statusCode);
+      throw new UpstreamError('malformed', 'malformed /usage response: not JSON', res.status);
     }
     try {
       return parseUsage(body);
     } catch (err) {
       if (err instanceof UsageShapeError) {
-        throw new UpstreamError('malformed', `malformed /usage response: ${err.message}`, res.statusCode);
+        throw new UpstreamError('malformed', `malformed /usage response: ${err.message}`, res.status);
       }
       throw err;
     }
   }
 
   /**
-   * Sends a gateway request upstream with the chosen key. `timeoutMs` bounds the wait for the
-   * headers and any stall in the body (null: no bound, for event streams); `signal` cancels it
-   * when the client goes away. Throws UpstreamError ('timeout' | 'network'), or the signal's
-   * reason when cancelled.
+   * Sends a request upstream with the key and reads the whole answer. Throws UpstreamError
+   * ('timeout', 'network', 'too_large') on failure, or the signal's reason when cancelled.
    */
-  async forward(opts: {
-    method: 'GET' | 'POST';
-    path: string;
-    key: string;
-    headers: Record<string, string>;
-    body?: string;
-    timeoutMs: number | null;
-    /** An AbortSignal, or an EventEmitter with an `aborted` flag that emits 'abort'. */
-    signal?: { readonly aborted: boolean } & (AbortSignal | NodeJS.EventEmitter);
-  }): Promise<Dispatcher.ResponseData> {
+  async forward(opts: ForwardRequest): Promise<UpstreamAnswer> {
+    const t0 = performance.now();
+    const deadline = opts.timeoutMs;
+    let res: Dispatcher.ResponseData;
     try {
-      return await this.#pool.request({
+      res = await this.#dispatcher.request({
+        origin: this.#origin,
         method: opts.method,
         path: `${this.#basePath}${opts.path}`,
         headers: { ...opts.headers, authorization: `Bearer ${opts.key}` },
         body: opts.body,
-        headersTimeout: opts.timeoutMs ?? 0,
-        bodyTimeout: opts.timeoutMs ?? 0,
+        // undici's own timers bound the wait for the headers and any stall in the body;
+        // the deadline for the whole body is set below, once the headers are in.
+        headersTimeout: deadline ?? 0,
+        bodyTimeout: deadline ?? 0,
         signal: opts.signal,
       });
     } catch (err) {
       if (opts.signal?.aborted) throw err;
-      const code = (err as { code?: string }).code;
-      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-        throw new UpstreamError('timeout', `Tavily did not answer within ${opts.timeoutMs} ms`);
-      }
-      throw new UpstreamError('network', `network error: ${scrubKeys(code ?? (err as Error).message)}`);
+      throw failure(err, deadline);
     }
+    if (opts.stream && res.statusCode === 200) return { status: 200, headers: res.headers, text: '', stream: res.body };
+    const left = deadline === null ? null : Math.max(1, deadline - (performance.now() - t0));
+    const text = await readBody(res, left, deadline, this.#maxBody, opts.signal);
+    return { status: res.statusCode, headers: res.headers, text, stream: null };
   }
 
   async close(): Promise<void> {
-    await this.#pool.close();
+    await this.#dispatcher.close();
   }
+}
+
+class DeadlineExceeded extends Error {}
+
+/** An undici error as an UpstreamError that says what happened, never naming the key. */
+function failure(err: unknown, deadline: number | null): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  const code = (err as { code?: string }).code;
+  if (err instanceof DeadlineExceeded || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new UpstreamError('timeout', `timed out after ${deadline} ms: Tavily's answer was not complete`);
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new UpstreamError('timeout', 'timed out connecting to Tavily');
+  return new UpstreamError('network', `network error: ${scrubKeys(code ?? (err as Error).message)}`);
+}
+
+/**
+ * Reads the whole body within `leftMs` and `maxBytes`. A body that breaks off, outlives the
+ * deadline or grows past the limit is destroyed (its connection is not reused) and reported.
+ */
+function readBody(res: Dispatcher.ResponseData, leftMs: number | null, deadline: number | null, maxBytes: number, signal?: CancelSignal): Promise<string> {
+  const body = res.body;
+  const declared = Number(res.headers['content-length']);
+  if (declared > maxBytes) {
+    body.destroy();
+    return Promise.reject(tooLarge(maxBytes));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const timer =
+      leftMs === null
+        ? null
+        : setTimeout(() => {
+            if (!done) body.destroy(new DeadlineExceeded());
+          }, leftMs);
+    const finish = (err: Error | null, text?: string) => {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(text!);
+    };
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        finish(tooLarge(maxBytes));
+        body.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => finish(null, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8')));
+    body.once('error', (err) => {
+      if (signal?.aborted) return finish(err);
+      const f = failure(err, deadline);
+      finish(f.kind === 'network' ? new UpstreamError('network', `the answer broke off: ${f.message.replace(/^network error: /, '')}`) : f);
+    });
+    body.once('close', () => finish(new UpstreamError('network', 'the answer broke off: connection closed')));
+  });
+}
+
+function tooLarge(maxBytes: number): UpstreamError {
+  return new UpstreamError('too_large', `Tavily's answer is larger than UPSTREAM_MAX_BODY_BYTES (${maxBytes} bytes)`);
 }
 
 /** The human part of a Tavily error body (`{"detail": {"error": …}}`), scrubbed of keys. */

@@ -8,7 +8,8 @@ export type UpstreamErrorKind =
   | 'server' // 5xx
   | 'timeout'
   | 'network'
-  | 'malformed'; // a 2xx whose body is not what Tavily sends
+  | 'malformed' // a 2xx whose body is not what Tavily sends
+  | 'too_large'; // an answer over UPSTREAM_MAX_BODY_BYTES
 
 export class UpstreamError extends Error {
   override name = 'UpstreamError';

@@ -15,6 +15,9 @@ export interface UsageReport {
   } & EndpointCounts;
 }
 
+/** Far above any plan Tavily sells (the largest has 100,000 credits a month), far below 2^53. */
+const MAX_FIGURE = 1e12;
+
 export class UsageShapeError extends Error {
   override name = 'UsageShapeError';
 }
@@ -30,6 +33,9 @@ function num(obj: Record<string, unknown>, field: string, where: string, require
     return null;
   }
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new UsageShapeError(`${where}.${field} is not a number`);
+  // Credits are counts: a negative or astronomical figure is not Tavily's, and would turn
+  // into credits the pool does not have.
+  if (v < 0 || v > MAX_FIGURE) throw new UsageShapeError(`${where}.${field} is out of range (${v})`);
   return v;
 }
 

@@ -45,7 +45,22 @@ export type KeyBehaviour =
   | { kind: 'ok'; usage: UsageBody }
   | { kind: 'status'; status: number; retryAfter?: number; message?: string }
   | { kind: 'hang' }
-  | { kind: 'malformed' };
+  | { kind: 'malformed' }
+  // Misbehaving upstreams: what a broken proxy, a dying server or a hostile network does.
+  /** 200 headers, part of the body, then the connection is reset. */
+  | { kind: 'reset' }
+  /** A chunked 200 whose body stops before its last chunk (the connection closes). */
+  | { kind: 'truncate' }
+  /** A 200 whose Content-Length promises more than is sent before the connection closes. */
+  | { kind: 'short' }
+  /** A valid answer sent one byte every `intervalMs`. */
+  | { kind: 'trickle'; intervalMs: number }
+  /** A 200 JSON answer of `bytes` bytes, streamed. */
+  | { kind: 'huge'; bytes: number }
+  /** A 200 that is an HTML page (a proxy's error page), not JSON. */
+  | { kind: 'html' }
+  /** A normal answer whose usage.credits is this value (with include_usage). */
+  | { kind: 'credits'; credits: unknown };
 
 export interface FakeTavilyOptions {
   port?: number;
@@ -269,6 +284,11 @@ export class FakeTavily {
     if (behaviour.kind === 'hang') return;
     const answer = () => {
       if (res.destroyed) return;
+      if (misbehave(behaviour, res, () => this.#answerText(endpoint, path, key, body))) return;
+      if (behaviour.kind === 'credits') {
+        this.#serve(endpoint, path, key, res, body, behaviour.credits);
+        return;
+      }
       if (behaviour.kind === 'status') {
         const headers: Record<string, string> = {};
         if (behaviour.retryAfter !== undefined) headers['retry-after'] = String(behaviour.retryAfter);
@@ -280,12 +300,20 @@ export class FakeTavily {
     else answer();
   }
 
-  #serve(endpoint: string, path: string, key: string, res: http.ServerResponse, body: Record<string, unknown>): void {
+  /** What a good key would answer to a search: the body a misbehaving answer mangles. */
+  #answerText(endpoint: string, _path: string, key: string, body: Record<string, unknown>): string {
+    this.#bill(key, 1);
+    const query = typeof body.query === 'string' ? body.query : endpoint;
+    return JSON.stringify({ query, results: [{ title: `About ${query}`, url: 'https://example.com/1', content: 'Some content.', score: 0.9 }], request_id: randomUUID(), response_time: 0.01, ...(body.include_usage === true ? { usage: { credits: 1 } } : {}) });
+  }
+
+  #serve(endpoint: string, path: string, key: string, res: http.ServerResponse, body: Record<string, unknown>, reportCredits?: unknown): void {
     const withUsage = body.include_usage === true;
     const requestId = randomUUID();
     const reply = (status: number, payload: Record<string, unknown>, credits: number) => {
       this.#bill(key, credits);
-      send(res, status, { ...payload, request_id: requestId, response_time: 0.01, ...(withUsage ? { usage: { credits } } : {}) });
+      const reported = reportCredits === undefined ? credits : reportCredits;
+      send(res, status, { ...payload, request_id: requestId, response_time: 0.01, ...(withUsage ? { usage: { credits: reported } } : {}) });
     };
     switch (endpoint) {
       case '/search': {
@@ -383,9 +411,11 @@ export class FakeTavily {
     if (behaviour.kind === 'hang') return; // answer never comes; the client's timeout must fire
 
     const answer = () => {
+      if (misbehave(behaviour, res, () => JSON.stringify(key ? defaultUsage(key) : {}))) return;
       switch (behaviour.kind) {
+        case 'credits':
         case 'ok':
-          return send(res, 200, behaviour.usage);
+          return send(res, 200, behaviour.kind === 'ok' ? behaviour.usage : defaultUsage(key!));
         case 'malformed':
           res.writeHead(200, { 'content-type': 'application/json' });
           return res.end('{"key": {"usage": 12, "limit": ');
@@ -398,6 +428,71 @@ export class FakeTavily {
     };
     if (this.latencyMs > 0) setTimeout(answer, this.latencyMs);
     else answer();
+  }
+}
+
+/** Answers as a misbehaving upstream would; false when the behaviour is not one of those. */
+function misbehave(b: KeyBehaviour, res: http.ServerResponse, goodText: () => string): boolean {
+  switch (b.kind) {
+    case 'reset': {
+      const text = goodText();
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.write(text.slice(0, Math.floor(text.length / 2)));
+      setTimeout(() => res.socket?.resetAndDestroy(), 20);
+      return true;
+    }
+    case 'truncate': {
+      const text = goodText();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(text.slice(0, Math.floor(text.length / 2)));
+      setTimeout(() => res.socket?.destroy(), 20);
+      return true;
+    }
+    case 'short': {
+      const text = goodText();
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) + 100 });
+      res.write(text);
+      setTimeout(() => res.socket?.end(), 20);
+      return true;
+    }
+    case 'trickle': {
+      const bytes = Buffer.from(goodText());
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });
+      let i = 0;
+      const tick = () => {
+        if (res.destroyed) return;
+        if (i >= bytes.length) return void res.end();
+        res.write(bytes.subarray(i, i + 1));
+        i++;
+        setTimeout(tick, b.intervalMs);
+      };
+      tick();
+      return true;
+    }
+    case 'huge': {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      res.write('{"results": [], "padding": "');
+      let sent = 0;
+      const pump = () => {
+        while (sent < b.bytes) {
+          if (res.destroyed) return;
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end('"}');
+      };
+      pump();
+      return true;
+    }
+    case 'html': {
+      const page = '<!doctype html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>';
+      res.writeHead(200, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) });
+      res.end(page);
+      return true;
+    }
+    default:
+      return false;
   }
 }
 

@@ -59,4 +59,10 @@ describe('/usage parsing', () => {
     assert.throws(() => parseUsage({ key: { usage: '5' } }), /key.usage is not a number/);
     assert.throws(() => parseUsage({ key: { usage: 5 }, account: { plan_limit: 'x' } }), /account.plan_limit is not a number/);
   });
+
+  test('figures out of range are refused, not turned into credits', () => {
+    assert.throws(() => parseUsage({ key: { usage: -1000, limit: 1000 } }), /key.usage is out of range/);
+    assert.throws(() => parseUsage({ key: { usage: 5, limit: 1e308 } }), /key.limit is out of range/);
+    assert.throws(() => parseUsage({ key: { usage: 5 }, account: { paygo_usage: -1 } }), /account.paygo_usage is out of range/);
+  });
 });
