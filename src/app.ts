@@ -139,9 +139,21 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     return reply.code(404).send({ detail: { error: message } });
   });
 
+  const RequestLog = Type.Object(
+    {
+      failing: Type.Boolean(),
+      failing_since: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+      consecutive_failures: Type.Integer(),
+      last_error: Type.Union([Type.String(), Type.Null()]),
+      pending_rows: Type.Integer(),
+      dropped_rows: Type.Integer(),
+    },
+    { description: 'whether the request log (and the credit spend with it) is being written' },
+  );
   const Status = Type.Object({
     status: Type.String(),
     error: Type.Optional(Type.String()),
+    request_log: Type.Optional(RequestLog),
     instance: Type.Optional(Type.String({ description: 'PostgreSQL: this instance’s id in change notices' })),
     sync: Type.Optional(
       Type.Union([Type.Literal('listening'), Type.Literal('reconnecting')], {
@@ -156,14 +168,21 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     '/readyz',
     { schema: { tags: ['health'], summary: 'The database answers', security: [], response: { 200: Status, 503: Status } } },
     async (req, reply) => {
+      const requestLog = ctx.writeBehind.health;
       try {
         await ping(ctx.database.db);
-        const bus = ctx.bus;
-        return bus ? { status: 'ok', instance: bus.instanceId, sync: bus.listening ? ('listening' as const) : ('reconnecting' as const) } : { status: 'ok' };
       } catch (err) {
         req.log.warn({ err }, 'readiness check: database unreachable');
-        return reply.code(503).send({ status: 'unavailable', error: 'database unreachable' });
+        return reply.code(503).send({ status: 'unavailable', error: 'database unreachable', request_log: requestLog });
       }
+      const bus = ctx.bus;
+      const cluster = bus ? { instance: bus.instanceId, sync: bus.listening ? ('listening' as const) : ('reconnecting' as const) } : {};
+      if (requestLog.failing) {
+        // The database answers but refuses the writes (full, read-only, …): credits spent and
+        // the log are not being stored.
+        return reply.code(503).send({ status: 'unavailable', error: `the request log cannot be written: ${requestLog.last_error ?? 'unknown error'}`, request_log: requestLog, ...cluster });
+      }
+      return { status: 'ok', request_log: requestLog, ...cluster };
     },
   );
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -47,7 +47,8 @@ export interface AppContext {
   tokensChanged(): Promise<void>;
   /** Deletes request-log rows older than LOG_RETENTION_DAYS and expired research tasks. */
   pruneLogs(): Promise<number>;
-  close(): Promise<void>;
+  /** Flushes and closes everything; says how many request-log rows could not be written. */
+  close(): Promise<{ unwritten: number }>;
 }
 
 export type ContextOptions = OpenOptions & {
@@ -211,10 +212,11 @@ export async function createContext(
     async close() {
       sync.stop();
       pool.close();
-      await writeBehind.close();
+      const flushed = await writeBehind.close();
       await sync.settled();
       await bus?.close();
       await Promise.allSettled([tavily.close(), database.close()]);
+      return flushed;
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { FastifyError } from 'fastify';
 import { ApiError } from './admin/errors.js';
+import { dbFault } from './db/errors.js';
 
 /** What an error means to a client: every route family renders it in its own envelope. */
 export interface HttpProblem {
@@ -30,6 +31,13 @@ export function describeError(err: unknown): HttpProblem {
   }
   if (err instanceof SyntaxError && e.statusCode === 400) {
     return { statusCode: 400, code: 'invalid_json', message: `request body is not valid JSON: ${err.message}` };
+  }
+  switch (dbFault(err)) {
+    case 'full':
+      return { statusCode: 503, code: 'storage_full', message: 'the database is full (disk space or a size limit): nothing was changed; free space and try again' };
+    case 'unavailable':
+      return { statusCode: 503, code: 'database_unavailable', message: 'the database cannot be reached or is busy: nothing was changed; try again shortly' };
+    default:
   }
   const status = e.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {

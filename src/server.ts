@@ -29,13 +29,22 @@ async function main(): Promise<void> {
     // connections open, like a load balancer, do not hold the shutdown.
     const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
     scheduler.stop();
+    let code = 0;
     try {
       await app.close();
       // The request log is flushed last, with every completed request in it.
-      await ctx.close();
+      const { unwritten } = await ctx.close();
+      if (unwritten > 0) {
+        // Not a clean stop: the supervisor (systemd, docker) sees it, and the log says why.
+        log.error({ unwritten_rows: unwritten }, 'exiting with request-log rows unwritten (see the flush errors above)');
+        code = 1;
+      }
+    } catch (err) {
+      log.error({ err }, 'shutdown failed');
+      code = 1;
     } finally {
       clearInterval(reaper);
-      process.exit(0);
+      process.exit(code);
     }
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

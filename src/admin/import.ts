@@ -3,6 +3,7 @@ import type { AppContext } from '../context.js';
 import type { KeyFigures } from '../db/repositories/keys.js';
 import type { KeyHealth, KeyRow, NewKeyRow } from '../db/schema.js';
 import { figuresFromUsage } from '../tavily/usage.js';
+import { describeError } from '../http-errors.js';
 import { ApiError } from './errors.js';
 
 /** A Tavily key: `tvly-` then letters, digits, `-` or `_`. */
@@ -96,6 +97,8 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     inserted = await ctx.database.db.transaction().execute((trx) => ctx.keys.insertMany(rows, trx));
   } catch (err) {
     ctx.log.error({ err, keys: rows.length }, 'key import: the insert transaction failed and was rolled back');
+    const problem = describeError(err);
+    if (problem.statusCode === 503) throw new ApiError(503, problem.code, `could not store the keys, nothing was added: ${problem.message}`);
     throw new ApiError(500, 'import_failed', 'could not store the keys; nothing was added');
   }
   // A key another request added meanwhile was skipped by the insert: it is a duplicate too.

@@ -4,6 +4,7 @@ import { KeyDecryptError } from '../crypto.js';
 import { type KeyCursor, apiStatus } from '../db/repositories/keys.js';
 import type { KeyRow } from '../db/schema.js';
 import { RefreshWriteError } from '../quota/refresh.js';
+import { count } from '../text.js';
 import { ApiError } from './errors.js';
 import { importKeys, keysInText } from './import.js';
 import {
@@ -177,7 +178,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
       }
       if (undecryptable > 0) {
-        throw new ApiError(500, 'decrypt_failed', `${undecryptable} keys cannot be decrypted: was ENCRYPTION_KEY changed?`);
+        throw new ApiError(500, 'decrypt_failed', `${count(undecryptable, 'key')} cannot be decrypted: was ENCRYPTION_KEY changed?`);
       }
       req.log.info({ keys: lines.length }, 'keys exported');
       return reply

@@ -15,6 +15,7 @@ const LogObject = Type.Object({
   credits: Type.Number(),
   request_id: Nullable(Type.String({ description: 'Tavily’s request_id' })),
   error: Nullable(Type.String()),
+  requests: Type.Integer({ description: 'requests the row stands for: 1, or the count of refusals (429, 432 from the gateway) aggregated per token, endpoint and status over a few seconds' }),
 });
 
 const Counts = { requests: Type.Integer(), credits: Type.Number(), errors: Type.Integer() };

@@ -9,7 +9,7 @@ export const ErrorBody = Type.Object(
 /** Response schemas for the errors any admin route may answer. */
 export function withErrors<T extends Record<number, TSchema>>(ok: T) {
   const err = Type.Ref('AdminError');
-  return { ...ok, 400: err, 401: err, 404: err, 413: err, 415: err, 500: err };
+  return { ...ok, 400: err, 401: err, 404: err, 409: err, 413: err, 415: err, 500: err, 503: err };
 }
 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

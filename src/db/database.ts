@@ -42,6 +42,8 @@ class CountingDriver implements Driver {
   constructor(
     private readonly inner: Driver,
     private readonly stats: DbStats,
+    /** SQLite: the connection, to know whether a transaction is still open. */
+    private readonly sqlite: SqliteDatabase.Database | null,
   ) {}
   init() {
     return this.inner.init();
@@ -58,6 +60,13 @@ class CountingDriver implements Driver {
     this.stats.commits++;
   }
   async rollbackTransaction(conn: DatabaseConnection) {
+    // SQLite rolls a transaction back by itself on some errors (a full disk, an I/O error):
+    // a ROLLBACK then fails with "cannot rollback - no transaction is active", and Kysely
+    // would throw that instead of the error that caused it. The real cause must surface.
+    if (this.sqlite && !this.sqlite.inTransaction) {
+      this.stats.rollbacks++;
+      return;
+    }
     await this.inner.rollbackTransaction(conn);
     this.stats.rollbacks++;
   }
@@ -69,10 +78,10 @@ class CountingDriver implements Driver {
   }
 }
 
-function counting(dialect: Dialect, stats: DbStats): Dialect {
+function counting(dialect: Dialect, stats: DbStats, sqlite: SqliteDatabase.Database | null): Dialect {
   return {
     createAdapter: () => dialect.createAdapter(),
-    createDriver: () => new CountingDriver(dialect.createDriver(), stats),
+    createDriver: () => new CountingDriver(dialect.createDriver(), stats, sqlite),
     createIntrospector: (db) => dialect.createIntrospector(db),
     createQueryCompiler: () => dialect.createQueryCompiler(),
   };
@@ -87,6 +96,7 @@ export interface OpenOptions {
 export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Promise<DatabaseHandle> {
   const stats = new DbStats();
   let dialect: Dialect;
+  let sqliteDb: SqliteDatabase.Database | null = null;
   if (config.kind === 'sqlite') {
     if (config.file !== ':memory:') fs.mkdirSync(path.dirname(config.file), { recursive: true, mode: 0o700 });
     const sqlite = new SqliteDatabase(config.file);
@@ -95,6 +105,7 @@ export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     dialect = new SqliteDialect({ database: sqlite });
+    sqliteDb = sqlite;
   } else {
     const pool = new pg.Pool({
       connectionString: config.url,
@@ -108,7 +119,7 @@ export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {
     dialect = new PostgresDialect({ pool });
   }
   const db = new Kysely<Database>({
-    dialect: counting(dialect, stats),
+    dialect: counting(dialect, stats, sqliteDb),
     log: (event) => {
       if (!TX_CONTROL.test(event.query.sql)) stats.queries++;
     },

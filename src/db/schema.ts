@@ -69,6 +69,8 @@ export interface RequestLogTable {
   credits: number;
   request_id: string | null;
   error: string | null;
+  /** How many requests the row stands for: 1, or how many refusals an aggregated row counts. */
+  requests: Generated<number>;
 }
 
 /** A research task belongs to the key that created it. */

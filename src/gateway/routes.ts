@@ -8,6 +8,7 @@ import { describeError } from '../http-errors.js';
 import type { PoolKey } from '../pool/pool.js';
 import { UpstreamError, parseRetryAfter } from '../tavily/errors.js';
 import { type UpstreamAnswer, upstreamMessage } from '../tavily/client.js';
+import { count } from '../text.js';
 import { type Endpoint, chargeableCredits, estimateCredits } from './credits.js';
 import type { TokenState } from './tokens.js';
 
@@ -183,7 +184,7 @@ async function tryKeys(
   const why =
     failures.length > 0
       ? `every key tried failed (${failures.join('; ')})`
-      : `no key is available: ${c.total} keys, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} cooling down after a rate limit`;
+      : `no key is available: ${count(c.total, 'key')}, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} cooling down after a rate limit`;
   throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, undefined, tried.size);
 }
 
@@ -230,7 +231,9 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const token = authenticate(req, fields);
     const a = tokens.admit(token);
     if (!a.ok) {
-      account(token, null, endpoint, a.status, 0, null, 0, null, a.message);
+      // Counted, and logged as one row per token, endpoint and status per window: a client
+      // hammering past its limit must not write a row per refusal.
+      writeBehind.refusal({ tokenId: token.id, endpoint, status: a.status, error: a.message });
       throw new GatewayError(a.status, a.message, a.retryAfterS);
     }
     return token;

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { utcMonth } from '../db/repositories/tokens.js';
 import type { TokenRow } from '../db/schema.js';
+import { count } from '../text.js';
 
 /** A client token as the gateway holds it in memory. */
 export interface TokenState {
@@ -75,7 +76,7 @@ export class TokenRegistry {
   admit(t: TokenState, now = Date.now()): Admission {
     this.#roll(t, now);
     if (t.budget !== null && t.spent >= t.budget) {
-      return { ok: false, status: 432, message: `This token's monthly budget of ${t.budget} credits is used up (${t.spent} spent in ${t.month}).` };
+      return { ok: false, status: 432, message: `This token's monthly budget of ${count(t.budget, 'credit')} is used up (${t.spent} spent in ${t.month}).` };
     }
     if (t.rpm !== null) {
       // Token bucket: rpm requests a minute, refilled continuously, bursts up to rpm.
@@ -83,7 +84,7 @@ export class TokenRegistry {
       t.allowanceAt = now;
       if (t.allowance < 1) {
         const retryAfterS = Math.max(1, Math.ceil(((1 - t.allowance) * 60) / t.rpm));
-        return { ok: false, status: 429, message: `This token is limited to ${t.rpm} requests per minute.`, retryAfterS };
+        return { ok: false, status: 429, message: `This token is limited to ${count(t.rpm, 'request')} per minute.`, retryAfterS };
       }
       t.allowance -= 1;
     }

@@ -1,10 +1,15 @@
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db, DialectKind } from '../db/database.js';
+import { dbFault } from '../db/errors.js';
 import { jsonRows } from '../db/json-rows.js';
 import type { KeyHealth, NewLogRow } from '../db/schema.js';
+import { storableOrNull, storableText } from '../text.js';
 
-export type LogEntry = Omit<NewLogRow, 'id'>;
+export type LogEntry = Omit<NewLogRow, 'id' | 'requests'> & {
+  /** How many requests the row stands for: 1, or the count of an aggregated refusal. */
+  requests?: number;
+};
 
 const LOG_COLUMNS = [
   ['ts', 'text'],
@@ -17,6 +22,7 @@ const LOG_COLUMNS = [
   ['credits', 'double precision'],
   ['request_id', 'text'],
   ['error', 'text'],
+  ['requests', 'integer'],
 ] as const satisfies ReadonlyArray<readonly [keyof LogEntry, string]>;
 
 export interface ResearchTask {
@@ -73,6 +79,10 @@ export interface WriteBehindOptions {
   maxBatch?: number;
   /** How soon a change other instances must learn quickly (a key's health, a cooldown) is flushed. */
   urgentMs?: number;
+  /** Refusals (429, 432 from the gateway itself) are counted and written as one row per token, endpoint and status this often. */
+  refusalWindowMs?: number;
+  /** While the database cannot be written, at most this many log rows wait; older ones are dropped (and counted). */
+  maxPendingRows?: number;
   /**
    * Runs inside each flush's transaction, after its writes: tells the other instances what
    * changed (PostgreSQL delivers a NOTIFY on commit, and drops it on rollback).
@@ -80,12 +90,42 @@ export interface WriteBehindOptions {
   publish?: (trx: Db, changes: FlushedChanges) => Promise<void>;
 }
 
+/** A refusal by the gateway itself (over budget, over RPM), before any key was used. */
+export interface Refusal {
+  tokenId: number;
+  endpoint: string;
+  status: number;
+  error: string;
+}
+
+/** Whether the request log is being written, for /readyz and the log. */
+export interface WriteBehindHealth {
+  /** The last flush failed and its rows wait to be retried. */
+  failing: boolean;
+  failing_since: string | null;
+  consecutive_failures: number;
+  last_error: string | null;
+  /** Log rows waiting to be written. */
+  pending_rows: number;
+  /** Rows dropped since start: rows the database refused one by one, or rows over the pending cap. */
+  dropped_rows: number;
+}
+
+/** A failed flush is logged at once, then at most this often while it keeps failing. */
+const FAILURE_LOG_EVERY_MS = 30_000;
+
 /**
  * Everything a proxied request changes in the database — its log row, the credits it cost
  * the key and the token, a key's new health, a research task's owner — waits here and is
  * written in one transaction per flush (every second, or every 1,000 rows). No request
- * waits for a database write. A failed flush is put back and tried again; close() flushes
- * what is left.
+ * waits for a database write.
+ *
+ * Failures: a flush that fails because the database is unreachable, busy or full is put
+ * back and tried again (and `health` says so). A flush that fails because of its data (a
+ * value the database refuses) is split until the row that cannot be stored is found: the
+ * rest is written and that row is dropped and logged, so one bad row never blocks the
+ * queue. Text from outside is cleaned before it gets here (NUL, lone surrogates). close()
+ * flushes what is left and returns what could not be written.
  */
 export class WriteBehind {
   #pending: Batch = emptyBatch();
@@ -93,7 +133,14 @@ export class WriteBehind {
   #next: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #urgent: NodeJS.Timeout | null = null;
-  readonly stats = { flushes: 0, rows: 0, failures: 0 };
+  /** Refusals of the current window, by token, endpoint and status. */
+  #refusals = new Map<string, LogEntry>();
+  #refusalsSince = 0;
+  #failingSince: number | null = null;
+  #consecutiveFailures = 0;
+  #lastError: string | null = null;
+  #lastFailureLog = 0;
+  readonly stats = { flushes: 0, rows: 0, failures: 0, dropped: 0, refusals: 0 };
   readonly #o: Required<WriteBehindOptions>;
 
   constructor(opts: WriteBehindOptions) {
@@ -103,24 +150,37 @@ export class WriteBehind {
       intervalMs: opts.intervalMs ?? 1000,
       maxBatch: opts.maxBatch ?? 1000,
       urgentMs: opts.urgentMs ?? 50,
+      refusalWindowMs: opts.refusalWindowMs ?? 10_000,
+      maxPendingRows: opts.maxPendingRows ?? 200_000,
       publish: opts.publish ?? (async () => {}),
     };
   }
 
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => void this.flush(), this.#o.intervalMs);
+    this.#timer = setInterval(() => void this.#tick(), this.#o.intervalMs);
     this.#timer.unref();
   }
 
   get pendingRows(): number {
-    return this.#pending.logs.length;
+    return this.#pending.logs.length + this.#refusals.size;
+  }
+
+  get health(): WriteBehindHealth {
+    return {
+      failing: this.#failingSince !== null,
+      failing_since: this.#failingSince === null ? null : new Date(this.#failingSince).toISOString(),
+      consecutive_failures: this.#consecutiveFailures,
+      last_error: this.#lastError,
+      pending_rows: this.pendingRows,
+      dropped_rows: this.stats.dropped,
+    };
   }
 
   /** Records a finished request and what it spent. */
   record(entry: LogEntry, spend?: { keyId: number | null; tokenId: number | null; month: string; credits: number }): void {
     const p = this.#pending;
-    p.logs.push(entry);
+    p.logs.push(cleanEntry(entry));
     if (spend) {
       if (spend.keyId !== null) {
         const k = p.keys.get(spend.keyId);
@@ -138,11 +198,42 @@ export class WriteBehind {
         } else p.tokens.set(id, { id: spend.tokenId, month: spend.month, credits: spend.credits, lastUsed: entry.ts });
       }
     }
-    if (p.logs.length >= this.#o.maxBatch) void this.flush();
+    if (p.logs.length > this.#o.maxPendingRows) this.#dropOldest(p);
+    if (p.logs.length >= this.#o.maxBatch && this.#failingSince === null) void this.flush();
+  }
+
+  /**
+   * Counts a refusal. A client over its budget or RPM limit may send thousands a second:
+   * they are written as one row per token, endpoint and status per window (`requests`
+   * holds the count, `error` the latest message), not one row each.
+   */
+  refusal(r: Refusal, now = Date.now()): void {
+    this.stats.refusals++;
+    const id = `${r.tokenId}|${r.endpoint}|${r.status}`;
+    const row = this.#refusals.get(id);
+    if (row) {
+      row.requests = (row.requests ?? 1) + 1;
+      row.error = r.error;
+      return;
+    }
+    if (this.#refusals.size === 0) this.#refusalsSince = now;
+    this.#refusals.set(id, {
+      ts: new Date(now).toISOString(),
+      token_id: r.tokenId,
+      key_id: null,
+      endpoint: r.endpoint,
+      status: r.status,
+      attempts: 0,
+      latency_ms: null,
+      credits: 0,
+      request_id: null,
+      error: r.error,
+      requests: 1,
+    });
   }
 
   keyHealth(keyId: number, status: KeyHealth, error: string): void {
-    this.#pending.health.set(keyId, { status, error });
+    this.#pending.health.set(keyId, { status, error: storableText(error) });
     this.soon();
   }
 
@@ -154,7 +245,7 @@ export class WriteBehind {
 
   /** Recorded at once: a poll may reach another instance, which looks the owner up in the database. */
   researchTask(task: ResearchTask): void {
-    this.#pending.research.push(task);
+    this.#pending.research.push({ ...task, request_id: storableText(task.request_id) });
     this.soon();
   }
 
@@ -174,15 +265,28 @@ export class WriteBehind {
 
   /** Recorded at once too: a poll of the same task on another instance must not bill it again. */
   researchCharged(requestId: string): void {
-    this.#pending.charged.add(requestId);
+    this.#pending.charged.add(storableText(requestId));
     this.soon();
   }
 
+  /** The timer's flush: refusals wait for their window to close. */
+  #tick(): Promise<void> {
+    if (this.#refusals.size > 0 && Date.now() - this.#refusalsSince >= this.#o.refusalWindowMs) this.#takeRefusals();
+    return this.flush(false);
+  }
+
+  #takeRefusals(): void {
+    for (const row of this.#refusals.values()) this.#pending.logs.push(row);
+    this.#refusals = new Map();
+  }
+
   /**
-   * Writes everything recorded before the call, in one transaction per batch. The batch is
-   * taken at once; calls made while a flush runs share the one flush that follows it.
+   * Writes everything recorded before the call (refusals too, unless `refusals` is false), in
+   * one transaction per batch. The batch is taken at once; calls made while a flush runs
+   * share the one flush that follows it.
    */
-  flush(): Promise<void> {
+  flush(refusals = true): Promise<void> {
+    if (refusals && this.#refusals.size > 0) this.#takeRefusals();
     if (this.#flushing) {
       this.#next ??= this.#flushing.then(() => {
         this.#next = null;
@@ -200,14 +304,14 @@ export class WriteBehind {
     this.#flushing = (async () => {
       const t0 = performance.now();
       try {
-        await this.#o.db.transaction().execute((trx) => this.#write(trx, batch));
+        const left = await this.#writeIsolating(batch);
+        if (left) throw left.err;
         this.stats.flushes++;
         this.stats.rows += batch.logs.length;
+        this.#recovered();
         this.#o.log.debug({ rows: batch.logs.length, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request log flushed');
       } catch (err) {
-        this.stats.failures++;
-        this.#putBack(batch);
-        this.#o.log.error({ err, rows: batch.logs.length }, 'request log flush failed; the rows are kept and retried');
+        this.#failed(err, batch.logs.length);
       } finally {
         this.#flushing = null;
       }
@@ -215,8 +319,121 @@ export class WriteBehind {
     return this.#flushing;
   }
 
-  /** Stops the timer and flushes until nothing is left (or the database keeps failing). */
-  async close(): Promise<void> {
+  /**
+   * Writes the batch in one transaction. When that fails on its data, writes the state
+   * changes, the research tasks and the log rows apart, splitting each until what cannot be
+   * stored is found and dropped. A failure that is not about the data (the database is
+   * down, busy or full) stops the work: what is not written yet goes back in the queue, and
+   * the error is returned.
+   */
+  async #writeIsolating(batch: Batch): Promise<{ err: unknown } | null> {
+    try {
+      await this.#o.db.transaction().execute((trx) => this.#write(trx, batch));
+      return null;
+    } catch (err) {
+      if (!isDataError(err)) {
+        this.#putBack(batch);
+        return { err };
+      }
+      this.#o.log.warn({ err, rows: batch.logs.length }, 'request log flush refused by the database for its data; writing the rows apart to find the one it refuses');
+    }
+    const parts: Batch[] = [
+      { ...emptyBatch(), keys: batch.keys },
+      { ...emptyBatch(), tokens: batch.tokens },
+      { ...emptyBatch(), health: batch.health },
+      { ...emptyBatch(), cool: batch.cool },
+      { ...emptyBatch(), charged: batch.charged },
+      { ...emptyBatch(), research: batch.research },
+      { ...emptyBatch(), logs: batch.logs },
+    ].filter((b) => !isEmpty(b));
+    const unwritten: Batch[] = [];
+    let failure: { err: unknown } | null = null;
+    for (const part of parts) {
+      if (failure) unwritten.push(part);
+      else failure = await this.#bisect(part, unwritten);
+    }
+    // Back in the queue in their order, ahead of what arrived meanwhile.
+    for (const b of unwritten.reverse()) this.#putBack(b);
+    return failure;
+  }
+
+  /**
+   * Writes a part alone. On a data error, splits its rows in halves until the row the
+   * database refuses is alone, and drops that row. A failure of another kind stops: the part
+   * (and, from the caller, everything after it) goes to `unwritten`.
+   */
+  async #bisect(part: Batch, unwritten: Batch[]): Promise<{ err: unknown } | null> {
+    try {
+      await this.#o.db.transaction().execute((trx) => this.#write(trx, part));
+      return null;
+    } catch (err) {
+      if (!isDataError(err)) {
+        unwritten.push(part);
+        return { err };
+      }
+      const field = part.logs.length > 0 ? 'logs' : 'research';
+      const rows: unknown[] = part[field];
+      if (rows.length > 1) {
+        const half = Math.ceil(rows.length / 2);
+        const first = { ...emptyBatch(), [field]: rows.slice(0, half) } as Batch;
+        const second = { ...emptyBatch(), [field]: rows.slice(half) } as Batch;
+        const failed = await this.#bisect(first, unwritten);
+        if (failed) {
+          unwritten.push(second);
+          return failed;
+        }
+        return this.#bisect(second, unwritten);
+      }
+      this.stats.dropped += Math.max(1, part.logs.length);
+      this.#o.log.error(
+        { err, dropped: describePart(part) },
+        'the database refused this request-log data; it was dropped so that the rest of the queue is written',
+      );
+      return null;
+    }
+  }
+
+  #recovered(): void {
+    if (this.#failingSince !== null) {
+      this.#o.log.info({ failed_for_s: Math.round((Date.now() - this.#failingSince) / 1000), failures: this.#consecutiveFailures }, 'request log is being written again');
+    }
+    this.#failingSince = null;
+    this.#consecutiveFailures = 0;
+    this.#lastError = null;
+  }
+
+  #failed(err: unknown, rows: number): void {
+    this.stats.failures++;
+    this.#consecutiveFailures++;
+    const now = Date.now();
+    this.#failingSince ??= now;
+    this.#lastError = err instanceof Error ? err.message : String(err);
+    if (this.#consecutiveFailures === 1 || now - this.#lastFailureLog >= FAILURE_LOG_EVERY_MS) {
+      this.#lastFailureLog = now;
+      this.#o.log.error(
+        { err, rows, pending_rows: this.pendingRows, failing_since: new Date(this.#failingSince).toISOString(), failures: this.#consecutiveFailures },
+        'request log flush failed; the rows are kept and retried',
+      );
+    }
+  }
+
+  /** Over the cap while the database cannot be written: the oldest rows go (spend is kept). */
+  #dropOldest(p: Batch): void {
+    const excess = p.logs.length - this.#o.maxPendingRows;
+    p.logs.splice(0, excess);
+    this.stats.dropped += excess;
+    const now = Date.now();
+    if (now - this.#lastFailureLog >= FAILURE_LOG_EVERY_MS) {
+      this.#lastFailureLog = now;
+      this.#o.log.error({ dropped_rows: this.stats.dropped, max_pending_rows: this.#o.maxPendingRows }, 'the request log cannot be written and its queue is full: the oldest rows are dropped (credit spend is kept)');
+    }
+  }
+
+  /**
+   * Stops the timer and flushes until nothing is left (or the database keeps failing).
+   * Returns the log rows that could not be written; the caller must say so.
+   */
+  async close(): Promise<{ unwritten: number }> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     if (this.#urgent) clearTimeout(this.#urgent);
@@ -224,18 +441,22 @@ export class WriteBehind {
     for (let attempt = 0; attempt < 5; attempt++) {
       const failures = this.stats.failures;
       await this.flush();
-      if (isEmpty(this.#pending)) return;
+      if (isEmpty(this.#pending)) return { unwritten: 0 };
       if (this.stats.failures > failures) await new Promise((r) => setTimeout(r, 200));
     }
-    if (!isEmpty(this.#pending)) {
-      this.#o.log.error({ rows: this.#pending.logs.length }, 'request log rows could not be written before exit');
-    }
+    const unwritten = this.#pending.logs.length;
+    this.#o.log.error(
+      { unwritten_rows: unwritten, last_error: this.#lastError },
+      'request log rows (and the credit spend that goes with them) could not be written before exit',
+    );
+    return { unwritten: Math.max(unwritten, isEmpty(this.#pending) ? 0 : 1) };
   }
 
   /** Puts a failed batch back in front of what arrived meanwhile. */
   #putBack(b: Batch): void {
     const p = this.#pending;
-    p.logs = [...b.logs, ...p.logs];
+    p.logs = b.logs.length === 0 ? p.logs : [...b.logs, ...p.logs];
+    if (p.logs.length > this.#o.maxPendingRows) this.#dropOldest(p);
     for (const [id, k] of b.keys) {
       const cur = p.keys.get(id);
       p.keys.set(id, cur ? { credits: cur.credits + k.credits, lastUsed: cur.lastUsed } : k);
@@ -256,7 +477,7 @@ export class WriteBehind {
     // One statement and one bound parameter however many rows: a multi-row VALUES insert of
     // 1,000 rows cost more to parse than to run, and on SQLite that blocks the event loop.
     if (b.logs.length > 0) {
-      const rows = b.logs.map((l) => LOG_COLUMNS.map(([c]) => l[c as keyof LogEntry] ?? null));
+      const rows = b.logs.map((l) => LOG_COLUMNS.map(([c]) => (c === 'requests' ? (l.requests ?? 1) : (l[c as keyof LogEntry] ?? null))));
       await sql`
         insert into request_logs (${sql.join(LOG_COLUMNS.map(([c]) => sql.ref(c)))})
         select * from ${jsonRows(dialect, LOG_COLUMNS, rows)}`.execute(trx);
@@ -322,4 +543,27 @@ export class WriteBehind {
       });
     }
   }
+}
+
+/** Text from outside (upstream messages, request ids) made storable on the way in. */
+function cleanEntry(e: LogEntry): LogEntry {
+  const error = storableOrNull(e.error ?? null);
+  const requestId = storableOrNull(e.request_id ?? null);
+  return error === (e.error ?? null) && requestId === (e.request_id ?? null) ? e : { ...e, error, request_id: requestId };
+}
+
+/**
+ * The database refused the data (or JavaScript could not encode a value for it): the same
+ * rows would fail again, so they are isolated rather than retried.
+ */
+function isDataError(err: unknown): boolean {
+  if (dbFault(err) === 'data') return true;
+  return (err instanceof TypeError || err instanceof RangeError) && (err as { code?: unknown }).code === undefined;
+}
+
+/** What a dropped part held, for the log: ids and times, never more than a few rows. */
+function describePart(b: Batch): unknown {
+  if (b.logs.length > 0) return b.logs.slice(0, 3).map((l) => ({ ts: l.ts, token_id: l.token_id, key_id: l.key_id, endpoint: l.endpoint, status: l.status, request_id: l.request_id }));
+  if (b.research.length > 0) return b.research.slice(0, 3).map((r) => ({ request_id: r.request_id, key_id: r.key_id }));
+  return { keys: b.keys.size, tokens: b.tokens.size, health: b.health.size, cool: b.cool.size, charged: b.charged.size };
 }

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { type Dispatcher, EnvHttpProxyAgent, Pool } from 'undici';
+import { storableText } from '../text.js';
 import { UpstreamError, kindForStatus, parseRetryAfter, scrubKeys } from './errors.js';
 import { UsageShapeError, type UsageReport, parseUsage } from './usage.js';
 
@@ -209,7 +210,7 @@ function tooLarge(maxBytes: number): UpstreamError {
   return new UpstreamError('too_large', `Tavily's answer is larger than UPSTREAM_MAX_BODY_BYTES (${maxBytes} bytes)`);
 }
 
-/** The human part of a Tavily error body (`{"detail": {"error": …}}`), scrubbed of keys. */
+/** The human part of a Tavily error body (`{"detail": {"error": …}}`), scrubbed of keys, storable. */
 export function upstreamMessage(text: string): string {
   try {
     const body = JSON.parse(text) as { detail?: { error?: unknown } | string; error?: { message?: unknown } };
@@ -222,9 +223,9 @@ export function upstreamMessage(text: string): string {
           : typeof body.error?.message === 'string'
             ? body.error.message
             : undefined;
-    if (msg) return scrubKeys(msg).slice(0, 500);
+    if (msg) return storableText(scrubKeys(msg).slice(0, 500));
   } catch {
     // not JSON: fall through
   }
-  return text.trim() === '' ? 'no body' : scrubKeys(text.trim()).slice(0, 200);
+  return text.trim() === '' ? 'no body' : storableText(scrubKeys(text.trim()).slice(0, 200));
 }

@@ -70,7 +70,11 @@ describeEachDialect('admin API', (dialect) => {
       assert.deepEqual((await t.app.inject({ method: 'GET', url: '/healthz' })).json(), { status: 'ok' });
       const ready = (await t.app.inject({ method: 'GET', url: '/readyz' })).json();
       // On PostgreSQL it also says whether the instance hears the others' changes.
-      assert.deepEqual(ready, dialect.name === 'postgres' ? { status: 'ok', instance: t.ctx.bus!.instanceId, sync: 'listening' } : { status: 'ok' });
+      const requestLog = { failing: false, failing_since: null, consecutive_failures: 0, last_error: null, pending_rows: 0, dropped_rows: 0 };
+      assert.deepEqual(
+        ready,
+        dialect.name === 'postgres' ? { status: 'ok', request_log: requestLog, instance: t.ctx.bus!.instanceId, sync: 'listening' } : { status: 'ok', request_log: requestLog },
+      );
     });
   });
 

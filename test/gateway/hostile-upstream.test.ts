@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type TestApp, fakeUpstream } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
-import type { KeyBehaviour } from '../support/fake-tavily.js';
+import { type KeyBehaviour, defaultUsage } from '../support/fake-tavily.js';
 
 /**
  * The gateway against an upstream that misbehaves: answers that break off, trickle, grow
@@ -145,5 +145,21 @@ describeEachDialect('the gateway against a misbehaving upstream', (dialect) => {
       assert.equal(body.success_count, 1);
       assert.equal(body.failures.length, 1);
       assert.match(body.failures[0].error, /timed out after 300 ms/);
+    }));
+
+  test('an upstream 400 that echoes a NUL from the query is logged cleaned, and the rows after it are written', () =>
+    up.withApp({}, async (t) => {
+      const key = 'tvly-dev-echonul0000001';
+      const c = await setup(t, [key]);
+      up.fake.setRequestBehaviour(key, { kind: 'status', status: 400, message: 'Invalid query: "abc\u0000def\ud800"' });
+      const bad = await search(c, { query: 'abc\u0000def' });
+      assert.equal(bad.statusCode, 400);
+      up.fake.setRequestBehaviour(key, { kind: 'ok', usage: defaultUsage(key) });
+      for (let i = 0; i < 21; i++) assert.equal((await search(c)).statusCode, 200);
+      const rows = await logRows(t);
+      assert.equal(rows.length, 22, 'every request is logged');
+      assert.equal(rows[0]!.error, 'Invalid query: "abcdef\ufffd"');
+      assert.equal(t.ctx.writeBehind.health.failing, false);
+      assert.equal(t.ctx.writeBehind.stats.dropped, 0);
     }));
 });

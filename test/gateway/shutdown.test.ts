@@ -172,3 +172,28 @@ else
       await db.cleanup();
     }
   });
+
+test('SIGTERM with request-log rows the database will not take: exit code 1, and the log says how many', async () => {
+  const fake = await FakeTavily.start();
+  const dataDir = tempDir();
+  let server: Server | undefined;
+  try {
+    server = await startServer({ DATA_DIR: dataDir, TAVILY_BASE_URL: fake.url, REFRESH_ON_START: 'false' });
+    const token = await setUp(server.url, 'unwritten');
+    // The request log's table disappears from under the server (an operator's mistake, a
+    // broken restore): every flush fails, and not because of the rows' data.
+    const db = new SqliteDatabase(path.join(dataDir, 'tavily-pool.db'));
+    db.exec('alter table request_logs rename to request_logs_elsewhere');
+    db.close();
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`${server.url}/search`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"query":"lost"}' });
+      assert.equal(r.status, 200);
+    }
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 1, server.output().split('\n').slice(-6).join('\n'));
+    assert.match(server.output(), /"unwritten_rows":5,.*exiting with request-log rows unwritten/);
+  } finally {
+    if (server?.child.exitCode === null) server.child.kill('SIGKILL');
+    await fake.close();
+  }
+});

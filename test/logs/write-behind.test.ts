@@ -92,4 +92,98 @@ describeEachDialect('write-behind request log', (dialect) => {
       await t.close();
     }
   });
+
+  test('a row the database refuses is isolated and dropped; the other rows and the spend are written', async () => {
+    const t = await startTestApp(dialect);
+    try {
+      const db = t.ctx.database.db;
+      const [key] = await t.ctx.keys.insertMany([{ key_ciphertext: 'x', key_hash: 'h1', key_masked: 'm', status: 'active', created_at: 'now', updated_at: 'now' }]);
+      await db.updateTable('tavily_keys').set({ remaining_quota: 100 }).execute();
+      const wb = new WriteBehind({ db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      for (let i = 0; i < 22; i++) {
+        // Row 5 breaks a NOT NULL constraint: both databases refuse it for its data.
+        const e = i === 5 ? ({ ...entry(i), endpoint: null } as unknown as LogEntry) : entry(i);
+        wb.record(e, { keyId: key!.id, tokenId: null, month: '2026-11', credits: 1 });
+      }
+      await wb.flush();
+      const rows = await db.selectFrom('request_logs').select('request_id').orderBy('id').execute();
+      assert.deepEqual(rows.map((r) => r.request_id), Array.from({ length: 22 }, (_, i) => `req-${i}`).filter((r) => r !== 'req-5'));
+      assert.equal((await t.ctx.keys.getById(key!.id))!.remaining_quota, 100 - 22, 'the spend of every request is kept');
+      assert.equal(wb.stats.dropped, 1);
+      assert.equal(wb.pendingRows, 0, 'nothing is left to block the queue');
+      assert.equal(wb.health.failing, false);
+      assert.match(t.logs.text, /refused this request-log data; it was dropped/);
+      // Later rows are written as usual.
+      wb.record(entry(30));
+      await wb.flush();
+      assert.equal(await db.selectFrom('request_logs').select('id').execute().then((r) => r.length), 22);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('text from outside with NUL characters and lone surrogates is stored cleaned', async () => {
+    const t = await startTestApp(dialect);
+    try {
+      const db = t.ctx.database.db;
+      const wb = new WriteBehind({ db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      wb.record({ ...entry(1), status: 400, error: 'Query is too long: "a\u0000b\ud800c"', request_id: 'id\u0000x' });
+      for (let i = 2; i < 23; i++) wb.record(entry(i));
+      await wb.flush();
+      const rows = await db.selectFrom('request_logs').select(['error', 'request_id']).orderBy('id').execute();
+      assert.equal(rows.length, 22, 'all 22 rows are stored');
+      assert.equal(rows[0]!.error, 'Query is too long: "ab\ufffdc"');
+      assert.equal(rows[0]!.request_id, 'idx');
+      assert.equal(wb.stats.dropped, 0);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('a database that cannot be written: failing is visible, rows wait, close() says how many were not written', async () => {
+    const t = await startTestApp(dialect);
+    try {
+      const plugin = new FailingLogs();
+      const wb = new WriteBehind({ db: t.ctx.database.db.withPlugin(plugin), dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000, maxPendingRows: 50 });
+      for (let i = 0; i < 10; i++) wb.record(entry(i));
+      await wb.flush();
+      const h = wb.health;
+      assert.equal(h.failing, true);
+      assert.equal(h.pending_rows, 10);
+      assert.equal(h.last_error, 'disk full');
+      assert.ok(h.failing_since);
+      // The queue is bounded while the database stays down: the oldest rows go, counted.
+      for (let i = 10; i < 70; i++) wb.record(entry(i));
+      assert.equal(wb.pendingRows, 50);
+      assert.equal(wb.health.dropped_rows, 20);
+      const closed = await wb.close();
+      assert.equal(closed.unwritten, 50);
+      assert.match(t.logs.text, /could not be written before exit/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('refusals are counted into one row per token, endpoint and status per window', async () => {
+    const t = await startTestApp(dialect);
+    try {
+      const db = t.ctx.database.db;
+      const wb = new WriteBehind({ db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      for (let i = 0; i < 5000; i++) wb.refusal({ tokenId: 1, endpoint: 'search', status: 429, error: 'This token is limited to 2 requests per minute.' });
+      for (let i = 0; i < 3000; i++) wb.refusal({ tokenId: 1, endpoint: 'search', status: 432, error: 'budget' });
+      wb.refusal({ tokenId: 2, endpoint: 'extract', status: 432, error: 'budget' });
+      await wb.flush();
+      const rows = await db.selectFrom('request_logs').select(['token_id', 'endpoint', 'status', 'requests', 'attempts']).orderBy('id').execute();
+      assert.deepEqual(rows, [
+        { token_id: 1, endpoint: 'search', status: 429, requests: 5000, attempts: 0 },
+        { token_id: 1, endpoint: 'search', status: 432, requests: 3000, attempts: 0 },
+        { token_id: 2, endpoint: 'extract', status: 432, requests: 1, attempts: 0 },
+      ]);
+      const stats = await t.ctx.logs.stats('2000-01-01T00:00:00Z', '2100-01-01T00:00:00Z');
+      assert.equal(stats.by_day[0]!.requests, 8001, 'stats count the requests a row stands for');
+      assert.equal(stats.by_day[0]!.errors, 8001);
+    } finally {
+      await t.close();
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
 import type { DialectKind } from '../database.js';
 import { type ColumnSpec, jsonRows } from '../json-rows.js';
+import { storableText } from '../../text.js';
 import type { Database, KeyHealth, KeyRow, KeyStatus, NewKeyRow } from '../schema.js';
 
 /** A Kysely handle or a transaction: every method takes either. */
@@ -282,7 +283,7 @@ export class KeyRepository {
     }
 
     for (const part of chunk(failed, this.batchRows)) {
-      const rows = part.map((w) => [w.id, w.status, w.error]);
+      const rows = part.map((w) => [w.id, w.status, storableText(w.error)]);
       const cols: ColumnSpec[] = [['id', 'integer'], ['status', 'text'], ['last_error', 'text']];
       await sql`
         update tavily_keys set

@@ -51,9 +51,10 @@ export class LogRepository {
   async stats(from: string, to: string, ex: Executor = this.db): Promise<Stats> {
     const range = ex.selectFrom('request_logs').where('request_logs.ts', '>=', from).where('request_logs.ts', '<', to);
     const agg = [
-      sql<number>`count(*)`.as('requests'),
+      // A row may stand for many requests (aggregated refusals).
+      sql<number>`coalesce(sum(request_logs.requests), 0)`.as('requests'),
       sql<number>`coalesce(sum(request_logs.credits), 0)`.as('credits'),
-      sql<number>`sum(case when request_logs.status >= 400 then 1 else 0 end)`.as('errors'),
+      sql<number>`coalesce(sum(case when request_logs.status >= 400 then request_logs.requests else 0 end), 0)`.as('errors'),
     ] as const;
     const byBucket = (len: number) =>
       range

@@ -96,7 +96,10 @@ export function LogsPage() {
                   <td>{tokenName(r.token_id)}</td>
                   <td>{r.key_id ?? '–'}</td>
                   <td>{r.endpoint}</td>
-                  <td>{r.status}</td>
+                  <td>
+                    {r.status}
+                    {r.requests > 1 && <span className="muted" title={`${r.requests} refusals counted together`}> ×{r.requests}</span>}
+                  </td>
                   <td>{r.attempts}</td>
                   <td>{r.latency_ms === null ? '–' : `${r.latency_ms} ms`}</td>
                   <td>{r.credits}</td>
