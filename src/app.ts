@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -35,6 +36,8 @@ function makeAjv(coerce: boolean): Ajv {
     removeAdditional: false,
     // Query strings and path parameters arrive as text; JSON bodies must carry the right types.
     coerceTypes: coerce ? 'array' : false,
+    // Errors carry their schema, so that a pattern's description can name what is expected.
+    verbose: true,
   });
   addFormats(ajv);
   return ajv;
@@ -50,11 +53,23 @@ function fieldPath(dataVar: string, instancePath: string): string {
 
 /** One clear sentence naming the field that is wrong and why. */
 export function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Error {
-  const e = errors.find((x) => x.keyword !== 'anyOf' && x.keyword !== 'oneOf') ?? errors[0]!;
+  const specific = errors.filter((x) => x.keyword !== 'anyOf' && x.keyword !== 'oneOf');
+  // Of a union's branches, the one whose type matched says what is wrong with the value
+  // (`urls: []` is an empty array, not "not a string").
+  const e = specific.find((x) => x.keyword !== 'type') ?? specific[0] ?? errors[0]!;
   const where = fieldPath(dataVar, e.instancePath);
   const params = e.params as Record<string, unknown>;
   let text: string;
   switch (e.keyword) {
+    case 'minItems':
+    case 'minLength':
+      text = params.limit === 1 ? `${where} must not be empty` : `${where} ${e.message ?? 'is too short'}`;
+      break;
+    case 'pattern': {
+      const description = (e.parentSchema as { description?: unknown } | undefined)?.description;
+      text = typeof description === 'string' ? `${where} must be ${description}` : `${where} ${e.message ?? 'is invalid'}`;
+      break;
+    }
     case 'additionalProperties':
       text = `${where} has an unknown field "${String(params.additionalProperty)}"`;
       break;
@@ -90,14 +105,61 @@ async function registerDashboard(app: FastifyInstance): Promise<void> {
   );
 }
 
+/**
+ * Answers a request Node could not read (too slow, headers too large, not HTTP), then closes
+ * the connection. The URL is not known at this point, so the body carries both envelopes:
+ * Tavily's `detail.error` for SDKs and the admin API's `error`.
+ */
+function clientError(config: AppContext['config'], log: FastifyBaseLogger) {
+  return (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    let status: number;
+    let code: string;
+    let message: string;
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      code = 'request_timeout';
+      message = `tavily-pool: the request did not arrive in full within ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`;
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      code = 'headers_too_large';
+      message = 'tavily-pool: the request headers are larger than 16 KiB';
+    } else {
+      status = 400;
+      code = 'bad_request';
+      message = 'tavily-pool: the request is not valid HTTP';
+    }
+    log.debug({ code: err.code, status }, 'client connection refused');
+    const body = JSON.stringify({ detail: { error: message }, error: { code, message } });
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
+}
+
 /** Builds the Fastify app from a context; no side effects beyond the app itself. */
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
+  const { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs } = ctx.config;
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
     // 1 MiB for everything but key imports, which set their own limit.
     bodyLimit: 1024 * 1024,
+    // Slow clients are cut by limits: the whole request within requestTimeout (408 after),
+    // its headers within headersTimeout, idle keep-alive connections after keepAliveTimeout.
+    // Responses (research event streams) are not limited by these.
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    http: {
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      keepAliveTimeout: keepAliveTimeoutMs,
+      // Node checks those limits this often (30 s by default, which would let a 1 s limit last 30 s).
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 2)),
+    },
     trustProxy: true,
     schemaErrorFormatter: formatSchemaErrors,
+    clientErrorHandler: clientError(ctx.config, ctx.log as FastifyBaseLogger),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const bodyAjv = makeAjv(false);

@@ -46,6 +46,12 @@ export interface Config {
   /** Keys one gateway request may try. */
   maxAttempts: number;
   logRetentionDays: number;
+  /** The whole request (headers and body) must arrive within this; slower clients get 408. */
+  requestTimeoutMs: number;
+  /** The request's headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
   /** Upstream answers larger than this are refused as upstream failures. */
   upstreamMaxBodyBytes: number;
   /** HTTP proxy for upstream calls (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, either case). */
@@ -150,8 +156,17 @@ export function loadConfig(env: Env = process.env): Config {
     return raw;
   };
 
+  const requestTimeoutMs = int(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  const headersTimeoutMs = int(env, 'HEADERS_TIMEOUT_MS', Math.min(10_000, requestTimeoutMs), 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError('HEADERS_TIMEOUT_MS', `must not be longer than REQUEST_TIMEOUT_MS (${requestTimeoutMs}), got ${headersTimeoutMs}`);
+  }
+
   return {
     port: int(env, 'PORT', 8080, 0, 65535),
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: int(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
     host: nonEmpty(env, 'HOST') ?? '0.0.0.0',
     dataDir,
     database,

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerToken, secretsEqual } from '../crypto.js';
 import { describeError } from '../http-errors.js';
+import { assertStorableInput } from '../http-input.js';
 import { ApiError } from './errors.js';
 import { keyRoutes } from './keys.js';
 import { logRoutes } from './logs.js';
@@ -14,9 +15,19 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
     const presented = bearerToken(req.headers.authorization);
     if (presented === null || !secretsEqual(presented, token)) {
       reply.header('www-authenticate', 'Bearer realm="tavily-pool admin"');
-      throw new ApiError(401, 'unauthorized', 'missing or wrong admin token: send Authorization: Bearer <ADMIN_TOKEN>');
+      // Answered before the body is read; the connection is not kept for more.
+      reply.header('connection', 'close');
+      const hint = presented?.startsWith('tp_')
+        ? 'that is a client token, for the gateway routes: the admin API takes the ADMIN_TOKEN'
+        : presented === null
+          ? 'missing admin token: send Authorization: Bearer <ADMIN_TOKEN>'
+          : 'wrong admin token: send Authorization: Bearer <ADMIN_TOKEN> (DATA_DIR/admin-token when it was generated)';
+      throw new ApiError(401, 'unauthorized', hint);
     }
   });
+
+  // Text no database can store (a NUL, an unpaired surrogate) is refused before any handler.
+  app.addHook('preValidation', async (req) => assertStorableInput(req));
 
   app.setErrorHandler((err, req, reply) => {
     const p = describeError(err);

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ApiError } from './errors.js';
-import { Nullable, withErrors } from './schemas.js';
+import { Nullable, RowId, withErrors } from './schemas.js';
 
 const LogObject = Type.Object({
   id: Type.Integer(),
@@ -36,12 +36,13 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
           {
             from: Type.Optional(Type.String({ format: 'date-time' })),
             to: Type.Optional(Type.String({ format: 'date-time' })),
-            token_id: Type.Optional(Type.Integer({ minimum: 1 })),
-            key_id: Type.Optional(Type.Integer({ minimum: 1 })),
+            token_id: Type.Optional(RowId()),
+            key_id: Type.Optional(RowId()),
             endpoint: Type.Optional(Type.String({ enum: ['search', 'extract', 'crawl', 'map', 'research', 'research.get'] })),
             status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
             limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
-            cursor: Type.Optional(Type.String({ pattern: '^[0-9]+$', maxLength: 20 })),
+            // Log ids are exact in JavaScript up to 2^53: 15 digits are always below it.
+            cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'the next_cursor of a previous page' })),
           },
           { additionalProperties: false },
         ),

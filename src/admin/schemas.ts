@@ -49,7 +49,13 @@ export const KeyDetail = Type.Intersect([
   }),
 ]);
 
-export const KeyIdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) });
+/** Row ids are 32-bit integers on both databases. */
+export const MAX_ID = 2_147_483_647;
+export const RowId = (description?: string) => Type.Integer({ minimum: 1, maximum: MAX_ID, ...(description ? { description } : {}) });
+/** Ten years: the longest span any age or staleness option needs. */
+export const MAX_SECONDS = 10 * 365 * 86_400;
+
+export const KeyIdParams = Type.Object({ id: RowId() });
 
 export const MAX_IMPORT_KEYS = 100_000;
 export const ImportJsonBody = Type.Object(
@@ -59,10 +65,13 @@ export const ImportJsonBody = Type.Object(
   },
   { additionalProperties: false },
 );
-export const ImportQuery = Type.Object({
-  validate: Type.Boolean({ default: false, description: 'check each new key against /usage and store its figures' }),
-  label: Type.Optional(Type.String({ maxLength: 200, description: 'label for keys sent as text/plain' })),
-});
+export const ImportQuery = Type.Object(
+  {
+    validate: Type.Boolean({ default: false, description: 'check each new key against /usage and store its figures' }),
+    label: Type.Optional(Type.String({ maxLength: 200, description: 'label for keys sent as text/plain' })),
+  },
+  { additionalProperties: false },
+);
 export const ImportResponse = Type.Object({
   added: Type.Integer(),
   duplicates: Type.Integer(),
@@ -100,7 +109,7 @@ export const PatchBody = Type.Object(
 export const BulkBody = Type.Object(
   {
     action: Type.Union([Type.Literal('enable'), Type.Literal('disable'), Type.Literal('delete')]),
-    ids: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: MAX_IMPORT_KEYS }),
+    ids: Type.Array(RowId(), { minItems: 1, maxItems: MAX_IMPORT_KEYS }),
   },
   { additionalProperties: false },
 );
@@ -114,8 +123,8 @@ export const ExportQuery = Type.Object({ status: Type.Optional(KeyStatusSchema) 
 
 export const RefreshBody = Type.Object(
   {
-    ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),
-    stale_after_s: Type.Optional(Type.Integer({ minimum: 0 })),
+    ids: Type.Optional(Type.Array(RowId(), { minItems: 1, maxItems: 10_000 })),
+    stale_after_s: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SECONDS, description: 'only keys not refreshed in the last n seconds' })),
   },
   { additionalProperties: false },
 );

@@ -4,7 +4,7 @@ import { generateToken } from '../crypto.js';
 import type { TokenRow } from '../db/schema.js';
 import { hashToken, tokenPrefix } from '../gateway/tokens.js';
 import { ApiError } from './errors.js';
-import { Nullable, withErrors } from './schemas.js';
+import { Nullable, RowId, withErrors } from './schemas.js';
 
 export const TokenObject = Type.Object(
   {
@@ -23,13 +23,15 @@ export const TokenObject = Type.Object(
   { $id: 'ClientToken' },
 );
 
+/** A billion credits a month: ten thousand times Tavily's largest plan. */
+const MAX_BUDGET = 1_000_000_000;
 const Limits = {
-  monthly_budget: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.Null()])),
+  monthly_budget: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_BUDGET, description: 'whole credits a UTC month; null: no budget' }), Type.Null()])),
   rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
 };
 const CreateBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), ...Limits }, { additionalProperties: false });
 const PatchBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })), ...Limits }, { additionalProperties: false, minProperties: 1 });
-const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2_147_483_647 }) });
+const IdParams = Type.Object({ id: RowId() });
 
 const tags = ['tokens'];
 
@@ -110,7 +112,11 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req) => {
       const row = await ctx.tokensRepo.update(req.params.id, req.body);
-      if (!row) throw notFound(req.params.id);
+      if (!row) {
+        const existing = await ctx.tokensRepo.getById(req.params.id);
+        if (existing?.revoked_at) throw new ApiError(409, 'token_revoked', `client token ${req.params.id} was revoked on ${existing.revoked_at}; a revoked token cannot be changed`);
+        throw notFound(req.params.id);
+      }
       await ctx.tokensChanged();
       return view(row);
     },

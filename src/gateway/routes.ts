@@ -3,7 +3,7 @@ import { type TSchema, Type } from '@sinclair/typebox';
 import { EventEmitter } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
-import { bearerToken } from '../crypto.js';
+import { bearerToken, secretsEqual } from '../crypto.js';
 import { describeError } from '../http-errors.js';
 import type { PoolKey } from '../pool/pool.js';
 import { UpstreamError, parseRetryAfter } from '../tavily/errors.js';
@@ -57,8 +57,17 @@ class GatewayError extends Error {
     readonly retryAfterS?: number,
     /** Keys tried before giving up. */
     readonly attempts = 0,
+    /** Close the connection after answering (an unauthenticated client). */
+    readonly close = false,
   ) {
     super(message);
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client token, when the Authorization header named one (set before the body is read). */
+    clientToken?: TokenState;
   }
 }
 
@@ -195,6 +204,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof GatewayError) {
       if (err.retryAfterS !== undefined) reply.header('retry-after', String(err.retryAfterS));
+      if (err.close) reply.header('connection', 'close');
       return tavilyError(reply, err.statusCode, err.message);
     }
     const p = describeError(err);
@@ -218,13 +228,38 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     );
   };
 
-  /** The calling token; a Tavily-shaped 401 when it is missing or unknown. */
+  /** Why a presented credential is not a client token, in words a user can act on. */
+  const refusal = (presented: string | null): string => {
+    if (presented === null) return 'tavily-pool: no client token: send Authorization: Bearer <client token> (create one in the dashboard, or with POST /api/v1/admin/tokens).';
+    if (secretsEqual(presented, ctx.adminToken)) return 'tavily-pool: that is the admin token, which only opens /api/v1/admin: use a client token here.';
+    if (presented.startsWith('tvly-')) return 'tavily-pool: that is a Tavily API key: the gateway holds the Tavily keys itself, so send a client token instead.';
+    const revoked = tokens.revokedAt(presented);
+    if (revoked) return `tavily-pool: this client token was revoked on ${revoked.slice(0, 10)}.`;
+    return 'tavily-pool: unknown client token: check it, or create one in the dashboard.';
+  };
+
+  const unauthorized = (presented: string | null) => new GatewayError(401, refusal(presented), undefined, 0, true);
+
+  /** The calling token; a Tavily-shaped 401 saying what is wrong when it is missing or not a client token. */
   const authenticate = (req: FastifyRequest, fields: { api_key?: unknown } | null): TokenState => {
+    if (req.clientToken) return req.clientToken;
     const presented = presentedToken(req, fields);
     const token = presented ? tokens.authenticate(presented) : null;
-    if (!token) throw new GatewayError(401, 'Unauthorized: missing or invalid API key.');
+    if (!token) throw unauthorized(presented);
     return token;
   };
+
+  app.decorateRequest('clientToken', undefined);
+  // A request whose Authorization header names no client token is answered at once, before
+  // its body is read, and its connection closed: a client that is not one cannot hold a
+  // socket open by trickling a body. (A token sent as api_key in the body is read with it.)
+  app.addHook('onRequest', async (req) => {
+    const bearer = bearerToken(req.headers.authorization);
+    if (bearer === null) return;
+    const token = tokens.authenticate(bearer);
+    if (!token) throw unauthorized(bearer);
+    req.clientToken = token;
+  });
 
   /** The calling token, admitted under its RPM limit and budget (a refusal is logged too). */
   const admit = (req: FastifyRequest, fields: { api_key?: unknown } | null, endpoint: Endpoint): TokenState => {
@@ -336,7 +371,8 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['gateway'],
         summary: 'Poll a research task, through the key that created it',
-        params: Type.Object({ request_id: Type.String({ minLength: 1, maxLength: 200 }) }),
+        // Tavily's request ids are UUIDs: visible ASCII only, so nothing odd reaches the database.
+        params: Type.Object({ request_id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$', description: 'a request_id as Tavily returned it (visible ASCII characters)' }) }),
         querystring: Type.Object({ include_usage: Type.Optional(Type.Boolean()), api_key: Type.Optional(Type.String()) }, { additionalProperties: true }),
         response: { 200: AnyObject, 202: AnyObject, ...ERRORS },
       },

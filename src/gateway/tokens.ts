@@ -35,14 +35,20 @@ export type Admission = { ok: true } | { ok: false; status: 429 | 432; message: 
 export class TokenRegistry {
   readonly #byHash = new Map<string, TokenState>();
   readonly #byId = new Map<number, TokenState>();
+  /** Revoked tokens' hashes → when they were revoked: a client presenting one is told so. */
+  readonly #revoked = new Map<string, string>();
 
   /** Replaces the tokens; the spend and the RPM allowance of tokens still present carry over. */
   load(rows: readonly TokenRow[]): void {
     const previous = new Map(this.#byId);
     this.#byHash.clear();
     this.#byId.clear();
+    this.#revoked.clear();
     for (const r of rows) {
-      if (r.revoked_at) continue;
+      if (r.revoked_at) {
+        this.#revoked.set(r.token_hash, r.revoked_at);
+        continue;
+      }
       const old = previous.get(r.id);
       const spentNow = old && old.month === r.spent_month ? Math.max(old.spent, r.month_spent) : r.month_spent;
       const state: TokenState = {
@@ -70,6 +76,11 @@ export class TokenRegistry {
     const h = hashToken(token);
     const t = this.#byHash.get(h.toString('hex'));
     return t && timingSafeEqual(t.hash, h) ? t : null;
+  }
+
+  /** When the token was revoked, if it is a revoked client token. */
+  revokedAt(token: string): string | null {
+    return this.#revoked.get(hashToken(token).toString('hex')) ?? null;
   }
 
   /** May this token send a request now? Spends one request of its RPM allowance if so. */

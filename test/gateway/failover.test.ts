@@ -158,16 +158,27 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       const c = await setup(t, ['tvly-dev-tok000000001']);
       const none = await t.app.inject({ method: 'POST', url: '/search', payload: { query: 'x' } });
       assert.equal(none.statusCode, 401);
-      assert.deepEqual(none.json(), { detail: { error: 'Unauthorized: missing or invalid API key.' } });
+      assert.match(none.json().detail.error, /^tavily-pool: no client token: send Authorization: Bearer <client token>/);
       const wrong = await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: 'Bearer tp_wrong' }, payload: { query: 'x' } });
       assert.equal(wrong.statusCode, 401);
+      assert.match(wrong.json().detail.error, /^tavily-pool: unknown client token/);
+      assert.equal(wrong.headers.connection, 'close', 'a client that is not one is not kept connected');
+      const admin = await t.app.inject({ method: 'POST', url: '/search', headers: t.auth, payload: { query: 'x' } });
+      assert.equal(admin.statusCode, 401);
+      assert.match(admin.json().detail.error, /that is the admin token, which only opens \/api\/v1\/admin: use a client token/);
+      const tavilyKey = await t.app.inject({ method: 'POST', url: '/search', payload: { query: 'x', api_key: 'tvly-dev-tok000000001' } });
+      assert.equal(tavilyKey.statusCode, 401);
+      assert.match(tavilyKey.json().detail.error, /that is a Tavily API key/);
+      assert.equal(up.fake.stats.requests.size, 0, 'nothing reached Tavily');
       const legacy = await t.app.inject({ method: 'POST', url: '/search', payload: { query: 'x', api_key: c.token } });
       assert.equal(legacy.statusCode, 200, legacy.body);
       assert.equal((up.fake.stats.last!.body as Record<string, unknown>).api_key, undefined, 'api_key is removed');
       assert.equal(up.fake.stats.last!.headers.authorization, 'Bearer tvly-dev-tok000000001');
       const revoke = await t.app.inject({ method: 'DELETE', url: '/api/v1/admin/tokens/1', headers: t.auth });
       assert.ok(revoke.json().revoked_at);
-      assert.equal((await search(c)).statusCode, 401, 'a revoked token is refused at once');
+      const revoked = await search(c);
+      assert.equal(revoked.statusCode, 401, 'a revoked token is refused at once');
+      assert.equal(revoked.json().detail.error, `tavily-pool: this client token was revoked on ${revoke.json().revoked_at.slice(0, 10)}.`);
     }));
 
   test('a spent monthly budget answers 432; an RPM limit answers 429 with Retry-After', () =>
@@ -191,6 +202,24 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       await t.ctx.writeBehind.flush();
       const refused = await t.ctx.database.db.selectFrom('request_logs').select('status').where('status', 'in', [429, 432]).execute();
       assert.equal(refused.length, 2, 'refusals are logged too');
+    }));
+
+  test('a client hammering past its limits writes a row per token and reason, not a row per refusal', () =>
+    withApp({}, async (t) => {
+      const c = await setup(t, ['tvly-dev-hammer0000001'], { name: 'hammer', rpm_limit: 2 });
+      const statuses = [];
+      for (let i = 0; i < 400; i++) statuses.push((await search(c)).statusCode);
+      assert.equal(statuses.filter((s) => s === 200).length, 2);
+      assert.equal(statuses.filter((s) => s === 429).length, 398);
+      const rows = await (async () => {
+        await t.ctx.writeBehind.flush();
+        return t.ctx.database.db.selectFrom('request_logs').select(['status', 'requests']).orderBy('id').execute();
+      })();
+      assert.deepEqual(rows, [
+        { status: 200, requests: 1 },
+        { status: 200, requests: 1 },
+        { status: 429, requests: 398 },
+      ]);
     }));
 
   test('bad input gets a Tavily-shaped 4xx naming the problem', () =>

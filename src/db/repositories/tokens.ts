@@ -44,11 +44,13 @@ export class TokenRepository {
     return ex.selectFrom('client_tokens').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  /** Changes a token that is not revoked (undefined when there is none). */
   async update(id: number, patch: TokenPatch, ex: Executor = this.db): Promise<TokenRow | undefined> {
     return ex
       .updateTable('client_tokens')
       .set({ ...patch, updated_at: new Date().toISOString() })
       .where('id', '=', id)
+      .where('revoked_at', 'is', null)
       .returningAll()
       .executeTakeFirst();
   }

@@ -1,0 +1,51 @@
+import type { FastifyRequest } from 'fastify';
+import { ApiError } from './admin/errors.js';
+import { unstorableReason } from './text.js';
+
+/** Deeper JSON is not walked: no request body of this API nests more than a few levels. */
+const MAX_DEPTH = 32;
+
+/**
+ * The first string in `value` (or object key) that no database can store as given, with its
+ * path: `body.label must not contain a NUL character`. Null when every string is storable.
+ */
+export function unstorableField(value: unknown, path: string, depth = 0): string | null {
+  if (typeof value === 'string') {
+    const why = unstorableReason(value);
+    return why ? `${path} ${why}` : null;
+  }
+  if (typeof value !== 'object' || value === null || depth > MAX_DEPTH) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      // Most arrays hold plain strings (key imports): test them without a call per item.
+      if (typeof v === 'string') {
+        const why = unstorableReason(v);
+        if (why) return `${path}[${i}] ${why}`;
+      } else {
+        const bad = unstorableField(v, `${path}[${i}]`, depth + 1);
+        if (bad) return bad;
+      }
+    }
+    return null;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const keyWhy = unstorableReason(k);
+    if (keyWhy) return `${path} has a field name that ${keyWhy.replace(/^must/, 'must')}`;
+    const bad = unstorableField(v, `${path}.${k}`, depth + 1);
+    if (bad) return bad;
+  }
+  return null;
+}
+
+/**
+ * Refuses a request whose parameters, query or JSON body hold text the database cannot store
+ * (a NUL character, an unpaired surrogate): a 400 naming the field, before any handler runs.
+ */
+export function assertStorableInput(req: FastifyRequest): void {
+  const bad =
+    unstorableField(req.params, 'params') ??
+    unstorableField(req.query, 'querystring') ??
+    (typeof req.body === 'object' ? unstorableField(req.body, 'body') : null);
+  if (bad) throw new ApiError(400, 'invalid_request', bad);
+}
