@@ -1,21 +1,19 @@
-import fs from 'node:fs';
 import { STATUS_CODES } from 'node:http';
-import path from 'node:path';
-import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { adminApi } from './admin/index.js';
 import { ErrorBody, KeyObject, RefreshResponse } from './admin/schemas.js';
 import type { AppContext } from './context.js';
-import { ping } from './db/database.js';
 import { TavilyError, gatewayRoutes } from './gateway/routes.js';
 import { TokenObject } from './admin/tokens.js';
 import { describeError } from './http-errors.js';
-import { webDist } from './paths.js';
+import { accessLog } from './plugins/access-log.js';
+import { dashboard } from './plugins/dashboard.js';
+import { health } from './plugins/health.js';
+import { securityHeaders } from './plugins/security.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -89,23 +87,6 @@ export function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Erro
 }
 
 /**
- * The dashboard's built files at `/`, one route each (no wildcard: unknown paths keep their
- * Tavily-shaped 404). Without a build, `/` says how to make one.
- */
-async function registerDashboard(app: FastifyInstance): Promise<void> {
-  const dir = webDist();
-  if (fs.existsSync(path.join(dir, 'index.html'))) {
-    await app.register(fastifyStatic, { root: dir, wildcard: false, index: 'index.html', cacheControl: true, maxAge: '1h', schemaHide: true });
-    return;
-  }
-  app.get('/', { schema: { hide: true } }, async (_req, reply) =>
-    reply
-      .type('text/html; charset=utf-8')
-      .send('<!doctype html><title>tavily-pool</title><p>The dashboard is not built: run <code>npm run build:web</code> (or <code>npm start</code>, which builds it when missing).</p>'),
-  );
-}
-
-/**
  * Answers a request Node could not read (too slow, headers too large, not HTTP), then closes
  * the connection. The URL is not known at this point, so the body carries both envelopes:
  * Tavily's `detail.error` for SDKs and the admin API's `error`.
@@ -160,6 +141,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     trustProxy: true,
     schemaErrorFormatter: formatSchemaErrors,
     clientErrorHandler: clientError(ctx.config, ctx.log as FastifyBaseLogger),
+    // One access-log line per request, with credentials redacted from the URL (plugins/access-log.ts).
+    disableRequestLogging: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const bodyAjv = makeAjv(false);
@@ -201,56 +184,17 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     return reply.code(404).send({ detail: { error: message } });
   });
 
-  const RequestLog = Type.Object(
-    {
-      failing: Type.Boolean(),
-      failing_since: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-      consecutive_failures: Type.Integer(),
-      last_error: Type.Union([Type.String(), Type.Null()]),
-      pending_rows: Type.Integer(),
-      dropped_rows: Type.Integer(),
-    },
-    { description: 'whether the request log (and the credit spend with it) is being written' },
-  );
-  const Status = Type.Object({
-    status: Type.String(),
-    error: Type.Optional(Type.String()),
-    request_log: Type.Optional(RequestLog),
-    instance: Type.Optional(Type.String({ description: 'PostgreSQL: this instance’s id in change notices' })),
-    sync: Type.Optional(
-      Type.Union([Type.Literal('listening'), Type.Literal('reconnecting')], {
-        description: 'PostgreSQL: whether this instance hears the others’ changes now (while reconnecting it still serves, and reads everything again once back)',
-      }),
-    ),
-  });
-  app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up', security: [], response: { 200: Status } } }, async () => ({
-    status: 'ok',
-  }));
-  app.get(
-    '/readyz',
-    { schema: { tags: ['health'], summary: 'The database answers', security: [], response: { 200: Status, 503: Status } } },
-    async (req, reply) => {
-      const requestLog = ctx.writeBehind.health;
-      try {
-        await ping(ctx.database.db);
-      } catch (err) {
-        req.log.warn({ err }, 'readiness check: database unreachable');
-        return reply.code(503).send({ status: 'unavailable', error: 'database unreachable', request_log: requestLog });
-      }
-      const bus = ctx.bus;
-      const cluster = bus ? { instance: bus.instanceId, sync: bus.listening ? ('listening' as const) : ('reconnecting' as const) } : {};
-      if (requestLog.failing) {
-        // The database answers but refuses the writes (full, read-only, …): credits spent and
-        // the log are not being stored.
-        return reply.code(503).send({ status: 'unavailable', error: `the request log cannot be written: ${requestLog.last_error ?? 'unknown error'}`, request_log: requestLog, ...cluster });
-      }
-      return { status: 'ok', request_log: requestLog, ...cluster };
-    },
-  );
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(adminApi, { prefix: '/api/v1/admin' });
+  accessLog(app);
+  // The dashboard, the admin API and the health routes share the security headers; the
+  // gateway routes answer SDKs with JSON and stay lean.
+  await app.register(async (web) => {
+    await securityHeaders(web);
+    await web.register(health);
+    await web.register(adminApi, { prefix: '/api/v1/admin' });
+    await web.register(dashboard);
+  });
   await app.register(gatewayRoutes);
-  await registerDashboard(app);
   return app;
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createContext } from './context.js';
 import { createLogger } from './logger.js';
 import { createScheduler } from './quota/jobs.js';
-import { resolveSecrets } from './secrets.js';
+import { ADMIN_TOKEN_FILE, resolveSecrets } from './secrets.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -59,13 +60,26 @@ async function main(): Promise<void> {
     log.warn('ADMIN_TOKEN is not set: this instance uses its own, from DATA_DIR. Instances behind one load balancer need the same ADMIN_TOKEN');
   }
   const where = config.database.kind === 'sqlite' ? config.database.file : 'PostgreSQL';
-  log.info({ port: config.port, host: config.host, database: where }, 'tavily-pool is serving');
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  // 0.0.0.0 and :: listen everywhere; this machine reaches them as 127.0.0.1.
+  const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const base = `http://${host}:${port}`;
+  const tokenFrom = process.env.ADMIN_TOKEN?.trim() ? 'the ADMIN_TOKEN environment variable' : path.join(config.dataDir, ADMIN_TOKEN_FILE);
+  log.info({ port, host: config.host, database: where, dashboard: `${base}/` }, 'tavily-pool is serving');
   if (secrets.adminTokenGenerated) {
     process.stderr.write(
-      `\n  tavily-pool generated an admin token (shown once; stored in ${config.dataDir}/admin-token):\n\n    ${secrets.adminToken}\n\n` +
-        `  Use it as:  Authorization: Bearer <token>   on /api/v1/admin/*\n\n`,
+      `\n  tavily-pool generated an admin token (shown once; stored in ${tokenFrom}):\n\n    ${secrets.adminToken}\n\n` +
+        `  Use it as:  Authorization: Bearer <token>   on /api/v1/admin/*\n`,
     );
   }
+  process.stderr.write(
+    `\n  tavily-pool is serving\n` +
+      `    dashboard:    ${base}/   (sign in with the admin token)\n` +
+      `    admin token:  ${tokenFrom}\n` +
+      `    gateway:      ${base}   (Tavily SDKs: set the base URL to this, the API key to a client token)\n` +
+      `    database:     ${where}\n\n`,
+  );
 }
 
 main().catch((err) => {

@@ -44,6 +44,10 @@ describe('server process', () => {
     // The banner goes to stderr, the listen line to stdout: two pipes, no order between them.
     for (let i = 0; i < 100 && !first.out().includes(token); i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(first.out().includes(token), 'the generated token is shown');
+    // Where to go next: the dashboard's address and where the admin token is kept.
+    for (let i = 0; i < 100 && !first.out().includes('dashboard:'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(first.out().includes(`dashboard:    ${url}/`), first.out());
+    assert.ok(first.out().includes(`admin token:  ${path.join(dataDir, 'admin-token')}`));
     const ok = await fetch(`${url}/api/v1/admin/summary`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(ok.status, 200);
     assert.equal((await fetch(`${url}/readyz`)).status, 200);

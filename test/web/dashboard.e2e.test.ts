@@ -57,7 +57,12 @@ describe('dashboard (Chromium)', { skip }, () => {
   });
 
   test('a wrong token gets a clear message; the right one signs in', async () => {
-    await page.goto(url);
+    const doc = await page.goto(url);
+    // The dashboard runs under a strict Content-Security-Policy (no inline scripts or styles):
+    // any violation would show as a console error, which the tests below refuse.
+    const headers = doc!.headers();
+    assert.match(headers['content-security-policy'] ?? '', /script-src 'self'/);
+    assert.match(headers['content-security-policy'] ?? '', /frame-ancestors 'none'/);
     await page.getByLabel('Admin token').fill('not-the-token');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').filter({ hasText: 'That admin token is not right.' }).waitFor();
