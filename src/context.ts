@@ -12,9 +12,10 @@ import { ResearchRegistry } from './gateway/research.js';
 import { TokenRegistry } from './gateway/tokens.js';
 import { WriteBehind } from './logs/write-behind.js';
 import { PlainKeyCache } from './pool/key-cache.js';
-import { KeyPool } from './pool/pool.js';
+import { KeyPool, type PoolEntry } from './pool/pool.js';
 import { QuotaRefresher } from './quota/refresh.js';
 import type { Secrets } from './secrets.js';
+import { chunks, forEachSliced, yieldToLoop } from './slices.js';
 import { TavilyClient } from './tavily/client.js';
 
 /** Everything the routes need, built once and passed in (never imported as a singleton). */
@@ -26,6 +27,8 @@ export interface AppContext {
   tokensRepo: TokenRepository;
   logs: LogRepository;
   cipher: KeyCipher;
+  /** Decrypted keys by id, shared by the pool and the refresh. */
+  plainKeys: PlainKeyCache;
   tavily: TavilyClient;
   refresher: QuotaRefresher;
   pool: KeyPool;
@@ -64,7 +67,10 @@ export async function createContext(
   log: Logger,
   opts: ContextOptions = {},
 ): Promise<AppContext> {
-  const database = await openDatabase(config.database, opts);
+  const database = await openDatabase(config.database, {
+    ...opts,
+    onCheckpointerFailure: (err) => log.error({ err }, 'SQLite checkpoint thread failed: checkpoints run in the main thread again (big writes may pause requests briefly)'),
+  });
   const keys = new KeyRepository(database.db, database.dialect);
   const tokensRepo = new TokenRepository(database.db);
   const logs = new LogRepository(database.db);
@@ -96,15 +102,16 @@ export async function createContext(
     // Pending deductions first, so that the figures read back include them.
     await writeBehind.flush();
     const rows = await keys.loadForPool(ids);
-    const entries = [];
-    for (const r of rows) {
+    const entries: PoolEntry[] = [];
+    // Decrypting keys not cached yet takes a few microseconds each: in slices.
+    await forEachSliced(rows, (r) => {
       let plain: string;
       try {
         plain = plainKeys.get(r.id, r.key_ciphertext);
       } catch (err) {
         if (!(err instanceof KeyDecryptError)) throw err;
         log.error({ key_id: r.id }, 'a stored key cannot be decrypted (was ENCRYPTION_KEY changed?); it is left out of the pool');
-        continue;
+        return;
       }
       entries.push({
         id: r.id,
@@ -116,14 +123,21 @@ export async function createContext(
         lastUsed: r.last_used_at ? Date.parse(r.last_used_at) : 0,
         coolUntil: r.cooldown_until ? Date.parse(r.cooldown_until) : 0,
       });
-    }
-    if (!ids) {
-      plainKeys.retain(rows.map((r) => r.id));
-      pool.load(entries);
-      return;
-    }
+    });
     const found = new Set(rows.map((r) => r.id));
-    pool.update(entries, ids.filter((id) => !found.has(id)));
+    // A full read replaces the pool: keys no longer in the database go. Either way the pool is
+    // changed a thousand keys at a time, so that a pool of 100,000 keys read again (every
+    // SYNC_INTERVAL_S on PostgreSQL) does not hold the event loop.
+    const gone = (ids ?? pool.ids()).filter((id) => !found.has(id));
+    if (!ids) plainKeys.retain(found);
+    for (const part of chunks(gone, 1000)) {
+      pool.update([], part);
+      await yieldToLoop();
+    }
+    for (const part of chunks(entries, 1000)) {
+      pool.update(part);
+      await yieldToLoop();
+    }
   };
   const reloadTokens = async () => tokens.load(await tokensRepo.list(true));
 
@@ -141,7 +155,10 @@ export async function createContext(
     afterWrite: async (writes) => {
       // This instance and the others apply the same outcomes the same way, reading nothing again.
       const items = refreshItems(writes);
-      sync.apply(items);
+      for (const part of chunks(items, 2000)) {
+        sync.apply(part);
+        await yieldToLoop();
+      }
       await announce(items);
     },
   });
@@ -195,6 +212,7 @@ export async function createContext(
     tokensRepo,
     logs,
     cipher,
+    plainKeys,
     tavily,
     refresher,
     pool,

@@ -43,9 +43,24 @@ export function unstorableField(value: unknown, path: string, depth = 0): string
  * (a NUL character, an unpaired surrogate): a 400 naming the field, before any handler runs.
  */
 export function assertStorableInput(req: FastifyRequest): void {
+  // A route may name the only body fields that reach the database (the key import's keys
+  // are checked by their own pattern; walking 100,000 of them here would cost ~15 ms).
+  const fields = (req.routeOptions.config as { storedBodyFields?: readonly string[] }).storedBodyFields;
+  const body = req.body as Record<string, unknown> | null | undefined;
   const bad =
     unstorableField(req.params, 'params') ??
     unstorableField(req.query, 'querystring') ??
-    (typeof req.body === 'object' ? unstorableField(req.body, 'body') : null);
+    (typeof body !== 'object' || body === null
+      ? null
+      : fields
+        ? fields.reduce<string | null>((found, f) => found ?? unstorableField(body[f], `body.${f}`), null)
+        : unstorableField(body, 'body'));
   if (bad) throw new ApiError(400, 'invalid_request', bad);
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Only these body fields are checked for text the database cannot store. */
+    storedBodyFields?: readonly string[];
+  }
 }

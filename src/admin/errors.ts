@@ -5,6 +5,8 @@ export class ApiError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    /** Answer with Connection: close (the rest of the request body is not read). */
+    readonly close = false,
   ) {
     super(message);
   }

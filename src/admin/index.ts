@@ -30,6 +30,7 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('preValidation', async (req) => assertStorableInput(req));
 
   app.setErrorHandler((err, req, reply) => {
+    if (err instanceof ApiError && err.close) reply.header('connection', 'close');
     const p = describeError(err);
     if (p.statusCode >= 500) req.log.error({ err }, 'admin request failed');
     return reply.code(p.statusCode).send({ error: { code: p.code, message: p.message } });

@@ -1,12 +1,15 @@
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { KeyDecryptError } from '../crypto.js';
 import { type KeyCursor, apiStatus } from '../db/repositories/keys.js';
 import type { KeyRow } from '../db/schema.js';
 import { RefreshWriteError } from '../quota/refresh.js';
+import { forEachSliced, yieldToLoop } from '../slices.js';
 import { count } from '../text.js';
 import { ApiError } from './errors.js';
-import { importKeys, keysInText } from './import.js';
+import { KeyText, countedJsonParser, keyTextParser } from './import-body.js';
+import { importKeys } from './import.js';
 import {
   BulkBody,
   BulkResponse,
@@ -17,6 +20,7 @@ import {
   KeyDetail,
   KeyIdParams,
   type KeyObject,
+  MAX_IMPORT_KEYS,
   ListQuery,
   ListResponse,
   PatchBody,
@@ -70,34 +74,48 @@ function decodeCursor(sort: string, text: string): KeyCursor {
   return { v: c.v as number | string, id: c.id as number };
 }
 
+/** Keys per page of the export. */
+const EXPORT_PAGE = 2000;
+
 function notFound(id: number): ApiError {
   return new ApiError(404, 'key_not_found', `no Tavily key with id ${id}`);
 }
 
 const tags = ['tavily-keys'];
 
-export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const ctx = app.ctx;
+/**
+ * Text bodies arrive parsed, as the keys keyTextParser found in them: the schema (which only
+ * documents them) sets no type to check.
+ */
+const TextBody = Type.Unsafe<KeyText>({ description: 'any text (a .txt or .csv file, a pasted list): every tvly-… token in it is taken' });
 
-  // Files exported from spreadsheets arrive as text/csv: keys are found in the text the same way.
-  app.addContentTypeParser('text/csv', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+/** POST /tavily-keys, with the body parsers that count keys as they arrive. */
+const importRoute: FastifyPluginAsyncTypebox = async (app) => {
+  const ctx = app.ctx;
+  // The key cap is enforced while the body arrives, whatever its format. Files exported from
+  // spreadsheets arrive as text/csv: keys are found in them as in text/plain.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', countedJsonParser(MAX_IMPORT_KEYS));
+  app.addContentTypeParser(['text/plain', 'text/csv'], keyTextParser(MAX_IMPORT_KEYS));
 
   app.post(
     '/tavily-keys',
     {
       bodyLimit: ctx.config.importBodyLimit,
+      // Keys must match the key pattern (no NUL can pass it); the label is stored as sent.
+      config: { storedBodyFields: ['label'] },
       schema: {
         tags,
         summary: 'Add keys',
         description:
           'JSON `{"keys": [...], "label"?}`, or a text/plain (or text/csv) body from which every `tvly-…` token is taken. ' +
-          'Up to 100,000 keys, inserted in one transaction.',
+          'Up to 100,000 keys, counted while the body is read (more: 413 too_many_keys, nothing added), inserted in one transaction.',
         querystring: ImportQuery,
         body: {
           content: {
             'application/json': { schema: ImportJsonBody },
-            'text/plain': { schema: Type.String() },
-            'text/csv': { schema: Type.String() },
+            'text/plain': { schema: TextBody },
+            'text/csv': { schema: TextBody },
           },
         },
         response: withErrors({ 201: ImportResponse }),
@@ -107,8 +125,8 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const body = req.body as unknown;
       let inputs: string[];
       let label = req.query.label ?? null;
-      if (typeof body === 'string') {
-        inputs = keysInText(body);
+      if (body instanceof KeyText) {
+        inputs = body.keys;
         if (inputs.length === 0) throw new ApiError(400, 'no_keys', 'the text holds no Tavily key (tvly-…)');
       } else if (typeof body === 'object' && body !== null && Array.isArray((body as { keys?: unknown }).keys)) {
         const json = body as { keys: string[]; label?: string };
@@ -123,6 +141,22 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return reply.code(201).send({ ...answer, items: result.items.map(keyView) });
     },
   );
+
+};
+
+export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const ctx = app.ctx;
+  /** The key's text (from the pool's cache of decrypted keys when it is there), or null when it cannot be decrypted. */
+  const openKey = (id: number, sealed: string): string | null => {
+    try {
+      return ctx.plainKeys.get(id, sealed);
+    } catch (err) {
+      if (err instanceof KeyDecryptError) return null;
+      throw err;
+    }
+  };
+
+  await app.register(importRoute);
 
   app.get(
     '/tavily-keys',
@@ -166,26 +200,46 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const sealed = await ctx.keys.sealedKeys(req.query.status);
-      const lines: string[] = [];
-      let undecryptable = 0;
-      for (const s of sealed) {
-        try {
-          lines.push(ctx.cipher.decrypt(s));
-        } catch (err) {
-          if (!(err instanceof KeyDecryptError)) throw err;
-          undecryptable++;
+      const status = req.query.status;
+      // The first page is read and opened before anything is sent: a wrong ENCRYPTION_KEY is
+      // still a clean 500, not a truncated download.
+      const first = await ctx.keys.sealedKeysPage(status, 0, EXPORT_PAGE);
+      const firstLines = first.map((r) => openKey(r.id, r.key_ciphertext));
+      const bad = firstLines.filter((l) => l === null).length;
+      if (bad > 0) throw new ApiError(500, 'decrypt_failed', `${count(bad, 'key')} cannot be decrypted: was ENCRYPTION_KEY changed?`);
+      const log = req.log;
+      // Then page by page, decrypting in slices: 300,000 keys stream out without holding the
+      // event loop, and without the whole export in memory.
+      async function* lines(): AsyncGenerator<string> {
+        let exported = 0;
+        let page = first;
+        let text = firstLines;
+        for (;;) {
+          if (text.length > 0) yield `${text.join('\n')}\n`;
+          exported += text.length;
+          if (page.length < EXPORT_PAGE) break;
+          // SQLite answers synchronously: without this, the pages would follow one another in
+          // microtasks and the event loop would not turn until the last one.
+          await yieldToLoop();
+          page = await ctx.keys.sealedKeysPage(status, page.at(-1)!.id, EXPORT_PAGE);
+          const next: string[] = [];
+          await forEachSliced(page, (r) => {
+            const plain = openKey(r.id, r.key_ciphertext);
+            if (plain === null) throw new ApiError(500, 'decrypt_failed', `key ${r.id} cannot be decrypted`);
+            next.push(plain);
+          });
+          text = next;
         }
+        log.info({ keys: exported }, 'keys exported');
       }
-      if (undecryptable > 0) {
-        throw new ApiError(500, 'decrypt_failed', `${count(undecryptable, 'key')} cannot be decrypted: was ENCRYPTION_KEY changed?`);
-      }
-      req.log.info({ keys: lines.length }, 'keys exported');
+      const stream = Readable.from(lines());
+      // A failure mid-way (a key that cannot be opened, the database gone) ends the download
+      // unfinished, which the client sees, rather than as a shorter list.
+      stream.on('error', (err) => log.error({ err }, 'key export failed mid-way; the download was cut'));
       return reply
         .type('text/plain; charset=utf-8')
         .header('content-disposition', 'attachment; filename="tavily-keys.txt"')
-        .header('cache-control', 'no-store')
-        .send(lines.length ? `${lines.join('\n')}\n` : '');
+        .send(stream);
     },
   );
 

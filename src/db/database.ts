@@ -14,6 +14,7 @@ import {
 import pg from 'pg';
 import type { DatabaseConfig } from '../config.js';
 import { migrateToLatest } from './migrations.js';
+import { type CheckpointerHandle, startCheckpointer } from './sqlite-checkpointer.js';
 import type { Database } from './schema.js';
 
 const TX_CONTROL = /^\s*(begin|commit|rollback|savepoint|release)\b/i;
@@ -88,6 +89,8 @@ function counting(dialect: Dialect, stats: DbStats, sqlite: SqliteDatabase.Datab
 }
 
 export interface OpenOptions {
+  /** SQLite: the checkpointing thread failed; the main connection checkpoints again. */
+  onCheckpointerFailure?: (err: unknown) => void;
   /** Applied to every new PostgreSQL connection (tests isolate themselves in a schema). */
   pgSearchPath?: string;
   pgPoolSize?: number;
@@ -97,6 +100,7 @@ export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {
   const stats = new DbStats();
   let dialect: Dialect;
   let sqliteDb: SqliteDatabase.Database | null = null;
+  let checkpointer: CheckpointerHandle | null = null;
   if (config.kind === 'sqlite') {
     if (config.file !== ':memory:') fs.mkdirSync(path.dirname(config.file), { recursive: true, mode: 0o700 });
     const sqlite = new SqliteDatabase(config.file);
@@ -106,6 +110,21 @@ export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {
     sqlite.pragma('foreign_keys = ON');
     dialect = new SqliteDialect({ database: sqlite });
     sqliteDb = sqlite;
+    if (config.file !== ':memory:') {
+      // Checkpoints run in a thread of their own (see sqlite-checkpointer.ts); should it fail,
+      // this connection checkpoints again, as SQLite does by default.
+      const restore = (err: unknown) => {
+        if (!sqlite.open) return;
+        sqlite.pragma('wal_autocheckpoint = 1000');
+        opts.onCheckpointerFailure?.(err);
+      };
+      try {
+        checkpointer = await startCheckpointer(config.file, restore);
+        sqlite.pragma('wal_autocheckpoint = 0');
+      } catch (err) {
+        restore(err);
+      }
+    }
   } else {
     const pool = new pg.Pool({
       connectionString: config.url,
@@ -128,12 +147,15 @@ export async function openDatabase(config: DatabaseConfig, opts: OpenOptions = {
     db,
     dialect: config.kind,
     stats,
-    close: () => db.destroy(),
+    close: async () => {
+      await checkpointer?.stop();
+      await db.destroy();
+    },
   };
   try {
     await migrateToLatest(db, config.kind);
   } catch (err) {
-    await db.destroy().catch(() => {});
+    await handle.close().catch(() => {});
     throw err;
   }
   return handle;

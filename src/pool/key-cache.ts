@@ -18,6 +18,11 @@ export class PlainKeyCache {
     return plain;
   }
 
+  /** Remembers a key whose text is known already (just imported): no decryption later. */
+  set(id: number, sealed: string, plain: string): void {
+    this.#entries.set(id, { sealed, plain });
+  }
+
   /** Forgets every key not in `ids` (keys deleted since they were cached). */
   retain(ids: Iterable<number>): void {
     const keep = new Set(ids);

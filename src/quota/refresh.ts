@@ -5,6 +5,7 @@ import type { Db } from '../db/database.js';
 import type { KeyRepository, RefreshWrite } from '../db/repositories/keys.js';
 import type { KeyHealth } from '../db/schema.js';
 import { PlainKeyCache } from '../pool/key-cache.js';
+import { forEachSliced } from '../slices.js';
 import { UpstreamError } from '../tavily/errors.js';
 import type { UsageReport } from '../tavily/usage.js';
 import { figuresFromUsage } from '../tavily/usage.js';
@@ -176,8 +177,10 @@ export class QuotaRefresher {
       progress.failed++;
     };
 
-    await Promise.all(
-      candidates.map((c) =>
+    // 100,000 keys are queued in slices: queueing them all at once would hold the event loop.
+    const calls: Promise<void>[] = [];
+    await forEachSliced(candidates, (c) =>
+      void calls.push(
         this.#limit(async () => {
           let plain: string;
           try {
@@ -194,6 +197,7 @@ export class QuotaRefresher {
         }),
       ),
     );
+    await Promise.all(calls);
 
     const finishedAt = new Date().toISOString();
     const w0 = performance.now();

@@ -1,6 +1,7 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
 import type { DialectKind } from '../database.js';
 import { type ColumnSpec, jsonRows } from '../json-rows.js';
+import { chunks, eachChunk, yieldToLoop } from '../../slices.js';
 import { storableText } from '../../text.js';
 import type { Database, KeyHealth, KeyRow, KeyStatus, NewKeyRow } from '../schema.js';
 
@@ -75,11 +76,7 @@ export interface KeySummary {
 /** Remaining quota as a sortable, non-null value: unknown sorts below every known figure. */
 const REMAINING_SORT = sql<number>`coalesce(remaining_quota, -1)`;
 
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
+const chunk = chunks;
 
 function likePattern(text: string): string {
   return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -91,14 +88,44 @@ function statusFilter(eb: ExpressionBuilder<Database, 'tavily_keys'>, status: Ke
 }
 
 export interface KeyRepositoryOptions {
-  /** Bound-parameter budget of one statement (SQLite allows 32,766, PostgreSQL 65,535). */
-  maxParams?: number;
-  /** Keys per set-based refresh statement. */
+  /** Ids per statement for lookups, updates and deletes by id. */
+  idsPerStatement?: number;
+  /** Keys per set-based statement (inserts and the refresh's writes). */
   batchRows?: number;
 }
 
+/** SQL types of the columns an insert may set (the JSON row source casts to them on PostgreSQL). */
+const INSERT_TYPES: Partial<Record<keyof KeyRow, string>> = {
+  label: 'text',
+  key_ciphertext: 'text',
+  key_hash: 'text',
+  key_masked: 'text',
+  status: 'text',
+  disabled_at: 'text',
+  key_usage: 'double precision',
+  key_limit: 'double precision',
+  plan: 'text',
+  plan_usage: 'double precision',
+  plan_limit: 'double precision',
+  paygo_usage: 'double precision',
+  paygo_limit: 'double precision',
+  endpoint_usage: 'text',
+  remaining_quota: 'double precision',
+  last_refreshed_at: 'text',
+  last_error: 'text',
+  last_used_at: 'text',
+  cooldown_until: 'text',
+  created_at: 'text',
+  updated_at: 'text',
+};
+
+/**
+ * The keys table. Bulk methods (insert, update, delete, load by many ids) work in statements
+ * of a bounded size and yield to the event loop between them: 100,000 keys never hold the
+ * loop (and the gateway's requests) for more than one statement's time.
+ */
 export class KeyRepository {
-  private readonly maxParams: number;
+  private readonly idsPerStatement: number;
   private readonly batchRows: number;
 
   constructor(
@@ -106,37 +133,44 @@ export class KeyRepository {
     private readonly dialect: DialectKind,
     opts: KeyRepositoryOptions = {},
   ) {
-    this.maxParams = opts.maxParams ?? 30_000;
-    this.batchRows = opts.batchRows ?? 50_000;
+    this.idsPerStatement = opts.idsPerStatement ?? 1000;
+    this.batchRows = opts.batchRows ?? 500;
   }
 
   /** Of the given hashes, those already in the pool. */
   async existingHashes(hashes: readonly string[], ex: Executor = this.db): Promise<Set<string>> {
     const found = new Set<string>();
-    for (const part of chunk(hashes, this.maxParams)) {
+    await eachChunk(hashes, this.idsPerStatement, async (part) => {
       const rows = await ex.selectFrom('tavily_keys').select('key_hash').where('key_hash', 'in', part).execute();
       for (const r of rows) found.add(r.key_hash);
-    }
+    });
     return found;
   }
 
   /**
-   * Inserts in multi-row statements; a hash that is already present is skipped, not an error.
-   * Returns the id of each row inserted, by hash. Every row must set the same columns.
+   * Inserts rows in set-based statements (the rows travel as one JSON parameter); a hash that
+   * is already present is skipped, not an error. Returns the id of each row inserted, by
+   * hash. Every row must set the same columns.
    */
   async insertMany(rows: readonly NewKeyRow[], ex: Executor = this.db): Promise<{ id: number; key_hash: string }[]> {
     if (rows.length === 0) return [];
-    const perRow = Object.keys(rows[0]!).length;
+    const cols = Object.keys(rows[0]!) as (keyof NewKeyRow)[];
+    const specs = cols.map((c): ColumnSpec => {
+      const type = INSERT_TYPES[c as keyof KeyRow];
+      if (!type) throw new Error(`insertMany: column ${String(c)} cannot be inserted`);
+      return [c, type];
+    });
     const inserted: { id: number; key_hash: string }[] = [];
-    for (const part of chunk(rows, Math.max(1, Math.floor(this.maxParams / perRow)))) {
-      const got = await ex
-        .insertInto('tavily_keys')
-        .values(part)
-        .onConflict((oc) => oc.column('key_hash').doNothing())
-        .returning(['id', 'key_hash'])
-        .execute();
+    await eachChunk(rows, this.batchRows, async (part) => {
+      const values = part.map((r) => cols.map((c) => r[c] ?? null));
+      // `where true`: SQLite needs it to read ON CONFLICT after INSERT … SELECT.
+      const { rows: got } = await sql<{ id: number; key_hash: string }>`
+        insert into tavily_keys (${sql.join(cols.map((c) => sql.ref(c)))})
+        select ${sql.join(cols.map((c) => sql.ref(`v.${c}`)))} from ${jsonRows(this.dialect, specs, values)} where true
+        on conflict (key_hash) do nothing
+        returning id, key_hash`.execute(ex);
       inserted.push(...got);
-    }
+    });
     return inserted;
   }
 
@@ -204,11 +238,11 @@ export class KeyRepository {
       .executeTakeFirst();
   }
 
-  /** Enables or disables many keys in one statement per chunk; returns the ids that exist. */
+  /** Enables or disables many keys, a chunk per statement; returns the ids that exist. */
   async setEnabled(ids: readonly number[], enabled: boolean, ex: Executor = this.db): Promise<number[]> {
     const now = new Date().toISOString();
     const done: number[] = [];
-    for (const part of chunk(ids, this.maxParams)) {
+    await eachChunk(ids, this.idsPerStatement, async (part) => {
       const rows = await ex
         .updateTable('tavily_keys')
         .set((eb) => ({
@@ -219,32 +253,48 @@ export class KeyRepository {
         .returning('id')
         .execute();
       done.push(...rows.map((r) => r.id));
-    }
+    });
     return done;
   }
 
   async deleteMany(ids: readonly number[], ex: Executor = this.db): Promise<number[]> {
     const done: number[] = [];
-    for (const part of chunk(ids, this.maxParams)) {
+    await eachChunk(ids, this.idsPerStatement, async (part) => {
       const rows = await ex.deleteFrom('tavily_keys').where('id', 'in', part).returning('id').execute();
       done.push(...rows.map((r) => r.id));
-    }
+    });
     return done;
   }
 
-  /** Every key with what the gateway's in-memory pool needs. */
+  /**
+   * What the gateway's in-memory pool needs: of the given keys, or of every key, read a page
+   * at a time (by id) so that a pool of 300,000 keys is not one long read.
+   */
   async loadForPool(ids?: readonly number[], ex: Executor = this.db) {
     const q = ex
       .selectFrom('tavily_keys')
       .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at', 'remaining_quota', 'last_used_at', 'cooldown_until'])
       .orderBy('id');
-    if (!ids) return q.execute();
-    const rows = [];
-    for (const part of chunk(ids, this.maxParams)) rows.push(...(await q.where('id', 'in', part).execute()));
-    return rows;
+    type Row = Awaited<ReturnType<typeof q.execute>>[number];
+    const rows: Row[] = [];
+    if (ids) {
+      await eachChunk(ids, this.idsPerStatement, async (part) => void rows.push(...(await q.where('id', 'in', part).execute())));
+      return rows;
+    }
+    const page = 5000;
+    for (let after = 0; ; ) {
+      const got = await q.where('id', '>', after).limit(page).execute();
+      rows.push(...got);
+      if (got.length < page) return rows;
+      after = got.at(-1)!.id;
+      await yieldToLoop();
+    }
   }
 
-  /** The refresh's single read: the keys to refresh, with only the columns it needs. */
+  /**
+   * The refresh's read: the keys to refresh, with only the columns it needs. One query for a
+   * small pool; a large one is read a page at a time (by id), yielding between pages.
+   */
   async loadForRefresh(
     opts: { ids?: readonly number[]; refreshedBefore?: string },
     ex: Executor = this.db,
@@ -253,12 +303,24 @@ export class KeyRepository {
       .selectFrom('tavily_keys')
       .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at'])
       .orderBy('id');
-    if (opts.ids) q = q.where('id', 'in', opts.ids.length > 0 ? [...opts.ids] : [-1]);
     if (opts.refreshedBefore) {
       const before = opts.refreshedBefore;
       q = q.where((eb) => eb.or([eb('last_refreshed_at', 'is', null), eb('last_refreshed_at', '<', before)]));
     }
-    return q.execute();
+    const out: RefreshCandidate[] = [];
+    if (opts.ids) {
+      if (opts.ids.length === 0) return out;
+      await eachChunk(opts.ids, this.idsPerStatement, async (part) => void out.push(...(await q.where('id', 'in', part).execute())));
+      return out.sort((a, b) => a.id - b.id);
+    }
+    const page = 5000;
+    for (let after = 0; ; ) {
+      const got = await q.where('id', '>', after).limit(page).execute();
+      out.push(...got);
+      if (got.length < page) return out;
+      after = got.at(-1)!.id;
+      await yieldToLoop();
+    }
   }
 
   /**
@@ -271,6 +333,7 @@ export class KeyRepository {
     const failed = writes.filter((w): w is Extract<RefreshWrite, { ok: false }> => !w.ok);
 
     for (const part of chunk(ok, this.batchRows)) {
+      await yieldToLoop();
       const rows = part.map((w) => [w.id, ...FIGURE_COLUMNS.map(([c]) => w[c])]);
       await sql`
         update tavily_keys set
@@ -283,6 +346,7 @@ export class KeyRepository {
     }
 
     for (const part of chunk(failed, this.batchRows)) {
+      await yieldToLoop();
       const rows = part.map((w) => [w.id, w.status, storableText(w.error)]);
       const cols: ColumnSpec[] = [['id', 'integer'], ['status', 'text'], ['last_error', 'text']];
       await sql`
@@ -333,11 +397,11 @@ export class KeyRepository {
     return out;
   }
 
-  /** Sealed key texts for the export, in id order. */
-  async sealedKeys(status: KeyStatus | undefined, ex: Executor = this.db): Promise<string[]> {
-    let q = ex.selectFrom('tavily_keys').select('key_ciphertext').orderBy('id');
+  /** One page of sealed key texts for the export: ids after `afterId`, in id order. */
+  async sealedKeysPage(status: KeyStatus | undefined, afterId: number, limit: number, ex: Executor = this.db): Promise<{ id: number; key_ciphertext: string }[]> {
+    let q = ex.selectFrom('tavily_keys').select(['id', 'key_ciphertext']).where('id', '>', afterId).orderBy('id').limit(limit);
     if (status) q = q.where((eb) => statusFilter(eb, status));
-    return (await q.execute()).map((r) => r.key_ciphertext);
+    return q.execute();
   }
 }
 
