@@ -327,7 +327,26 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   console.log(`# proxy benchmark: fake Tavily at 0 ms, gateway on ${dbEnv.DATABASE_URL ? 'PostgreSQL' : 'SQLite'}, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s per run, Node ${process.version}, ${os.cpus().length} cores`);
   console.log(`# the fake, the gateway and the load generator each run in their own process; saturation load from ${HAVE_WRK ? 'wrk' : 'this process (install wrk for a lighter generator)'}\n`);
 
-  const sat = await alternate([direct, minimal, gateway], saturate);
+  // CPU time per request of the proxying process, from /proc: less noisy than throughput on a
+  // shared machine, and what the gateway's own work costs next to the minimal proxy's.
+  const pids = new Map([
+    [minimal.name, mp.pid!],
+    [gateway.name, gw.pid],
+  ]);
+  const cpu = new Map<string, { seconds: number; requests: number }>();
+  const sat = await alternate([direct, minimal, gateway], async (t, ms) => {
+    const pid = pids.get(t.name);
+    const c0 = pid ? cpuSeconds(pid) : 0;
+    const r = await saturate(t, ms);
+    if (pid) {
+      const c = cpu.get(t.name) ?? { seconds: 0, requests: 0 };
+      c.seconds += cpuSeconds(pid) - c0;
+      c.requests += r.count;
+      cpu.set(t.name, c);
+    }
+    return r;
+  });
+  const perRequest = (name: string) => (cpu.get(name)!.seconds / cpu.get(name)!.requests) * 1e6;
   const satDirect = sat.get(direct.name)!;
   const satMinimal = sat.get(minimal.name)!;
   const satGateway = sat.get(gateway.name)!;
@@ -346,18 +365,19 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   const rateDirect = summarise(latD, errD, DURATION_MS);
   const rateGateway = summarise(latG, errG, DURATION_MS);
 
-  console.log('| load | path | requests/s | p50 | p99 | errors |');
-  console.log('|---|---|---:|---:|---:|---:|');
-  for (const [load, name, r] of [
-    [`saturation (${CONNECTIONS} connections)`, 'direct', satDirect],
-    [`saturation (${CONNECTIONS} connections)`, 'minimal Node proxy (floor)', satMinimal],
-    [`saturation (${CONNECTIONS} connections)`, 'gateway', satGateway],
-    [`${RATE} requests/s`, 'direct', rateDirect],
-    [`${RATE} requests/s`, 'gateway', rateGateway],
+  console.log('| load | path | requests/s | p50 | p99 | errors | CPU per request |');
+  console.log('|---|---|---:|---:|---:|---:|---:|');
+  for (const [load, name, r, cpuOf] of [
+    [`saturation (${CONNECTIONS} connections)`, 'direct', satDirect, null],
+    [`saturation (${CONNECTIONS} connections)`, 'minimal Node proxy (floor)', satMinimal, minimal.name],
+    [`saturation (${CONNECTIONS} connections)`, 'gateway', satGateway, gateway.name],
+    [`${RATE} requests/s`, 'direct', rateDirect, null],
+    [`${RATE} requests/s`, 'gateway', rateGateway, null],
   ] as const) {
-    console.log(`| ${load} | ${name} | ${Math.round(r.rps)} | ${f(r.p50)} | ${f(r.p99)} | ${r.errors} |`);
+    console.log(`| ${load} | ${name} | ${Math.round(r.rps)} | ${f(r.p50)} | ${f(r.p99)} | ${r.errors} | ${cpuOf ? `${Math.round(perRequest(cpuOf))} µs` : '–'} |`);
   }
   console.log('');
+  console.log(`- gateway CPU per request: ${(perRequest(gateway.name) / perRequest(minimal.name)).toFixed(2)}× the minimal Node proxy's (${Math.round(perRequest(gateway.name))} µs vs ${Math.round(perRequest(minimal.name))} µs)`);
   console.log(`- gateway throughput at saturation: ${((satGateway.rps / satDirect.rps) * 100).toFixed(0)}% of direct (target ≥ 50%); a minimal Node proxy: ${((satMinimal.rps / satDirect.rps) * 100).toFixed(0)}%`);
   console.log(`- added latency at ${RATE} requests/s: p50 ${f(rateGateway.p50 - rateDirect.p50)} (target ≤ 1 ms), p99 ${f(rateGateway.p99 - rateDirect.p99)} (target ≤ 5 ms)`);
   // The gateway accounted every request it served.

@@ -253,12 +253,13 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // A request whose Authorization header names no client token is answered at once, before
   // its body is read, and its connection closed: a client that is not one cannot hold a
   // socket open by trickling a body. (A token sent as api_key in the body is read with it.)
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     const bearer = bearerToken(req.headers.authorization);
-    if (bearer === null) return;
+    if (bearer === null) return done();
     const token = tokens.authenticate(bearer);
-    if (!token) throw unauthorized(bearer);
+    if (!token) return done(unauthorized(bearer));
     req.clientToken = token;
+    done();
   });
 
   /** The calling token, admitted under its RPM limit and budget (a refusal is logged too). */

@@ -80,6 +80,8 @@ export class TavilyClient {
       keepAliveMaxTimeout: 10 * 60_000,
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
       allowH2: u.protocol === 'https:',
+      // Larger answers are refused as they arrive, before they are buffered.
+      maxResponseSize: this.#maxBody,
     };
     const p = opts.proxy;
     this.#dispatcher =
@@ -160,50 +162,27 @@ function failure(err: unknown, deadline: number | null): UpstreamError {
 }
 
 /**
- * Reads the whole body within `leftMs` and `maxBytes`. A body that breaks off, outlives the
- * deadline or grows past the limit is destroyed (its connection is not reused) and reported.
+ * Reads the whole body within `leftMs` (undici's maxResponseSize refuses one that grows past
+ * the limit). A body that breaks off or outlives the deadline is destroyed (its connection
+ * is not reused) and reported.
  */
-function readBody(res: Dispatcher.ResponseData, leftMs: number | null, deadline: number | null, maxBytes: number, signal?: CancelSignal): Promise<string> {
+async function readBody(res: Dispatcher.ResponseData, leftMs: number | null, deadline: number | null, maxBytes: number, signal?: CancelSignal): Promise<string> {
   const body = res.body;
-  const declared = Number(res.headers['content-length']);
-  if (declared > maxBytes) {
+  if (Number(res.headers['content-length']) > maxBytes) {
     body.destroy();
-    return Promise.reject(tooLarge(maxBytes));
+    throw tooLarge(maxBytes);
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const timer =
-      leftMs === null
-        ? null
-        : setTimeout(() => {
-            if (!done) body.destroy(new DeadlineExceeded());
-          }, leftMs);
-    const finish = (err: Error | null, text?: string) => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      if (err) reject(err);
-      else resolve(text!);
-    };
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        finish(tooLarge(maxBytes));
-        body.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    body.once('end', () => finish(null, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8')));
-    body.once('error', (err) => {
-      if (signal?.aborted) return finish(err);
-      const f = failure(err, deadline);
-      finish(f.kind === 'network' ? new UpstreamError('network', `the answer broke off: ${f.message.replace(/^network error: /, '')}`) : f);
-    });
-    body.once('close', () => finish(new UpstreamError('network', 'the answer broke off: connection closed')));
-  });
+  const timer = leftMs === null ? null : setTimeout(() => body.destroy(new DeadlineExceeded()), leftMs);
+  try {
+    return await body.text();
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    if ((err as { code?: string }).code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw tooLarge(maxBytes);
+    const f = failure(err, deadline);
+    throw f.kind === 'network' ? new UpstreamError('network', `the answer broke off: ${f.message.replace(/^network error: /, '')}`) : f;
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
 }
 
 function tooLarge(maxBytes: number): UpstreamError {
