@@ -15,7 +15,7 @@ import { PlainKeyCache } from './pool/key-cache.js';
 import { KeyPool, type PoolEntry } from './pool/pool.js';
 import { QuotaRefresher } from './quota/refresh.js';
 import type { Secrets } from './secrets.js';
-import { chunks, forEachSliced, yieldToLoop } from './slices.js';
+import { Slicer, chunks, forEachSliced } from './slices.js';
 import { TavilyClient } from './tavily/client.js';
 
 /** Everything the routes need, built once and passed in (never imported as a singleton). */
@@ -130,13 +130,14 @@ export async function createContext(
     // SYNC_INTERVAL_S on PostgreSQL) does not hold the event loop.
     const gone = (ids ?? pool.ids()).filter((id) => !found.has(id));
     if (!ids) plainKeys.retain(found);
+    const slicer = new Slicer();
     for (const part of chunks(gone, 1000)) {
       pool.update([], part);
-      await yieldToLoop();
+      await slicer.breathe();
     }
     for (const part of chunks(entries, 1000)) {
       pool.update(part);
-      await yieldToLoop();
+      await slicer.breathe();
     }
   };
   const reloadTokens = async () => tokens.load(await tokensRepo.list(true));
@@ -155,9 +156,10 @@ export async function createContext(
     afterWrite: async (writes) => {
       // This instance and the others apply the same outcomes the same way, reading nothing again.
       const items = refreshItems(writes);
+      const slicer = new Slicer();
       for (const part of chunks(items, 2000)) {
         sync.apply(part);
-        await yieldToLoop();
+        await slicer.breathe();
       }
       await announce(items);
     },

@@ -1,7 +1,7 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
 import type { DialectKind } from '../database.js';
 import { type ColumnSpec, jsonRows } from '../json-rows.js';
-import { chunks, eachChunk, yieldToLoop } from '../../slices.js';
+import { Slicer, chunks, eachChunk } from '../../slices.js';
 import { storableText } from '../../text.js';
 import type { Database, KeyHealth, KeyRow, KeyStatus, NewKeyRow } from '../schema.js';
 
@@ -282,12 +282,13 @@ export class KeyRepository {
       return rows;
     }
     const page = 5000;
+    const slicer = new Slicer();
     for (let after = 0; ; ) {
       const got = await q.where('id', '>', after).limit(page).execute();
       rows.push(...got);
       if (got.length < page) return rows;
       after = got.at(-1)!.id;
-      await yieldToLoop();
+      await slicer.breathe();
     }
   }
 
@@ -314,12 +315,13 @@ export class KeyRepository {
       return out.sort((a, b) => a.id - b.id);
     }
     const page = 5000;
+    const slicer = new Slicer();
     for (let after = 0; ; ) {
       const got = await q.where('id', '>', after).limit(page).execute();
       out.push(...got);
       if (got.length < page) return out;
       after = got.at(-1)!.id;
-      await yieldToLoop();
+      await slicer.breathe();
     }
   }
 
@@ -332,8 +334,9 @@ export class KeyRepository {
     const ok = writes.filter((w): w is Extract<RefreshWrite, { ok: true }> => w.ok);
     const failed = writes.filter((w): w is Extract<RefreshWrite, { ok: false }> => !w.ok);
 
+    const slicer = new Slicer();
     for (const part of chunk(ok, this.batchRows)) {
-      await yieldToLoop();
+      await slicer.breathe();
       const rows = part.map((w) => [w.id, ...FIGURE_COLUMNS.map(([c]) => w[c])]);
       await sql`
         update tavily_keys set
@@ -346,7 +349,7 @@ export class KeyRepository {
     }
 
     for (const part of chunk(failed, this.batchRows)) {
-      await yieldToLoop();
+      await slicer.breathe();
       const rows = part.map((w) => [w.id, w.status, storableText(w.error)]);
       const cols: ColumnSpec[] = [['id', 'integer'], ['status', 'text'], ['last_error', 'text']];
       await sql`
