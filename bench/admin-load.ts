@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { startFake, waitFor } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,23 +45,6 @@ const BASELINE_MS = Number(args.baseline) * 1000;
 const ADMIN = 'bench-admin-load-admin-token';
 const admin = { authorization: `Bearer ${ADMIN}` };
 const children: ChildProcess[] = [];
-
-async function waitFor(out: () => string, re: RegExp, what: string): Promise<string> {
-  for (let i = 0; i < 600; i++) {
-    const m = re.exec(out());
-    if (m) return m[1]!;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not start:\n${out()}`);
-}
-
-async function startFake(): Promise<string> {
-  const fake = fork(path.resolve('test/support/fake-tavily.ts'), [], { execArgv: ['--import', 'tsx'], env: { ...process.env, LATENCY_MS: '0', PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-  children.push(fake);
-  let out = '';
-  fake.stdout!.on('data', (d) => (out += d));
-  return waitFor(() => out, /"url":"([^"]+)"/, 'fake Tavily');
-}
 
 const LOOP_FILE = path.join(os.tmpdir(), `tavily-pool-bench-loop-${process.pid}.json`);
 let gatewayPid = 0;
@@ -223,7 +207,7 @@ async function main(): Promise<void> {
     schema = { drop: async () => void (await c.query(`drop schema if exists ${name} cascade`), await c.end()) };
   }
   try {
-    const fakeUrl = await startFake();
+    const fakeUrl = await startFake(children);
     const url = await startGateway({ TAVILY_BASE_URL: fakeUrl, ...dbEnv });
     const base = Array.from({ length: 20 }, (_, i) => keyText('base', i));
     const add = await fetch(`${url}/api/v1/admin/tavily-keys`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ keys: base }) });

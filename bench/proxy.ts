@@ -19,7 +19,7 @@
  * Reports requests/s for direct, 1 instance and 2 instances, measured in the same run with
  * the same generator, in alternating rounds.
  */
-import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +27,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { startFake, waitFor } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -149,15 +150,6 @@ const server = http.createServer((req, res) => {
 server.listen(0, '127.0.0.1', () => console.log('Server listening at http://127.0.0.1:' + server.address().port));
 `;
 
-async function waitFor(out: () => string, re: RegExp, what: string): Promise<string> {
-  for (let i = 0; i < 600; i++) {
-    const m = re.exec(out());
-    if (m) return m[1]!;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not start:\n${out()}`);
-}
-
 /** CPU seconds a process has used (user + system), from /proc. */
 function cpuSeconds(pid: number): number {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -199,19 +191,6 @@ const children: ChildProcess[] = [];
 const ADMIN = 'bench-proxy-admin-token';
 const adminHeaders = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
 const KEYS = Array.from({ length: 20 }, (_, i) => `tvly-dev-benchproxy${String(i).padStart(4, '0')}`);
-
-/** The fake upstream, alone in its process. */
-async function startFake(): Promise<string> {
-  const fake = fork(path.resolve('test/support/fake-tavily.ts'), [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, LATENCY_MS: '0', PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
-  children.push(fake);
-  let out = '';
-  fake.stdout!.on('data', (d) => (out += d));
-  return waitFor(() => out, /"url":"([^"]+)"/, 'fake Tavily');
-}
 
 /** A gateway: the compiled server in a process of its own. */
 async function startGateway(env: Record<string, string>): Promise<{ url: string; pid: number; output: () => string }> {
@@ -301,7 +280,7 @@ async function benchSchema(dbUrl: string): Promise<{ env: Record<string, string>
 
 /** One gateway (SQLite, or PostgreSQL with --database) against direct calls and a minimal Node proxy. */
 async function singleMode(): Promise<void> {
-  const fakeUrl = await startFake();
+  const fakeUrl = await startFake(children);
   const db = args.database ? await benchSchema(args.database) : null;
   try {
     await singleRun(fakeUrl, db?.env ?? {});
@@ -394,7 +373,7 @@ async function clusterMode(): Promise<void> {
   }
   const db = await benchSchema(dbUrl);
   try {
-    const fakeUrl = await startFake();
+    const fakeUrl = await startFake(children);
     const env = { ...db.env, TAVILY_BASE_URL: fakeUrl, ENCRYPTION_KEY: randomBytes(32).toString('hex'), REFRESH_ON_START: 'false' };
     const gateways = [];
     for (let i = 0; i < INSTANCES; i++) gateways.push(await startGateway(env));

@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { adminApi } from './admin/index.js';
 import { ErrorBody, KeyObject, RefreshResponse } from './admin/schemas.js';
 import type { AppContext } from './context.js';
@@ -142,7 +142,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     schemaErrorFormatter: formatSchemaErrors,
     clientErrorHandler: clientError(ctx.config, ctx.log as FastifyBaseLogger),
     // One access-log line per request, with credentials redacted from the URL (plugins/access-log.ts).
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const bodyAjv = makeAjv(false);

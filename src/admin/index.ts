@@ -31,6 +31,11 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof ApiError && err.close) reply.header('connection', 'close');
+    // Fastify closes the connection after any body-parser error. For an import past the key
+    // cap the rest of the body is bounded by IMPORT_BODY_LIMIT_BYTES and REQUEST_TIMEOUT_MS and
+    // is read and thrown away instead: closing while the client still sends makes its kernel
+    // reset the connection, and the client may lose the answer.
+    if (err instanceof ApiError && err.code === 'too_many_keys') reply.removeHeader('connection');
     const p = describeError(err);
     if (p.statusCode >= 500) req.log.error({ err }, 'admin request failed');
     return reply.code(p.statusCode).send({ error: { code: p.code, message: p.message } });
