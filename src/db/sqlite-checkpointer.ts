@@ -26,7 +26,8 @@ parentPort.on('message', (m) => {
     clearInterval(timer);
     run('PASSIVE');
     db.close();
-    parentPort.postMessage({ stopped: true });
+    // Nothing keeps the thread alive once its port is closed: it exits.
+    parentPort.close();
   }
 });
 parentPort.postMessage({ ready: true });
