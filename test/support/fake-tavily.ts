@@ -10,6 +10,9 @@
  * per key as Tavily does (recorded in `stats.creditsByKey`) and return `usage` only when
  * `include_usage` is true. A query over 400 characters → 400; a crawl/map URL containing
  * `unsupported` → 403; research belongs to the key that created it.
+ * A key can also misbehave as a broken proxy or a dying server does (`setKey`,
+ * `setRequestBehaviour`): `reset`, `truncate`, `short`, `trickle`, `huge`, `html`, `credits`
+ * (see KeyBehaviour).
  * Run it alone: `tsx test/support/fake-tavily.ts` (PORT, LATENCY_MS from the environment).
  */
 import { createHash, randomUUID } from 'node:crypto';
