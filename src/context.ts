@@ -8,10 +8,12 @@ import { checkEncryptionKey } from './db/encryption-check.js';
 import { KeyRepository } from './db/repositories/keys.js';
 import { LogRepository } from './db/repositories/logs.js';
 import { TokenRepository } from './db/repositories/tokens.js';
+import { GatewayCore } from './gateway/proxy.js';
 import { ResearchRegistry } from './gateway/research.js';
 import { TokenRegistry } from './gateway/tokens.js';
 import { WriteBehind } from './logs/write-behind.js';
 import { PlainKeyCache } from './pool/key-cache.js';
+import { KeyStates } from './pool/key-states.js';
 import { KeyPool, type PoolEntry } from './pool/pool.js';
 import { QuotaRefresher } from './quota/refresh.js';
 import type { Secrets } from './secrets.js';
@@ -32,9 +34,13 @@ export interface AppContext {
   tavily: TavilyClient;
   refresher: QuotaRefresher;
   pool: KeyPool;
+  /** The one place a key's state changes (health, rests, spend). */
+  keyStates: KeyStates;
   tokens: TokenRegistry;
   writeBehind: WriteBehind;
   research: ResearchRegistry;
+  /** The gateway, free of HTTP: the REST routes and the MCP endpoint are doors onto it. */
+  gateway: GatewayCore;
   adminToken: string;
   /** PostgreSQL: how instances tell each other what changed (null on SQLite: one process). */
   bus: Bus | null;
@@ -97,6 +103,8 @@ export async function createContext(
     },
   });
   const research = new ResearchRegistry(database.db, writeBehind);
+  const keyStates = new KeyStates(pool, writeBehind, log.child({ component: 'gateway' }));
+  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, writeBehind, research, tavily, logs, adminToken: secrets.adminToken });
 
   const reloadPool = async (ids?: readonly number[]) => {
     // Pending deductions first, so that the figures read back include them.
@@ -182,7 +190,7 @@ export async function createContext(
     await reloadTokens();
     await announce([['T']]);
   };
-  const sync = new ClusterSync({ pool, tokens, research, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
+  const sync = new ClusterSync({ keyStates, tokens, research, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
 
   const pruneLogs = async () => {
     const now = Date.now();
@@ -218,9 +226,11 @@ export async function createContext(
     tavily,
     refresher,
     pool,
+    keyStates,
     tokens,
     writeBehind,
     research,
+    gateway,
     adminToken: secrets.adminToken,
     bus,
     sync,

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoint-names.js';
 import { ApiError } from './errors.js';
 import { Nullable, RowId, withErrors } from './schemas.js';
 
@@ -38,7 +39,7 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
             to: Type.Optional(Type.String({ format: 'date-time' })),
             token_id: Type.Optional(RowId()),
             key_id: Type.Optional(RowId()),
-            endpoint: Type.Optional(Type.String({ enum: ['search', 'extract', 'crawl', 'map', 'research', 'research.get'] })),
+            endpoint: Type.Optional(Type.Unsafe<EndpointName>({ type: 'string', enum: [...ENDPOINT_NAMES] })),
             status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
             limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
             // Log ids are exact in JavaScript up to 2^53: 15 digits are always below it.

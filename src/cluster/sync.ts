@@ -3,7 +3,7 @@ import type { RefreshWrite } from '../db/repositories/keys.js';
 import type { ResearchRegistry } from '../gateway/research.js';
 import type { TokenRegistry } from '../gateway/tokens.js';
 import type { FlushedChanges } from '../logs/write-behind.js';
-import type { KeyPool } from '../pool/pool.js';
+import type { KeyStates } from '../pool/key-states.js';
 import type { SyncItem } from './bus.js';
 
 /** More keys than this in one admin change are announced as "many keys": one full re-read. */
@@ -37,7 +37,8 @@ export function keyChangeItems(ids?: readonly number[]): SyncItem[] {
 }
 
 export interface ClusterSyncDeps {
-  pool: KeyPool;
+  /** Changes other instances stored are applied through it. */
+  keyStates: KeyStates;
   tokens: TokenRegistry;
   research: ResearchRegistry;
   /** Reads keys from the database into the pool: these, or all of them. */
@@ -72,30 +73,25 @@ export class ClusterSync {
   }
 
   apply(items: readonly SyncItem[]): void {
-    const { pool, tokens } = this.deps;
+    const { tokens } = this.deps;
+    const stored = this.deps.keyStates.stored;
     for (const item of items) {
       this.stats.items++;
       switch (item[0]) {
-        case 'k': {
-          const k = pool.get(item[1]);
-          if (k) pool.deduct(k, item[2]);
+        case 'k':
+          stored.spent(item[1], item[2]);
           break;
-        }
         case 't':
           tokens.addSpend(item[1], item[2], item[3]);
           break;
-        case 'h': {
-          const k = pool.get(item[1]);
-          if (k) pool.setHealth(k, item[2]);
+        case 'h':
+          stored.health(item[1], item[2]);
           break;
-        }
-        case 'c': {
-          const k = pool.get(item[1]);
-          if (k) pool.coolUntil(k, item[2]);
+        case 'c':
+          stored.rest(item[1], item[2]);
           break;
-        }
         case 'r':
-          pool.refreshed(item[1], item[2], item.length === 4 ? item[3] : undefined);
+          stored.refreshed(item[1], item[2], item.length === 4 ? item[3] : undefined);
           break;
         case 'R':
           this.deps.research.markCharged(item[1]);

@@ -177,29 +177,35 @@ export class WriteBehind {
     };
   }
 
-  /** Records a finished request and what it spent. */
+  /** Records a finished request, and what it spent when `spend` is given. */
   record(entry: LogEntry, spend?: { keyId: number | null; tokenId: number | null; month: string; credits: number }): void {
     const p = this.#pending;
     p.logs.push(cleanEntry(entry));
     if (spend) {
-      if (spend.keyId !== null) {
-        const k = p.keys.get(spend.keyId);
-        if (k) {
-          k.credits += spend.credits;
-          k.lastUsed = entry.ts;
-        } else p.keys.set(spend.keyId, { credits: spend.credits, lastUsed: entry.ts });
-      }
-      if (spend.tokenId !== null) {
-        const id = `${spend.tokenId}:${spend.month}`;
-        const t = p.tokens.get(id);
-        if (t) {
-          t.credits += spend.credits;
-          t.lastUsed = entry.ts;
-        } else p.tokens.set(id, { id: spend.tokenId, month: spend.month, credits: spend.credits, lastUsed: entry.ts });
-      }
+      if (spend.keyId !== null) this.keySpend(spend.keyId, spend.credits, entry.ts);
+      if (spend.tokenId !== null) this.tokenSpend(spend.tokenId, spend.month, spend.credits, entry.ts);
     }
     if (p.logs.length > this.#o.maxPendingRows) this.#dropOldest(p);
     if (p.logs.length >= this.#o.maxBatch && this.#failingSince === null) void this.flush();
+  }
+
+  /** Credits a key spent (and its last use), added to the stored figure at the next flush. */
+  keySpend(keyId: number, credits: number, at: string): void {
+    const k = this.#pending.keys.get(keyId);
+    if (k) {
+      k.credits += credits;
+      k.lastUsed = at;
+    } else this.#pending.keys.set(keyId, { credits, lastUsed: at });
+  }
+
+  /** Credits a client token spent in a month (and its last use), added at the next flush. */
+  tokenSpend(tokenId: number, month: string, credits: number, at: string): void {
+    const id = `${tokenId}:${month}`;
+    const t = this.#pending.tokens.get(id);
+    if (t) {
+      t.credits += credits;
+      t.lastUsed = at;
+    } else this.#pending.tokens.set(id, { id: tokenId, month, credits, lastUsed: at });
   }
 
   /**

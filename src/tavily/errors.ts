@@ -1,3 +1,5 @@
+import { verdictOf } from './classify.js';
+
 /** How an upstream call failed; the refresh and (later) the gateway act on the kind. */
 export type UpstreamErrorKind =
   | 'unauthorized' // 401: the key is invalid
@@ -28,13 +30,20 @@ export function scrubKeys(text: string): string {
   return text.replace(/tvly-[A-Za-z0-9_-]+/g, 'tvly-…');
 }
 
+/** The error kind of a failed answer, from the verdict its status carries (classify.ts). */
 export function kindForStatus(status: number): UpstreamErrorKind {
-  if (status === 401) return 'unauthorized';
-  if (status === 429) return 'rate_limited';
-  if (status === 432) return 'limit_exceeded';
-  if (status === 433) return 'paygo_exceeded';
-  if (status >= 500) return 'server';
-  return 'client';
+  switch (verdictOf(status)) {
+    case 'invalid':
+      return 'unauthorized';
+    case 'rate_limited':
+      return 'rate_limited';
+    case 'exhausted':
+      return status === 433 ? 'paygo_exceeded' : 'limit_exceeded';
+    case 'failure':
+      return 'server';
+    default:
+      return 'client';
+  }
 }
 
 /** Retry-After as seconds: delta-seconds or an HTTP date; null when absent or unreadable. */

@@ -1,9 +1,11 @@
 import { useCallback, useEffect, useState } from 'react';
+import { ENDPOINT_NAMES } from '../../../src/gateway/endpoint-names';
 import { type LogRow, api } from '../api';
 import { DataTable, ErrorAlert } from '../components';
 
 
-const ENDPOINTS = ['search', 'extract', 'crawl', 'map', 'research', 'research.get'];
+// The server's own list (a value import of a module with no dependencies).
+const ENDPOINTS = ENDPOINT_NAMES;
 
 /** `datetime-local` value (local time) → ISO instant; '' → undefined. */
 const toIso = (local: string) => (local ? new Date(local).toISOString() : undefined);

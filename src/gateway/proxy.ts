@@ -1,0 +1,350 @@
+import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { secretsEqual } from '../crypto.js';
+import type { LogRepository } from '../db/repositories/logs.js';
+import type { WriteBehind } from '../logs/write-behind.js';
+import type { KeyStates } from '../pool/key-states.js';
+import type { KeyPool, PoolKey } from '../pool/pool.js';
+import { type CancelSignal, type TavilyClient, type UpstreamAnswer, upstreamMessage } from '../tavily/client.js';
+import { verdictOf } from '../tavily/classify.js';
+import { UpstreamError, parseRetryAfter } from '../tavily/errors.js';
+import { count } from '../text.js';
+import { chargeableCredits } from './credits.js';
+import { ENDPOINTS, type EndpointName, usageCounters } from './endpoints.js';
+import type { ResearchRegistry } from './research.js';
+import type { TokenRegistry, TokenState } from './tokens.js';
+
+type Json = Record<string, unknown>;
+
+/** From this share of its monthly budget on, a token's spend is flushed at once. */
+const NEAR_BUDGET = 0.9;
+
+/**
+ * The gateway refusing or failing a request, with the status a door answers it with (a REST
+ * route in Tavily's error envelope, the MCP endpoint as a tool error).
+ */
+export class GatewayError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly retryAfterS?: number,
+    /** Keys tried before giving up. */
+    readonly attempts = 0,
+    /** Close the connection after answering (a client without a valid token). */
+    readonly close = false,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Cancels the upstream call when the client goes away before its answer is complete. An
+ * EventEmitter with an `aborted` flag, which undici accepts as a signal: an AbortController
+ * per request cost ~3% of the gateway's CPU at saturation.
+ */
+export class Cancellation extends EventEmitter {
+  aborted = false;
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
+
+/** One request through the gateway, from whichever door it came. */
+export interface Call {
+  token: TokenState;
+  endpoint: EndpointName;
+  /**
+   * The request's JSON body without the client's token (POST); for a research poll, only
+   * `include_usage`. `include_usage: true` keeps Tavily's usage figure in the answer.
+   */
+  body: Json;
+  /** The research task polled (`research.get`). */
+  requestId?: string;
+  /** Headers the client sent that Tavily may use (X-Client-Source, …). */
+  headers: Record<string, string>;
+  signal: CancelSignal;
+}
+
+/** What the gateway answers: Tavily's answer (JSON or passed on as it came), or its event stream. */
+export type Outcome =
+  | {
+      kind: 'answer';
+      status: number;
+      contentType: string;
+      /** The body to send (usage removed unless asked for). */
+      text: string;
+      /** A 2xx answer's JSON object; null for the request's own 4xx. */
+      data: Json | null;
+    }
+  | { kind: 'stream'; contentType: string; stream: Readable }
+  /** The client went away: nothing to answer. */
+  | { kind: 'cancelled' };
+
+/** One finished request, as it is accounted and logged. */
+interface RequestRecord {
+  token: TokenState;
+  key: PoolKey | null;
+  endpoint: EndpointName;
+  status: number;
+  attempts: number;
+  latencyMs: number | null;
+  credits: number;
+  requestId: string | null;
+  error: string | null;
+}
+
+interface Attempted {
+  res: UpstreamAnswer;
+  /** A 2xx answer's JSON object (null for the request's own 4xx, and for a passed-through stream). */
+  data: Json | null;
+  key: PoolKey;
+  attempts: number;
+  latencyMs: number;
+}
+
+export interface GatewayDeps {
+  config: Pick<Config, 'maxAttempts'>;
+  log: Logger;
+  pool: KeyPool;
+  keyStates: KeyStates;
+  tokens: TokenRegistry;
+  writeBehind: WriteBehind;
+  research: ResearchRegistry;
+  tavily: TavilyClient;
+  logs: LogRepository;
+  adminToken: string;
+}
+
+function jsonObject(text: string): Json | null {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The gateway, free of HTTP: admits a client token's request (RPM, budget), chooses keys,
+ * forwards, fails over, counts the credits against the key and the token, records research
+ * owners and queues the log row. The REST routes and the MCP endpoint are doors onto it.
+ */
+export class GatewayCore {
+  constructor(private readonly d: GatewayDeps) {}
+
+  /** Why a presented credential is not a client token, in words a user can act on. */
+  refusal(presented: string | null): string {
+    if (presented === null) return 'tavily-pool: no client token: send Authorization: Bearer <client token> (create one in the dashboard, or with POST /api/v1/admin/tokens).';
+    if (secretsEqual(presented, this.d.adminToken)) return 'tavily-pool: that is the admin token, which only opens /api/v1/admin: use a client token here.';
+    if (presented.startsWith('tvly-')) return 'tavily-pool: that is a Tavily API key: the gateway holds the Tavily keys itself, so send a client token instead.';
+    const revoked = this.d.tokens.revokedAt(presented);
+    if (revoked) return `tavily-pool: this client token was revoked on ${revoked.slice(0, 10)}.`;
+    return 'tavily-pool: unknown client token: check it, or create one in the dashboard.';
+  }
+
+  /** The client token presented, or a 401 saying what is wrong with it. */
+  authenticate(presented: string | null): TokenState {
+    const token = presented ? this.d.tokens.authenticate(presented) : null;
+    if (!token) throw new GatewayError(401, this.refusal(presented), undefined, 0, true);
+    return token;
+  }
+
+  /**
+   * Lets the token's request in under its RPM limit and budget, or refuses it (429, 432).
+   * Refusals are counted, and logged as one row per token, endpoint and status per window: a
+   * client hammering past its limit must not write a row per refusal.
+   */
+  admit(token: TokenState, endpoint: EndpointName): void {
+    const a = this.d.tokens.admit(token);
+    if (a.ok) return;
+    this.d.writeBehind.refusal({ tokenId: token.id, endpoint, status: a.status, error: a.message });
+    throw new GatewayError(a.status, a.message, a.retryAfterS);
+  }
+
+  /** Serves one request: admitted, sent with one key after another, accounted and logged. */
+  async call(c: Call): Promise<Outcome> {
+    this.admit(c.token, c.endpoint);
+    if (c.endpoint === 'research.get') return this.#poll(c);
+    const spec = ENDPOINTS[c.endpoint];
+    const upstreamBody = JSON.stringify({ ...c.body, include_usage: true });
+    const stream = c.endpoint === 'research' && c.body.stream === true;
+    const headers = { 'content-type': 'application/json', accept: 'application/json', ...c.headers };
+    let r: Attempted;
+    try {
+      r = await this.#tryKeys(c.endpoint, (key) =>
+        this.d.tavily.forward({ method: 'POST', path: spec.route, key: key.plain, headers, body: upstreamBody, timeoutMs: stream ? null : spec.timeoutMs, stream, signal: c.signal }),
+      );
+    } catch (err) {
+      if (c.signal.aborted) return { kind: 'cancelled' };
+      if (err instanceof GatewayError) this.#account({ token: c.token, key: null, endpoint: c.endpoint, status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId: null, error: err.message });
+      throw err;
+    }
+    const events = r.res.stream;
+    if (events) {
+      // The event stream passes through chunk by chunk; it is billed the published minimum.
+      const credits = spec.estimate(c.body, {});
+      const t0 = performance.now();
+      events.once('close', () =>
+        this.#account({ token: c.token, key: r.key, endpoint: c.endpoint, status: 200, attempts: r.attempts, latencyMs: r.latencyMs + (performance.now() - t0), credits, requestId: null, error: c.signal.aborted ? 'client disconnected' : null }),
+      );
+      return { kind: 'stream', contentType: String(r.res.headers['content-type'] ?? 'text/event-stream'), stream: events };
+    }
+    if (spec.billing === 'full') return this.#finish(c, r, 'full');
+    // Research is billed when it completes (on the poll), not when it is created; its owner
+    // is recorded before the client can poll.
+    return this.#finish(c, r, 'reported', (requestId) => {
+      if (requestId) this.d.research.remember(requestId, r.key.id, c.token.id);
+    });
+  }
+
+  /** A research poll, through the key that created the task, for the token that created it. */
+  async #poll(c: Call): Promise<Outcome> {
+    const { research, pool, tavily } = this.d;
+    const id = c.requestId!;
+    const task = await research.lookup(id);
+    // A task is visible only to the token that created it: to any other it does not exist.
+    const key = task && task.tokenId === c.token.id ? pool.get(task.keyId) : undefined;
+    if (!task || !key) throw new GatewayError(404, 'Research task not found.');
+    const t0 = performance.now();
+    let res: UpstreamAnswer;
+    try {
+      res = await tavily.forward({ method: 'GET', path: `/research/${encodeURIComponent(id)}?include_usage=true`, key: key.plain, headers: { accept: 'application/json', ...c.headers }, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal });
+    } catch (err) {
+      if (c.signal.aborted) return { kind: 'cancelled' };
+      if (!(err instanceof UpstreamError)) throw err;
+      this.#account({ token: c.token, key, endpoint: 'research.get', status: 503, attempts: 1, latencyMs: null, credits: 0, requestId: id, error: err.message });
+      throw new GatewayError(503, `tavily-pool could not reach Tavily for this research task: ${err.message}.`);
+    }
+    const data = res.status < 400 ? jsonObject(res.text) : null;
+    const latencyMs = performance.now() - t0;
+    if (res.status < 400 && !data) {
+      // Only the key that created the task can poll it: there is no other key to try.
+      const message = 'Tavily’s answer to the research poll is not JSON';
+      this.#account({ token: c.token, key, endpoint: 'research.get', status: 502, attempts: 1, latencyMs, credits: 0, requestId: id, error: message });
+      throw new GatewayError(502, `tavily-pool: ${message}; poll again later.`);
+    }
+    // Research is billed once, on the first poll that finds it done; later polls count nothing.
+    const first = res.status === 200 && research.charge(id, task);
+    return this.#finish(c, { res, data, key, attempts: 1, latencyMs }, first ? 'full' : 'none');
+  }
+
+  /**
+   * Sends the request with one key after another until one answers: 401 marks the key
+   * invalid, 432/433 exhausted, 429 rests it for Retry-After; 5xx, a network error, a
+   * timeout, an answer that breaks off or is too large, and a 2xx that is not a JSON object
+   * just move on. Anything else (400, 403, 404, …) is the request's own answer and goes back.
+   */
+  async #tryKeys(endpoint: EndpointName, send: (key: PoolKey) => Promise<UpstreamAnswer>): Promise<Attempted> {
+    const { pool, keyStates, config, log } = this.d;
+    const tried = new Set<number>();
+    const failures: string[] = [];
+    for (let attempt = 1; attempt <= config.maxAttempts; attempt++) {
+      const key = pool.pick(tried);
+      if (!key) break;
+      tried.add(key.id);
+      const t0 = performance.now();
+      let res: UpstreamAnswer;
+      try {
+        res = await send(key);
+      } catch (err) {
+        if (!(err instanceof UpstreamError)) throw err;
+        failures.push(`${key.masked}: ${err.message}`);
+        log.warn({ key_id: key.id, endpoint, kind: err.kind }, `upstream failure, trying another key: ${err.message}`);
+        continue;
+      }
+      if (res.stream) return { res, data: null, key, attempts: attempt, latencyMs: performance.now() - t0 };
+      const verdict = verdictOf(res.status);
+      if (verdict === 'served') {
+        const data = jsonObject(res.text);
+        if (data) return { res, data, key, attempts: attempt, latencyMs: performance.now() - t0 };
+        // A proxy's HTML page, a truncated document: not Tavily's answer. The key is not at fault.
+        failures.push(`${key.masked}: ${res.status} answer is not JSON`);
+        log.warn({ key_id: key.id, endpoint, status: res.status, content_type: res.headers['content-type'] }, 'upstream answered with something that is not JSON; trying another key');
+        continue;
+      }
+      if (verdict === 'request') return { res, data: null, key, attempts: attempt, latencyMs: performance.now() - t0 };
+      const message = upstreamMessage(res.text);
+      failures.push(`${key.masked}: ${res.status} ${message}`);
+      if (verdict === 'invalid') keyStates.invalid(key, message, endpoint);
+      else if (verdict === 'exhausted') keyStates.exhausted(key, res.status, message, endpoint);
+      else if (verdict === 'rate_limited') keyStates.rateLimited(key, parseRetryAfter(res.headers['retry-after']) ?? 60, endpoint);
+    }
+    const c = pool.counts();
+    const why =
+      failures.length > 0
+        ? `every key tried failed (${failures.join('; ')})`
+        : `no key is available: ${count(c.total, 'key')}, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} cooling down after a rate limit`;
+    throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, undefined, tried.size);
+  }
+
+  /**
+   * Tavily's JSON answer, with usage hidden unless the client asked for it, accounted. Billing:
+   * `full` counts Tavily's `usage` figure or else the published cost; `reported` only a
+   * figure Tavily reports; `none` nothing (a research poll after the one that billed it).
+   * `beforeAnswer` sees a successful answer's request_id before the client does.
+   */
+  #finish(c: Call, r: Attempted, billing: 'full' | 'reported' | 'none', beforeAnswer?: (requestId: string | null) => void): Outcome {
+    const { status, text } = r.res;
+    const data = r.data;
+    if (status >= 400 || !data) {
+      this.#account({ token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text) });
+      return { kind: 'answer', status, contentType: String(r.res.headers['content-type'] ?? 'application/json'), text, data: null };
+    }
+    const charge = chargeableCredits(c.endpoint, c.body, data, billing);
+    if (charge.rejected !== undefined) {
+      this.d.log.warn(
+        { key_id: r.key.id, endpoint: c.endpoint, reported: String(charge.rejected).slice(0, 40), counted: charge.credits },
+        'Tavily reported a credit figure outside the published range; counting the published cost instead',
+      );
+    }
+    let out = text;
+    if (c.body.include_usage !== true && 'usage' in data) {
+      delete data.usage;
+      out = JSON.stringify(data);
+    }
+    const requestId = typeof data.request_id === 'string' ? data.request_id : null;
+    this.#account({ token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null });
+    beforeAnswer?.(requestId);
+    return { kind: 'answer', status, contentType: 'application/json', text: out, data };
+  }
+
+  /** Charges a finished request's credits to its key and token (in memory, then write-behind) and queues its log row. */
+  #account(r: RequestRecord): void {
+    const { tokens, writeBehind, keyStates } = this.d;
+    const ts = new Date().toISOString();
+    if (r.key) keyStates.spend(r.key, r.credits, ts);
+    if (r.credits > 0) {
+      tokens.charge(r.token, r.credits);
+      // Near its budget, a token's spend is sent to the other instances at once, not at the
+      // next tick: together they overshoot by little more than what is in flight.
+      if (r.token.budget !== null && r.token.spent >= r.token.budget * NEAR_BUDGET) writeBehind.soon();
+    }
+    writeBehind.tokenSpend(r.token.id, r.token.month, r.credits, ts);
+    writeBehind.record({
+      ts,
+      token_id: r.token.id,
+      key_id: r.key?.id ?? null,
+      endpoint: r.endpoint,
+      status: r.status,
+      attempts: r.attempts,
+      latency_ms: r.latencyMs === null ? null : Math.round(r.latencyMs * 10) / 10,
+      credits: r.credits,
+      request_id: r.requestId,
+      error: r.error,
+    });
+  }
+
+  /** The token's own usage, in the shape of Tavily's `/usage`. */
+  async usage(token: TokenState): Promise<Json> {
+    this.d.tokens.rollMonth(token);
+    const counts = usageCounters(await this.d.logs.tokenSpendByEndpoint(token.id, token.month));
+    return {
+      key: { usage: token.spent, limit: token.budget, ...counts },
+      account: { current_plan: 'tavily-pool', plan_usage: token.spent, plan_limit: token.budget, paygo_usage: 0, paygo_limit: null, ...counts },
+    };
+  }
+}

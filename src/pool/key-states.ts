@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import type { KeyHealth } from '../db/schema.js';
+import type { WriteBehind } from '../logs/write-behind.js';
+import type { KeyPool, PoolKey } from './pool.js';
+
+/**
+ * The one place a key's state changes: its health (invalid, exhausted), its rests, and the
+ * credits it spends. Each change the gateway makes updates the in-memory pool and queues its
+ * write in one call, so the pool, the database and the other instances cannot disagree.
+ * Changes already stored by someone else (a refresh's transaction, another instance) are
+ * applied to the pool through `stored`.
+ */
+export class KeyStates {
+  constructor(
+    private readonly pool: KeyPool,
+    private readonly writeBehind: WriteBehind,
+    private readonly log: Logger,
+  ) {}
+
+  /** Tavily answered 401: the key is invalid until a refresh or an admin says otherwise. */
+  invalid(key: PoolKey, message: string, endpoint: string): void {
+    this.pool.setHealth(key, 'invalid');
+    this.writeBehind.keyHealth(key.id, 'invalid', `invalid key (401: ${message})`);
+    this.log.warn({ key_id: key.id, endpoint }, 'key rejected by Tavily (401): marked invalid');
+  }
+
+  /** Tavily answered 432 or 433: the key (or its plan) has no credits left. */
+  exhausted(key: PoolKey, status: number, message: string, endpoint: string): void {
+    this.pool.setHealth(key, 'exhausted');
+    this.writeBehind.keyHealth(key.id, 'exhausted', `credits exhausted (${status}: ${message})`);
+    this.log.warn({ key_id: key.id, endpoint, status }, 'key out of credits: marked exhausted');
+  }
+
+  /** Tavily answered 429: the key rests for Retry-After seconds. */
+  rateLimited(key: PoolKey, seconds: number, endpoint: string): void {
+    this.pool.coolDown(key, seconds);
+    this.writeBehind.keyCooldown(key.id, key.coolUntil);
+    this.log.warn({ key_id: key.id, endpoint, retry_after_s: seconds }, 'key rate limited by Tavily: cooling down');
+  }
+
+  /** Credits the key spent on a request (and its use, at `at`), even 0: the key was used. */
+  spend(key: PoolKey, credits: number, at: string): void {
+    if (credits > 0) this.pool.deduct(key, credits);
+    this.writeBehind.keySpend(key.id, credits, at);
+  }
+
+  /** Changes already in the database: the pool takes them as they are. */
+  readonly stored = {
+    spent: (id: number, credits: number): void => {
+      const k = this.pool.get(id);
+      if (k) this.pool.deduct(k, credits);
+    },
+    health: (id: number, health: KeyHealth): void => {
+      const k = this.pool.get(id);
+      if (k) this.pool.setHealth(k, health);
+    },
+    rest: (id: number, untilMs: number): void => {
+      const k = this.pool.get(id);
+      if (k) this.pool.coolUntil(k, untilMs);
+    },
+    refreshed: (id: number, health: KeyHealth, remaining?: number | null): void => this.pool.refreshed(id, health, remaining),
+  };
+}
