@@ -75,6 +75,8 @@ async function startGateway(env: Record<string, string>): Promise<string> {
       ADMIN_TOKEN: ADMIN,
       LOG_LEVEL: 'warn',
       REFRESH_ON_START: 'false',
+      // The imports are measured alone, without the /usage checks that would follow them.
+      VALIDATE_ON_IMPORT: 'false',
       IMPORT_BODY_LIMIT_BYTES: String(64 * 1024 * 1024),
       ...env,
     },

@@ -43,8 +43,12 @@ export interface Config {
   refreshStaleAfterS: number;
   /** PostgreSQL: every instance reads all keys and tokens again this often (the safety net under LISTEN/NOTIFY). */
   syncIntervalS: number;
-  /** Keys one gateway request may try. */
+  /** Costly upstream failures (5xx, timeouts, connection errors) one gateway request may meet before it answers 503. */
   maxAttempts: number;
+  /** How long one request may go on trying keys whose answers cost nothing (401, 429, 432, 433). */
+  failoverBudgetMs: number;
+  /** Keys added without ?validate=true are checked against /usage in the background. */
+  validateOnImport: boolean;
   logRetentionDays: number;
   /** The whole request (headers and body) must arrive within this; slower clients get 408. */
   requestTimeoutMs: number;
@@ -179,6 +183,8 @@ export function loadConfig(env: Env = process.env): Config {
     importBodyLimit: int(env, 'IMPORT_BODY_LIMIT_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     keyStrategy: keyStrategy as KeyStrategy,
     maxAttempts: int(env, 'MAX_ATTEMPTS', 3, 1, 20),
+    failoverBudgetMs: int(env, 'FAILOVER_BUDGET_MS', 10_000, 100, 600_000),
+    validateOnImport: bool(env, 'VALIDATE_ON_IMPORT', true),
     logRetentionDays: int(env, 'LOG_RETENTION_DAYS', 30, 1, 3650),
     refreshCron,
     refreshOnStart: bool(env, 'REFRESH_ON_START', true),

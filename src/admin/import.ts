@@ -149,4 +149,5 @@ const EMPTY_ROW: Omit<KeyRow, 'id' | 'key_ciphertext' | 'key_hash' | 'key_masked
   last_error: null,
   last_used_at: null,
   cooldown_until: null,
+  cooldown_reason: null,
 };

@@ -30,6 +30,12 @@ import {
   withErrors,
 } from './schemas.js';
 
+/** The key's rest, while it lasts: until when, and why. */
+function resting(row: KeyRow): Pick<KeyObject, 'cooldown_until' | 'cooldown_reason'> {
+  const now = row.cooldown_until !== null && Date.parse(row.cooldown_until) > Date.now();
+  return { cooldown_until: now ? row.cooldown_until : null, cooldown_reason: now ? row.cooldown_reason : null };
+}
+
 export function keyView(row: KeyRow): KeyObject {
   return {
     id: row.id,
@@ -47,7 +53,7 @@ export function keyView(row: KeyRow): KeyObject {
     last_refreshed_at: row.last_refreshed_at,
     last_error: row.last_error,
     last_used_at: row.last_used_at,
-    cooldown_until: row.cooldown_until !== null && Date.parse(row.cooldown_until) > Date.now() ? row.cooldown_until : null,
+    ...resting(row),
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -137,7 +143,18 @@ const importRoute: FastifyPluginAsyncTypebox = async (app) => {
       }
       const result = await importKeys(ctx, { inputs, label, validate: req.query.validate });
       if (result.added > 0) await ctx.keysChanged(result.addedIds);
-      const { addedIds: _ids, ...answer } = result;
+      const { addedIds, ...answer } = result;
+      if (addedIds.length > 0 && !req.query.validate && ctx.config.validateOnImport) {
+        // The new keys are checked against /usage once the answer is out (the refresh's
+        // concurrency bound and single-flight rules apply), so that the pool learns which are
+        // dead before traffic finds them.
+        reply.raw.once('finish', () => {
+          ctx.refresher.refresh({ ids: addedIds }).then(
+            (r) => req.log.info({ keys: r.total, failed: r.failed_count }, 'new keys checked against /usage'),
+            (err: unknown) => req.log.error({ err }, 'checking new keys against /usage failed; the scheduled refresh will'),
+          );
+        });
+      }
       return reply.code(201).send({ ...answer, items: result.items.map(keyView) });
     },
   );

@@ -114,6 +114,15 @@ function migrations(dialect: DialectKind): Record<string, Migration> {
         await db.schema.dropTable('settings').execute();
       },
     },
+    '0006_cooldown_reason': {
+      async up(db: Kysely<any>) {
+        // A key rests after a 429 or after failures in a row: the key object says which.
+        await db.schema.alterTable('tavily_keys').addColumn('cooldown_reason', 'text').execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('tavily_keys').dropColumn('cooldown_reason').execute();
+      },
+    },
     '0005_log_requests': {
       async up(db: Kysely<any>) {
         // Refusals (a client over its budget or RPM) are logged as one row per token, endpoint

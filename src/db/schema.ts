@@ -29,8 +29,10 @@ export interface TavilyKeyTable {
   /** What the key can still spend; null until known (or when no limit applies). */
   remaining_quota: number | null;
   last_refreshed_at: string | null;
-  /** ISO time until which the key rests after a 429 from Tavily; null when it is not resting. */
+  /** ISO time until which the key rests (after a 429 from Tavily, or failures in a row); null when it never rested. */
   cooldown_until: string | null;
+  /** Why it rests (or last rested). */
+  cooldown_reason: string | null;
   last_error: string | null;
   last_used_at: string | null;
   created_at: string;

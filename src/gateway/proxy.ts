@@ -107,7 +107,7 @@ interface Attempted {
 }
 
 export interface GatewayDeps {
-  config: Pick<Config, 'maxAttempts'>;
+  config: Pick<Config, 'maxAttempts' | 'failoverBudgetMs'>;
   log: Logger;
   pool: KeyPool;
   keyStates: KeyStates;
@@ -209,43 +209,62 @@ export class GatewayCore {
     // A task is visible only to the token that created it: to any other it does not exist.
     const key = task && task.tokenId === c.token.id ? pool.get(task.keyId) : undefined;
     if (!task || !key) throw new GatewayError(404, 'Research task not found.');
-    const t0 = performance.now();
-    let res: UpstreamAnswer;
-    try {
-      res = await tavily.forward({ method: 'GET', path: `/research/${encodeURIComponent(id)}?include_usage=true`, key: key.plain, headers: { accept: 'application/json', ...c.headers }, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal });
-    } catch (err) {
-      if (c.signal.aborted) return { kind: 'cancelled' };
-      if (!(err instanceof UpstreamError)) throw err;
-      this.#account({ token: c.token, key, endpoint: 'research.get', status: 503, attempts: 1, latencyMs: null, credits: 0, requestId: id, error: err.message });
-      throw new GatewayError(503, `tavily-pool could not reach Tavily for this research task: ${err.message}.`);
+    // Only the key that created the task can poll it, so a failure is retried on that key (a
+    // poll is an idempotent read), up to MAX_ATTEMPTS times.
+    const headers = { accept: 'application/json', ...c.headers };
+    const path = `/research/${encodeURIComponent(id)}?include_usage=true`;
+    let failure = '';
+    for (let attempt = 1; attempt <= this.d.config.maxAttempts; attempt++) {
+      const t0 = performance.now();
+      let res: UpstreamAnswer;
+      try {
+        res = await tavily.forward({ method: 'GET', path, key: key.plain, headers, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal });
+      } catch (err) {
+        if (c.signal.aborted) return { kind: 'cancelled' };
+        if (!(err instanceof UpstreamError)) throw err;
+        failure = err.message;
+        this.d.keyStates.failed(key, err.message, 'research.get');
+        continue;
+      }
+      const verdict = verdictOf(res.status);
+      const data = verdict === 'served' ? jsonObject(res.text) : null;
+      if (verdict === 'failure' || (verdict === 'served' && !data)) {
+        failure = verdict === 'failure' ? `${res.status} ${upstreamMessage(res.text)}` : `${res.status} answer is not JSON`;
+        this.d.keyStates.failed(key, failure, 'research.get');
+        continue;
+      }
+      this.d.keyStates.answered(key);
+      // Research is billed once, on the first poll that finds it done; later polls count nothing.
+      const first = res.status === 200 && research.charge(id, task);
+      return this.#finish(c, { res, data, key, attempts: attempt, latencyMs: performance.now() - t0 }, first ? 'full' : 'none');
     }
-    const data = res.status < 400 ? jsonObject(res.text) : null;
-    const latencyMs = performance.now() - t0;
-    if (res.status < 400 && !data) {
-      // Only the key that created the task can poll it: there is no other key to try.
-      const message = 'Tavily’s answer to the research poll is not JSON';
-      this.#account({ token: c.token, key, endpoint: 'research.get', status: 502, attempts: 1, latencyMs, credits: 0, requestId: id, error: message });
-      throw new GatewayError(502, `tavily-pool: ${message}; poll again later.`);
-    }
-    // Research is billed once, on the first poll that finds it done; later polls count nothing.
-    const first = res.status === 200 && research.charge(id, task);
-    return this.#finish(c, { res, data, key, attempts: 1, latencyMs }, first ? 'full' : 'none');
+    const attempts = this.d.config.maxAttempts;
+    this.#account({ token: c.token, key, endpoint: 'research.get', status: 503, attempts, latencyMs: null, credits: 0, requestId: id, error: failure });
+    throw new GatewayError(503, `tavily-pool could not get this research task from Tavily (${count(attempts, 'try', 'tries')} with the key that created it): ${failure}; poll again later.`);
   }
 
   /**
-   * Sends the request with one key after another until one answers: 401 marks the key
-   * invalid, 432/433 exhausted, 429 rests it for Retry-After; 5xx, a network error, a
-   * timeout, an answer that breaks off or is too large, and a 2xx that is not a JSON object
-   * just move on. Anything else (400, 403, 404, …) is the request's own answer and goes back.
+   * Sends the request with one key after another until one serves it. Answers that say
+   * something about the key and cost nothing move on at once and do not count against
+   * MAX_ATTEMPTS: 401 marks the key invalid, 432/433 exhausted, 429 rests it for Retry-After.
+   * Costly failures (5xx, a network error, a timeout, an answer that breaks off or is too
+   * large, a 2xx that is not a JSON object) rest the key a little longer each time and count:
+   * after MAX_ATTEMPTS of them the request gives up. So does it when no untried key is left,
+   * or when FAILOVER_BUDGET_MS has passed. Anything else (400, 403, 404, …) is the request's
+   * own answer and goes back.
    */
   async #tryKeys(endpoint: EndpointName, send: (key: PoolKey) => Promise<UpstreamAnswer>): Promise<Attempted> {
     const { pool, keyStates, config, log } = this.d;
+    const started = performance.now();
     const tried = new Set<number>();
     const failures: string[] = [];
-    for (let attempt = 1; attempt <= config.maxAttempts; attempt++) {
-      const key = pool.pick(tried);
+    let costly = 0;
+    while (costly < config.maxAttempts && performance.now() - started < config.failoverBudgetMs) {
+      // When every key rests after failures (Tavily itself failing), the first to end its rest is tried.
+      const key = pool.pick(tried) ?? pool.pickResting(tried);
       if (!key) break;
       tried.add(key.id);
+      const attempts = tried.size;
       const t0 = performance.now();
       let res: UpstreamAnswer;
       try {
@@ -253,31 +272,47 @@ export class GatewayCore {
       } catch (err) {
         if (!(err instanceof UpstreamError)) throw err;
         failures.push(`${key.masked}: ${err.message}`);
-        log.warn({ key_id: key.id, endpoint, kind: err.kind }, `upstream failure, trying another key: ${err.message}`);
+        costly++;
+        keyStates.failed(key, err.message, endpoint);
         continue;
       }
-      if (res.stream) return { res, data: null, key, attempts: attempt, latencyMs: performance.now() - t0 };
+      if (res.stream) {
+        keyStates.answered(key);
+        return { res, data: null, key, attempts, latencyMs: performance.now() - t0 };
+      }
       const verdict = verdictOf(res.status);
       if (verdict === 'served') {
         const data = jsonObject(res.text);
-        if (data) return { res, data, key, attempts: attempt, latencyMs: performance.now() - t0 };
-        // A proxy's HTML page, a truncated document: not Tavily's answer. The key is not at fault.
+        if (data) {
+          keyStates.answered(key);
+          return { res, data, key, attempts, latencyMs: performance.now() - t0 };
+        }
+        // A proxy's HTML page, a truncated document: not Tavily's answer.
         failures.push(`${key.masked}: ${res.status} answer is not JSON`);
-        log.warn({ key_id: key.id, endpoint, status: res.status, content_type: res.headers['content-type'] }, 'upstream answered with something that is not JSON; trying another key');
+        costly++;
+        keyStates.failed(key, `${res.status} answer is not JSON (${String(res.headers['content-type'] ?? 'no content type')})`, endpoint);
         continue;
       }
-      if (verdict === 'request') return { res, data: null, key, attempts: attempt, latencyMs: performance.now() - t0 };
+      if (verdict === 'request') {
+        keyStates.answered(key);
+        return { res, data: null, key, attempts, latencyMs: performance.now() - t0 };
+      }
       const message = upstreamMessage(res.text);
       failures.push(`${key.masked}: ${res.status} ${message}`);
       if (verdict === 'invalid') keyStates.invalid(key, message, endpoint);
       else if (verdict === 'exhausted') keyStates.exhausted(key, res.status, message, endpoint);
       else if (verdict === 'rate_limited') keyStates.rateLimited(key, parseRetryAfter(res.headers['retry-after']) ?? 60, endpoint);
+      else {
+        costly++;
+        keyStates.failed(key, `${res.status} ${message}`, endpoint);
+      }
     }
+    if (costly > 0 || tried.size > 0) log.warn({ endpoint, keys_tried: tried.size, failures: costly }, 'no key served the request');
     const c = pool.counts();
     const why =
       failures.length > 0
         ? `every key tried failed (${failures.join('; ')})`
-        : `no key is available: ${count(c.total, 'key')}, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} cooling down after a rate limit`;
+        : `no key is available: ${count(c.total, 'key')}, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} resting (rate limited, or failing)`;
     throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, undefined, tried.size);
   }
 

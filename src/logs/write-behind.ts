@@ -40,8 +40,8 @@ interface Batch {
   /** `tokenId:month` → credits spent. */
   tokens: Map<string, { id: number; month: string; credits: number; lastUsed: string }>;
   health: Map<number, { status: KeyHealth; error: string }>;
-  /** key id → epoch ms until which it rests after a 429. */
-  cool: Map<number, number>;
+  /** key id → epoch ms until which it rests (after a 429, or failures), and why. */
+  cool: Map<number, { until: number; reason: string }>;
   research: ResearchTask[];
   charged: Set<string>;
 }
@@ -243,9 +243,10 @@ export class WriteBehind {
     this.soon();
   }
 
-  keyCooldown(keyId: number, untilMs: number): void {
+  keyCooldown(keyId: number, untilMs: number, reason: string): void {
     const p = this.#pending.cool;
-    p.set(keyId, Math.max(untilMs, p.get(keyId) ?? 0));
+    const cur = p.get(keyId);
+    if (!cur || untilMs >= cur.until) p.set(keyId, { until: untilMs, reason: storableText(reason) });
     this.soon();
   }
 
@@ -472,7 +473,10 @@ export class WriteBehind {
       p.tokens.set(id, cur ? { ...cur, credits: cur.credits + t.credits } : t);
     }
     for (const [id, h] of b.health) if (!p.health.has(id)) p.health.set(id, h);
-    for (const [id, until] of b.cool) p.cool.set(id, Math.max(until, p.cool.get(id) ?? 0));
+    for (const [id, c] of b.cool) {
+      const cur = p.cool.get(id);
+      if (!cur || c.until > cur.until) p.cool.set(id, c);
+    }
     p.research = [...b.research, ...p.research];
     for (const r of b.charged) p.charged.add(r);
   }
@@ -518,10 +522,10 @@ export class WriteBehind {
         where tavily_keys.id = v.id`.execute(trx);
     }
     if (b.cool.size > 0) {
-      const rows = [...b.cool].map(([id, until]) => [id, new Date(until).toISOString()]);
-      const cols = [['id', 'integer'], ['until', 'text']] as const;
+      const rows = [...b.cool].map(([id, c]) => [id, new Date(c.until).toISOString(), c.reason]);
+      const cols = [['id', 'integer'], ['until', 'text'], ['reason', 'text']] as const;
       await sql`
-        update tavily_keys set cooldown_until = v.until
+        update tavily_keys set cooldown_until = v.until, cooldown_reason = v.reason
         from ${jsonRows(dialect, cols, rows)}
         where tavily_keys.id = v.id and (cooldown_until is null or cooldown_until < v.until)`.execute(trx);
     }
@@ -544,7 +548,7 @@ export class WriteBehind {
         keys: [...b.keys].filter(([, k]) => k.credits > 0).map(([id, k]) => [id, k.credits]),
         tokens: [...b.tokens.values()].filter((t) => t.credits > 0).map((t) => [t.id, t.month, t.credits]),
         health: [...b.health].map(([id, h]) => [id, h.status]),
-        cool: [...b.cool],
+        cool: [...b.cool].map(([id, c]) => [id, c.until]),
         charged: [...b.charged],
       });
     }

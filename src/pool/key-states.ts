@@ -3,6 +3,10 @@ import type { KeyHealth } from '../db/schema.js';
 import type { WriteBehind } from '../logs/write-behind.js';
 import type { KeyPool, PoolKey } from './pool.js';
 
+/** A failing key rests this long after its first failure, twice as long after each next one, up to the maximum. */
+export const FAIL_REST_FIRST_MS = 5_000;
+export const FAIL_REST_MAX_MS = 5 * 60_000;
+
 /**
  * The one place a key's state changes: its health (invalid, exhausted), its rests, and the
  * credits it spends. Each change the gateway makes updates the in-memory pool and queues its
@@ -34,8 +38,27 @@ export class KeyStates {
   /** Tavily answered 429: the key rests for Retry-After seconds. */
   rateLimited(key: PoolKey, seconds: number, endpoint: string): void {
     this.pool.coolDown(key, seconds);
-    this.writeBehind.keyCooldown(key.id, key.coolUntil);
+    this.writeBehind.keyCooldown(key.id, key.coolUntil, `rate limited by Tavily (429): resting ${seconds} s`);
     this.log.warn({ key_id: key.id, endpoint, retry_after_s: seconds }, 'key rate limited by Tavily: cooling down');
+  }
+
+  /**
+   * The key's request failed upstream (5xx, a timeout, a connection error, a broken or huge
+   * answer): it rests 5 s, twice as long after each failure in a row, up to 5 min, so that
+   * healthy keys take the traffic. Its status stays active: only a 401 makes a key invalid.
+   */
+  failed(key: PoolKey, why: string, endpoint: string, now = Date.now()): void {
+    key.failStreak++;
+    const restMs = Math.min(FAIL_REST_MAX_MS, FAIL_REST_FIRST_MS * 2 ** Math.min(key.failStreak - 1, 16));
+    this.pool.coolUntil(key, now + restMs, now);
+    const reason = `${key.failStreak === 1 ? 'failed' : `failed ${key.failStreak} times in a row`} (${why}): resting ${Math.round(restMs / 1000)} s`;
+    this.writeBehind.keyCooldown(key.id, key.coolUntil, reason);
+    this.log.warn({ key_id: key.id, endpoint, failures: key.failStreak, rest_s: restMs / 1000 }, `key failed upstream: ${why}`);
+  }
+
+  /** The key answered: a run of failures is over. */
+  answered(key: PoolKey): void {
+    if (key.failStreak !== 0) key.failStreak = 0;
   }
 
   /** Credits the key spent on a request (and its use, at `at`), even 0: the key was used. */

@@ -12,8 +12,10 @@ export interface PoolKey {
   enabled: boolean;
   /** Credits left; null while unknown (never refreshed, or no limit applies). */
   remaining: number | null;
-  /** Epoch ms until which the key rests after a 429. */
+  /** Epoch ms until which the key rests (after a 429, or after failures in a row). */
   coolUntil: number;
+  /** Upstream failures in a row (5xx, timeouts, broken answers): the key rests longer after each. */
+  failStreak: number;
   lastUsed: number;
   /** Position in the selector's structure; -1 while not selectable. */
   slot: number;
@@ -248,6 +250,7 @@ export class KeyPool {
       enabled: e.enabled,
       remaining: e.remaining,
       coolUntil: old && old.coolUntil > e.coolUntil ? old.coolUntil : e.coolUntil,
+      failStreak: old?.failStreak ?? 0,
       lastUsed: old && old.lastUsed > e.lastUsed ? old.lastUsed : e.lastUsed,
       slot: -1,
       bucket: 0,
@@ -275,6 +278,22 @@ export class KeyPool {
       this.#selector.used(k);
     }
     return k;
+  }
+
+  /**
+   * When no key can be chosen: of the keys resting only because they failed (not because
+   * Tavily asked for a rest), the one whose rest ends first. A pool whose every key failed a
+   * moment ago (Tavily itself down) tries again rather than refuse until the rests end. Scans
+   * the keys: it runs only when the pool has nothing else.
+   */
+  pickResting(exclude: ReadonlySet<number> = EMPTY, now = Date.now()): PoolKey | null {
+    let best: PoolKey | null = null;
+    for (const k of this.#keys.values()) {
+      if (k.failStreak === 0 || exclude.has(k.id) || !this.#selectable(k, Math.max(now, k.coolUntil))) continue;
+      if (!best || k.coolUntil < best.coolUntil) best = k;
+    }
+    if (best) best.lastUsed = now;
+    return best;
   }
 
   /** Spends credits from the key's figure (in memory; the write-behind buffer persists it). */

@@ -63,7 +63,9 @@ export type KeyBehaviour =
   /** A 200 that is an HTML page (a proxy's error page), not JSON. */
   | { kind: 'html' }
   /** A normal answer whose usage.credits is this value (with include_usage). */
-  | { kind: 'credits'; credits: unknown };
+  | { kind: 'credits'; credits: unknown }
+  /** 500 on every other request (the first, the third, …), a normal answer in between. */
+  | { kind: 'flaky' };
 
 export interface FakeTavilyOptions {
   port?: number;
@@ -275,7 +277,7 @@ export class FakeTavily {
     if (!key) return send(res, 401, { detail: { error: MESSAGES[401] } });
     this.stats.requestsByKey.set(key, (this.stats.requestsByKey.get(key) ?? 0) + 1);
     let b = this.requestBehaviourOf(key);
-    if (b === 'flaky') {
+    if (b === 'flaky' || (typeof b === 'object' && b.kind === 'flaky')) {
       const n = (this.#flakyCount.get(key) ?? 0) + 1;
       this.#flakyCount.set(key, n);
       b = n % 2 === 1 ? { kind: 'status', status: 500 } : { kind: 'ok', usage: defaultUsage(key) };
@@ -417,6 +419,7 @@ export class FakeTavily {
       if (misbehave(behaviour, res, () => JSON.stringify(key ? defaultUsage(key) : {}))) return;
       switch (behaviour.kind) {
         case 'credits':
+        case 'flaky':
         case 'ok':
           return send(res, 200, behaviour.kind === 'ok' ? behaviour.usage : defaultUsage(key!));
         case 'malformed':

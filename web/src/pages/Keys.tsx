@@ -129,7 +129,7 @@ export function KeysPage() {
                   <td>{k.label}</td>
                   <td>
                     <span className={`badge ${k.status}`}>{k.status}</span>
-                    {k.cooldown_until && <small title="Tavily answered 429: the gateway rests this key until then"> resting until {new Date(k.cooldown_until).toLocaleTimeString()}</small>}
+                    {k.cooldown_until && <small title={k.cooldown_reason ?? 'the gateway rests this key until then'}> resting until {new Date(k.cooldown_until).toLocaleTimeString()}{k.cooldown_reason ? `: ${k.cooldown_reason}` : ''}</small>}
                   </td>
                   <td><QuotaBar k={k} /></td>
                   <td>{k.plan}</td>
