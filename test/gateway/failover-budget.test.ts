@@ -2,22 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { KeyStates } from '../../src/pool/key-states.js';
 import { KeyPool, type PoolEntry } from '../../src/pool/pool.js';
-import { type TestApp, fakeUpstream } from '../support/app.js';
+import { type GatewayCase, type TestApp, fakeUpstream, keysAndToken } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 
-interface Ctx {
-  t: TestApp;
-  token: string;
-  ids: Map<string, number>;
-}
-
-async function setup(t: TestApp, keys: string[]): Promise<Ctx> {
-  const add = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys', headers: t.auth, payload: { keys } });
-  assert.equal(add.statusCode, 201, add.body);
-  const ids = new Map<string, number>(add.json().items.map((i: { id: number }, n: number) => [keys[n]!, i.id]));
-  const tok = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: { name: 'agent' } });
-  return { t, token: tok.json().token, ids };
-}
+type Ctx = GatewayCase;
+const setup = keysAndToken;
 
 const search = (c: Ctx, query = 'hello') =>
   c.t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: { query } });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type TestApp, fakeUpstream } from '../support/app.js';
+import { type GatewayCase, type TestApp, fakeUpstream, keysAndToken } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 import { type KeyBehaviour, defaultUsage } from '../support/fake-tavily.js';
 
@@ -10,19 +10,8 @@ import { type KeyBehaviour, defaultUsage } from '../support/fake-tavily.js';
  * (the next key serves the request, and the request is logged), never a 500.
  */
 
-interface Ctx {
-  t: TestApp;
-  token: string;
-  ids: Map<string, number>;
-}
-
-async function setup(t: TestApp, keys: string[]): Promise<Ctx> {
-  const add = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys', headers: t.auth, payload: { keys } });
-  assert.equal(add.statusCode, 201, add.body);
-  const ids = new Map<string, number>(add.json().items.map((i: { id: number }, n: number) => [keys[n]!, i.id]));
-  const tok = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: { name: 'agent' } });
-  return { t, token: tok.json().token, ids };
-}
+type Ctx = GatewayCase;
+const setup = keysAndToken;
 
 const search = (c: Ctx, body: object = { query: 'hello' }) =>
   c.t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: body });

@@ -140,3 +140,20 @@ export function fakeUpstream(dialect: DialectCase) {
     },
   };
 }
+
+/** An app with keys added and a client token made: what most gateway tests start from. */
+export interface GatewayCase {
+  t: TestApp;
+  token: string;
+  /** key text → its id */
+  ids: Map<string, number>;
+}
+
+export async function keysAndToken(t: TestApp, keys: string[], tokenBody: object = { name: 'agent' }): Promise<GatewayCase> {
+  const add = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys', headers: t.auth, payload: { keys } });
+  if (add.statusCode !== 201) throw new Error(`adding keys failed: ${add.statusCode} ${add.body}`);
+  const ids = new Map<string, number>(add.json().items.map((i: { id: number }, n: number) => [keys[n]!, i.id]));
+  const tok = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: tokenBody });
+  if (tok.statusCode !== 201) throw new Error(`creating the token failed: ${tok.statusCode} ${tok.body}`);
+  return { t, token: tok.json().token, ids };
+}
