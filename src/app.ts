@@ -13,7 +13,9 @@ import { describeError } from './http-errors.js';
 import { accessLog } from './plugins/access-log.js';
 import { dashboard } from './plugins/dashboard.js';
 import { health } from './plugins/health.js';
+import { mcp } from './plugins/mcp.js';
 import { securityHeaders } from './plugins/security.js';
+import { packageVersion } from './paths.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -119,8 +121,13 @@ function clientError(config: AppContext['config'], log: FastifyBaseLogger) {
   };
 }
 
+export interface AppOptions {
+  /** The MCP research tool's first wait before it polls (2 s; tests shorten it). */
+  mcpResearchPollMs?: number;
+}
+
 /** Builds the Fastify app from a context; no side effects beyond the app itself. */
-export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
+export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<FastifyInstance> {
   const { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs } = ctx.config;
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
@@ -166,7 +173,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'tavily-pool', version: '0.1.0', description: 'A pool of Tavily API keys behind one endpoint.' },
+      info: { title: 'tavily-pool', version: packageVersion(), description: 'A pool of Tavily API keys behind one endpoint.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -196,5 +203,6 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     await web.register(dashboard);
   });
   await app.register(gatewayRoutes);
+  await app.register(mcp, { version: packageVersion(), researchPollMs: opts.mcpResearchPollMs });
   return app;
 }

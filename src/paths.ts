@@ -13,6 +13,11 @@ export function projectRoot(): string {
   return dir;
 }
 
+/** The package's version (package.json). */
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 /** Where `npm run build:web` puts the dashboard. */
 export function webDist(): string {
   return path.join(projectRoot(), 'web', 'dist');

@@ -16,6 +16,7 @@ const LogObject = Type.Object({
   credits: Type.Number(),
   request_id: Nullable(Type.String({ description: 'Tavily’s request_id' })),
   error: Nullable(Type.String()),
+  via: Type.Unsafe<'rest' | 'mcp'>({ type: 'string', enum: ['rest', 'mcp'], description: 'the door the request came through: Tavily’s REST routes, or the MCP endpoint' }),
   requests: Type.Integer({ description: 'requests the row stands for: 1, or the count of refusals (429, 432 from the gateway) aggregated per token, endpoint and status over a few seconds' }),
 });
 

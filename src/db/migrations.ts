@@ -114,6 +114,15 @@ function migrations(dialect: DialectKind): Record<string, Migration> {
         await db.schema.dropTable('settings').execute();
       },
     },
+    '0007_log_via': {
+      async up(db: Kysely<any>) {
+        // Which door a request came through: the REST routes or the MCP endpoint.
+        await db.schema.alterTable('request_logs').addColumn('via', 'text', (c) => c.notNull().defaultTo('rest')).execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('request_logs').dropColumn('via').execute();
+      },
+    },
     '0006_cooldown_reason': {
       async up(db: Kysely<any>) {
         // A key rests after a 429 or after failures in a row: the key object says which.

@@ -73,6 +73,8 @@ export interface RequestLogTable {
   error: string | null;
   /** How many requests the row stands for: 1, or how many refusals an aggregated row counts. */
   requests: Generated<number>;
+  /** The door the request came through. */
+  via: Generated<Door>;
 }
 
 /** A research task belongs to the key that created it. */
@@ -84,6 +86,9 @@ export interface ResearchTaskTable {
   expires_at: string;
   charged_at: string | null;
 }
+
+/** The gateway's doors: Tavily's REST routes, and the MCP endpoint. */
+export type Door = 'rest' | 'mcp';
 
 export interface Database {
   tavily_keys: TavilyKeyTable;

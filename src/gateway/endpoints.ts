@@ -25,6 +25,9 @@ export const ResearchBody = Type.Object(
 );
 export type SearchBody = Static<typeof SearchBody>;
 
+/** The MCP tools, as Tavily's own MCP server names them. */
+export type McpToolName = 'tavily_search' | 'tavily_extract' | 'tavily_crawl' | 'tavily_map' | 'tavily_research';
+
 /** Tavily's `/usage` counters, one per kind of work. */
 export type UsageCounter = 'search_usage' | 'extract_usage' | 'crawl_usage' | 'map_usage' | 'research_usage';
 
@@ -44,6 +47,8 @@ export interface EndpointSpec {
   readonly billing: 'full' | 'on-poll';
   /** The `/usage` counter this endpoint's credits add to. */
   readonly usageCounter: UsageCounter;
+  /** The MCP tool that calls this endpoint (src/mcp/tools.ts describes it), if any. */
+  readonly mcpTool: McpToolName | null;
   /** Tavily's published cost, used when an answer reports none. */
   estimate(request: Json, response: Json): number;
   /** The most one request can cost at published prices: a reported figure above it is not believed. */
@@ -73,6 +78,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     timeoutMs: 60_000,
     billing: 'full',
     usageCounter: 'search_usage',
+    mcpTool: 'tavily_search',
     // basic, fast, ultra-fast 1; advanced 2.
     estimate: (req) => (req.search_depth === 'advanced' ? 2 : 1),
     max: () => 2,
@@ -86,6 +92,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     timeoutMs: 60_000,
     billing: 'full',
     usageCounter: 'extract_usage',
+    mcpTool: 'tavily_extract',
     // 1 per 5 successful URLs (basic), 2 per 5 (advanced); failed URLs are free.
     estimate: (req, res) => Math.ceil(count(res.results) / 5) * (req.extract_depth === 'advanced' ? 2 : 1),
     max: (req) => Math.ceil((typeof req.urls === 'string' ? 1 : count(req.urls)) / 5) * 2,
@@ -99,6 +106,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     timeoutMs: 150_000,
     billing: 'full',
     usageCounter: 'crawl_usage',
+    mcpTool: 'tavily_crawl',
     // The map's cost (1 per 10 pages, 2 with instructions) plus extract's for the pages.
     estimate: (req, res) => {
       const pages = count(res.results);
@@ -115,6 +123,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     timeoutMs: 150_000,
     billing: 'full',
     usageCounter: 'map_usage',
+    mcpTool: 'tavily_map',
     // 1 per 10 successful pages, 2 per 10 with instructions.
     estimate: (req, res) => Math.ceil(count(res.results) / 10) * (req.instructions ? 2 : 1),
     max: (req) => Math.ceil(pageLimit(req) / 10) * 2,
@@ -128,6 +137,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     timeoutMs: 60_000,
     billing: 'on-poll',
     usageCounter: 'research_usage',
+    mcpTool: 'tavily_research',
     estimate: researchCost,
     max: () => 250,
     summary: 'Tavily /research through the pool (with "stream": true, the event stream passes through)',
@@ -140,6 +150,8 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     timeoutMs: 60_000,
     billing: 'full',
     usageCounter: 'research_usage',
+    // Polled by the research tool itself.
+    mcpTool: null,
     estimate: researchCost,
     max: () => 250,
     summary: 'Poll a research task, through the key that created it',

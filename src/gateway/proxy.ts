@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { secretsEqual } from '../crypto.js';
 import type { LogRepository } from '../db/repositories/logs.js';
+import type { Door } from '../db/schema.js';
 import type { WriteBehind } from '../logs/write-behind.js';
 import type { KeyStates } from '../pool/key-states.js';
 import type { KeyPool, PoolKey } from '../pool/pool.js';
@@ -67,6 +68,13 @@ export interface Call {
   /** Headers the client sent that Tavily may use (X-Client-Source, …). */
   headers: Record<string, string>;
   signal: CancelSignal;
+  /** The door the request came through (REST when not said): its log row says so. */
+  via?: Door;
+  /**
+   * Already admitted: a follow-up of a request that was (the MCP research tool's polls of the
+   * task it created), so that its polling does not spend the token's RPM allowance.
+   */
+  admitted?: boolean;
 }
 
 /** What the gateway answers: Tavily's answer (JSON or passed on as it came), or its event stream. */
@@ -86,6 +94,7 @@ export type Outcome =
 
 /** One finished request, as it is accounted and logged. */
 interface RequestRecord {
+  via: Door;
   token: TokenState;
   key: PoolKey | null;
   endpoint: EndpointName;
@@ -158,16 +167,16 @@ export class GatewayCore {
    * Refusals are counted, and logged as one row per token, endpoint and status per window: a
    * client hammering past its limit must not write a row per refusal.
    */
-  admit(token: TokenState, endpoint: EndpointName): void {
+  admit(token: TokenState, endpoint: EndpointName, via: Door = 'rest'): void {
     const a = this.d.tokens.admit(token);
     if (a.ok) return;
-    this.d.writeBehind.refusal({ tokenId: token.id, endpoint, status: a.status, error: a.message });
+    this.d.writeBehind.refusal({ tokenId: token.id, endpoint, status: a.status, error: a.message, via });
     throw new GatewayError(a.status, a.message, a.retryAfterS);
   }
 
   /** Serves one request: admitted, sent with one key after another, accounted and logged. */
   async call(c: Call): Promise<Outcome> {
-    this.admit(c.token, c.endpoint);
+    if (!c.admitted) this.admit(c.token, c.endpoint, c.via);
     if (c.endpoint === 'research.get') return this.#poll(c);
     const spec = ENDPOINTS[c.endpoint];
     const upstreamBody = JSON.stringify({ ...c.body, include_usage: true });
@@ -180,7 +189,7 @@ export class GatewayCore {
       );
     } catch (err) {
       if (c.signal.aborted) return { kind: 'cancelled' };
-      if (err instanceof GatewayError) this.#account({ token: c.token, key: null, endpoint: c.endpoint, status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId: null, error: err.message });
+      if (err instanceof GatewayError) this.#account({ via: c.via ?? 'rest', token: c.token, key: null, endpoint: c.endpoint, status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId: null, error: err.message });
       throw err;
     }
     const events = r.res.stream;
@@ -189,7 +198,7 @@ export class GatewayCore {
       const credits = spec.estimate(c.body, {});
       const t0 = performance.now();
       events.once('close', () =>
-        this.#account({ token: c.token, key: r.key, endpoint: c.endpoint, status: 200, attempts: r.attempts, latencyMs: r.latencyMs + (performance.now() - t0), credits, requestId: null, error: c.signal.aborted ? 'client disconnected' : null }),
+        this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status: 200, attempts: r.attempts, latencyMs: r.latencyMs + (performance.now() - t0), credits, requestId: null, error: c.signal.aborted ? 'client disconnected' : null }),
       );
       return { kind: 'stream', contentType: String(r.res.headers['content-type'] ?? 'text/event-stream'), stream: events };
     }
@@ -239,7 +248,7 @@ export class GatewayCore {
       return this.#finish(c, { res, data, key, attempts: attempt, latencyMs: performance.now() - t0 }, first ? 'full' : 'none');
     }
     const attempts = this.d.config.maxAttempts;
-    this.#account({ token: c.token, key, endpoint: 'research.get', status: 503, attempts, latencyMs: null, credits: 0, requestId: id, error: failure });
+    this.#account({ via: c.via ?? 'rest', token: c.token, key, endpoint: 'research.get', status: 503, attempts, latencyMs: null, credits: 0, requestId: id, error: failure });
     throw new GatewayError(503, `tavily-pool could not get this research task from Tavily (${count(attempts, 'try', 'tries')} with the key that created it): ${failure}; poll again later.`);
   }
 
@@ -326,7 +335,7 @@ export class GatewayCore {
     const { status, text } = r.res;
     const data = r.data;
     if (status >= 400 || !data) {
-      this.#account({ token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text) });
+      this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text) });
       return { kind: 'answer', status, contentType: String(r.res.headers['content-type'] ?? 'application/json'), text, data: null };
     }
     const charge = chargeableCredits(c.endpoint, c.body, data, billing);
@@ -342,7 +351,7 @@ export class GatewayCore {
       out = JSON.stringify(data);
     }
     const requestId = typeof data.request_id === 'string' ? data.request_id : null;
-    this.#account({ token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null });
+    this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null });
     beforeAnswer?.(requestId);
     return { kind: 'answer', status, contentType: 'application/json', text: out, data };
   }
@@ -370,6 +379,7 @@ export class GatewayCore {
       credits: r.credits,
       request_id: r.requestId,
       error: r.error,
+      via: r.via,
     });
   }
 

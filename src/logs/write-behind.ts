@@ -3,12 +3,14 @@ import type { Logger } from 'pino';
 import type { Db, DialectKind } from '../db/database.js';
 import { dbFault } from '../db/errors.js';
 import { jsonRows } from '../db/json-rows.js';
-import type { KeyHealth, NewLogRow } from '../db/schema.js';
+import type { Door, KeyHealth, NewLogRow } from '../db/schema.js';
 import { storableOrNull, storableText } from '../text.js';
 
-export type LogEntry = Omit<NewLogRow, 'id' | 'requests'> & {
+export type LogEntry = Omit<NewLogRow, 'id' | 'requests' | 'via'> & {
   /** How many requests the row stands for: 1, or the count of an aggregated refusal. */
   requests?: number;
+  /** The door the request came through (REST when not said). */
+  via?: Door;
 };
 
 const LOG_COLUMNS = [
@@ -23,6 +25,7 @@ const LOG_COLUMNS = [
   ['request_id', 'text'],
   ['error', 'text'],
   ['requests', 'integer'],
+  ['via', 'text'],
 ] as const satisfies ReadonlyArray<readonly [keyof LogEntry, string]>;
 
 export interface ResearchTask {
@@ -96,6 +99,7 @@ export interface Refusal {
   endpoint: string;
   status: number;
   error: string;
+  via?: Door;
 }
 
 /** Whether the request log is being written, for /readyz and the log. */
@@ -215,7 +219,7 @@ export class WriteBehind {
    */
   refusal(r: Refusal, now = Date.now()): void {
     this.stats.refusals++;
-    const id = `${r.tokenId}|${r.endpoint}|${r.status}`;
+    const id = `${r.tokenId}|${r.endpoint}|${r.status}|${r.via ?? 'rest'}`;
     const row = this.#refusals.get(id);
     if (row) {
       row.requests = (row.requests ?? 1) + 1;
@@ -235,6 +239,7 @@ export class WriteBehind {
       request_id: null,
       error: r.error,
       requests: 1,
+      via: r.via ?? 'rest',
     });
   }
 
@@ -487,7 +492,7 @@ export class WriteBehind {
     // One statement and one bound parameter however many rows: a multi-row VALUES insert of
     // 1,000 rows cost more to parse than to run, and on SQLite that blocks the event loop.
     if (b.logs.length > 0) {
-      const rows = b.logs.map((l) => LOG_COLUMNS.map(([c]) => (c === 'requests' ? (l.requests ?? 1) : (l[c as keyof LogEntry] ?? null))));
+      const rows = b.logs.map((l) => LOG_COLUMNS.map(([c]) => (c === 'requests' ? (l.requests ?? 1) : c === 'via' ? (l.via ?? 'rest') : (l[c as keyof LogEntry] ?? null))));
       await sql`
         insert into request_logs (${sql.join(LOG_COLUMNS.map(([c]) => sql.ref(c)))})
         select * from ${jsonRows(dialect, LOG_COLUMNS, rows)}`.execute(trx);

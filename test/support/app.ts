@@ -41,6 +41,8 @@ export interface TestAppOptions extends ContextOptions {
   database?: TestDatabase;
   /** Instances sharing a database must share the key that encrypts the Tavily keys. */
   encryptionKey?: Buffer;
+  /** The MCP research tool's first wait before polling (short in tests). */
+  mcpResearchPollMs?: number;
 }
 
 export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -66,7 +68,7 @@ export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = 
     { ...db.open, ...opts },
   );
   opts.prepare?.(ctx);
-  const app = await buildApp(ctx);
+  const app = await buildApp(ctx, { mcpResearchPollMs: opts.mcpResearchPollMs ?? 20 });
   await app.ready();
   return {
     app,

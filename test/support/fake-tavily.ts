@@ -160,10 +160,12 @@ export class FakeTavily {
   latencyMs: number;
   /** Gap between research stream events. */
   streamIntervalMs = 50;
+  /** A research task answers 202 (in progress) to this many polls before it is completed. */
+  researchPendingPolls = 0;
   readonly #requestKeys = new Map<string, KeyBehaviour>();
   readonly #flakyCount = new Map<string, number>();
   /** request_id → the key that created the task, and whether it was billed. */
-  readonly #research = new Map<string, { key: string; billed: boolean; model: string }>();
+  readonly #research = new Map<string, { key: string; billed: boolean; model: string; polls: number }>();
   readonly #server: http.Server;
   readonly #keys = new Map<string, KeyBehaviour>();
   #url = '';
@@ -348,7 +350,7 @@ export class FakeTavily {
         if (typeof body.input !== 'string') return send(res, 400, { detail: { error: 'input is required.' } });
         const model = typeof body.model === 'string' ? body.model : 'auto';
         if (body.stream === true) return this.#stream(key, res, requestId, model);
-        this.#research.set(requestId, { key, billed: false, model });
+        this.#research.set(requestId, { key, billed: false, model, polls: 0 });
         return send(res, 201, { request_id: requestId, created_at: new Date().toISOString(), status: 'pending', input: body.input, model, response_time: 0.01 });
       }
       case '/research/:id': {
@@ -356,6 +358,7 @@ export class FakeTavily {
         const task = this.#research.get(id);
         // A task is visible only to the key that created it, as on Tavily.
         if (!task || task.key !== key) return send(res, 404, { detail: { error: 'Research task not found.' } });
+        if (++task.polls <= this.researchPendingPolls) return send(res, 202, { request_id: id, status: 'in_progress', response_time: 0.01 });
         const credits = task.model === 'pro' ? 15 : 4;
         if (!task.billed) {
           task.billed = true;

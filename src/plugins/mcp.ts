@@ -1,0 +1,75 @@
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { bearerToken } from '../crypto.js';
+import { GatewayError } from '../gateway/proxy.js';
+import type { TokenState } from '../gateway/tokens.js';
+import { createMcpServer } from '../mcp/server.js';
+
+export interface McpPluginOptions {
+  version: string;
+  /** The research tool's first wait before polling (tests shorten it). */
+  researchPollMs?: number;
+}
+
+/** A JSON-RPC error answer outside any session (the request's id is not known here). */
+function rpcError(reply: FastifyReply, status: number, code: number, message: string) {
+  return reply.code(status).type('application/json').send({ jsonrpc: '2.0', error: { code, message }, id: null });
+}
+
+/**
+ * The MCP door: `/mcp`, the Streamable HTTP transport, stateless (no session is kept, so any
+ * instance behind a round-robin balancer answers any message). A client token comes as
+ * `Authorization: Bearer`, or as `?tavilyApiKey=` for clients that cannot set headers (the
+ * convention of Tavily's hosted MCP). Each POST gets a server of its own for that token.
+ */
+export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise<void> {
+  const ctx = app.ctx;
+  const log = ctx.log.child({ component: 'mcp' });
+  const deps = { gateway: ctx.gateway, log, version: opts.version, researchPollMs: opts.researchPollMs };
+
+  /** The client token, or a 401 with WWW-Authenticate saying what is wrong. */
+  const authenticate = (req: FastifyRequest, reply: FastifyReply): TokenState | null => {
+    const query = req.query as { tavilyApiKey?: unknown };
+    const presented = bearerToken(req.headers.authorization) ?? (typeof query.tavilyApiKey === 'string' && query.tavilyApiKey !== '' ? query.tavilyApiKey : null);
+    try {
+      return ctx.gateway.authenticate(presented);
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      reply.header('www-authenticate', `Bearer realm="tavily-pool", error="invalid_token", error_description="${err.message.replace(/"/g, "'")}"`);
+      reply.header('connection', 'close');
+      void rpcError(reply, 401, -32001, err.message);
+      return null;
+    }
+  };
+
+  app.post('/mcp', { logLevel: 'warn', schema: { hide: true } }, async (req, reply) => {
+    const token = authenticate(req, reply);
+    if (!token) return reply;
+    const server = createMcpServer(deps, token);
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    reply.hijack();
+    reply.raw.on('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    try {
+      await server.connect(transport);
+      await transport.handleRequest(req.raw, reply.raw, req.body);
+    } catch (err) {
+      log.error({ err }, 'MCP request failed');
+      if (!reply.raw.headersSent) {
+        reply.raw.writeHead(500, { 'content-type': 'application/json' });
+        reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+      }
+    }
+  });
+
+  // Stateless: no stream of server-initiated messages to open, and no session to end.
+  const notAllowed = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!authenticate(req, reply)) return reply;
+    reply.header('allow', 'POST');
+    return rpcError(reply, 405, -32000, 'Method not allowed: this MCP server is stateless; send each message as a POST to /mcp');
+  };
+  app.get('/mcp', { logLevel: 'warn', schema: { hide: true } }, notAllowed);
+  app.delete('/mcp', { logLevel: 'warn', schema: { hide: true } }, notAllowed);
+}
