@@ -56,6 +56,8 @@ export interface Config {
   headersTimeoutMs: number;
   /** An idle keep-alive connection is closed after this. */
   keepAliveTimeoutMs: number;
+  /** Browser origins allowed to call /mcp besides localhost (MCP_ALLOWED_ORIGINS, comma-separated). */
+  mcpAllowedOrigins: string[];
   /** Upstream answers larger than this are refused as upstream failures. */
   upstreamMaxBodyBytes: number;
   /** HTTP proxy for upstream calls (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, either case). */
@@ -190,6 +192,17 @@ export function loadConfig(env: Env = process.env): Config {
     refreshOnStart: bool(env, 'REFRESH_ON_START', true),
     refreshStaleAfterS: int(env, 'REFRESH_STALE_AFTER_S', 1800, 0, 31 * 86400),
     syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
+    mcpAllowedOrigins: (nonEmpty(env, 'MCP_ALLOWED_ORIGINS') ?? '')
+      .split(',')
+      .map((o) => o.trim().replace(/\/+$/, ''))
+      .filter(Boolean)
+      .map((o) => {
+        try {
+          return new URL(o).origin;
+        } catch {
+          throw new ConfigError('MCP_ALLOWED_ORIGINS', `expected origins such as https://app.example.com, got "${o}"`);
+        }
+      }),
     upstreamMaxBodyBytes: int(env, 'UPSTREAM_MAX_BODY_BYTES', 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     proxy: {
       httpProxy: proxyUrl('HTTP_PROXY'),

@@ -27,6 +27,27 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
   const log = ctx.log.child({ component: 'mcp' });
   const deps = { gateway: ctx.gateway, log, version: opts.version, researchPollMs: opts.researchPollMs };
 
+  const allowed = new Set(ctx.config.mcpAllowedOrigins);
+  /**
+   * A request from a web page carries an Origin. MCP clients (Claude, Cursor, VS Code, the
+   * SDKs) send none; a page may call /mcp only from localhost or an origin in
+   * MCP_ALLOWED_ORIGINS, so that a site the user visits cannot reach the endpoint through DNS
+   * rebinding (the token is still required).
+   */
+  const originRefused = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return false;
+    let host = '';
+    try {
+      host = new URL(origin).hostname;
+    } catch {
+      // not an origin at all: refused below
+    }
+    if (['localhost', '127.0.0.1', '[::1]'].includes(host) || allowed.has(origin)) return false;
+    void rpcError(reply, 403, -32000, `tavily-pool: requests from the web origin ${origin} are not allowed; add it to MCP_ALLOWED_ORIGINS`);
+    return true;
+  };
+
   /** The client token, or a 401 with WWW-Authenticate saying what is wrong. */
   const authenticate = (req: FastifyRequest, reply: FastifyReply): TokenState | null => {
     const query = req.query as { tavilyApiKey?: unknown };
@@ -43,6 +64,7 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
   };
 
   app.post('/mcp', { logLevel: 'warn', schema: { hide: true } }, async (req, reply) => {
+    if (originRefused(req, reply)) return reply;
     const token = authenticate(req, reply);
     if (!token) return reply;
     const server = createMcpServer(deps, token);
@@ -66,7 +88,7 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
 
   // Stateless: no stream of server-initiated messages to open, and no session to end.
   const notAllowed = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!authenticate(req, reply)) return reply;
+    if (originRefused(req, reply) || !authenticate(req, reply)) return reply;
     reply.header('allow', 'POST');
     return rpcError(reply, 405, -32000, 'Method not allowed: this MCP server is stateless; send each message as a POST to /mcp');
   };
