@@ -146,6 +146,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 2)),
     },
     trustProxy: true,
+    // A base URL with a trailing slash (http://host:8080/) makes the SDKs call //search.
+    routerOptions: { ignoreDuplicateSlashes: true },
     schemaErrorFormatter: formatSchemaErrors,
     clientErrorHandler: clientError(ctx.config, ctx.log as FastifyBaseLogger),
     // One access-log line per request, with credentials redacted from the URL (plugins/access-log.ts).

@@ -23,6 +23,15 @@ export const ResearchBody = Type.Object(
   { input: Type.String({ minLength: 1 }), stream: Type.Optional(Type.Boolean()), ...common },
   { additionalProperties: true },
 );
+/** Feedback on a request (`@tavily/core`'s feedback()): every field optional. */
+export const FeedbackBody = Type.Object(
+  {
+    request_id: Type.Optional(Type.String({ maxLength: 200, description: 'the request the feedback is about: sent with the key that served it' })),
+    session_id: Type.Optional(Type.String({ maxLength: 500 })),
+    ...common,
+  },
+  { additionalProperties: true },
+);
 export type SearchBody = Static<typeof SearchBody>;
 
 /** The MCP tools, as Tavily's own MCP server names them. */
@@ -42,11 +51,12 @@ export interface EndpointSpec {
   readonly timeoutMs: number;
   /**
    * How an answer is billed: `full` counts Tavily's usage figure or else the published cost;
-   * `on-poll` nothing now (research is billed once, on the first poll that finds it done).
+   * `on-poll` nothing now (research is billed once, on the first poll that finds it done);
+   * `free` nothing.
    */
-  readonly billing: 'full' | 'on-poll';
-  /** The `/usage` counter this endpoint's credits add to. */
-  readonly usageCounter: UsageCounter;
+  readonly billing: 'full' | 'on-poll' | 'free';
+  /** The `/usage` counter this endpoint's credits add to (none for a free endpoint). */
+  readonly usageCounter: UsageCounter | null;
   /** The MCP tool that calls this endpoint (src/mcp/tools.ts describes it), if any. */
   readonly mcpTool: McpToolName | null;
   /** Tavily's published cost, used when an answer reports none. */
@@ -156,11 +166,27 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     max: () => 250,
     summary: 'Poll a research task, through the key that created it',
   },
+  feedback: {
+    name: 'feedback',
+    method: 'POST',
+    route: '/feedback',
+    body: FeedbackBody,
+    timeoutMs: 30_000,
+    billing: 'free',
+    usageCounter: null,
+    mcpTool: null,
+    estimate: () => 0,
+    max: () => 0,
+    summary: 'Feedback on a request, sent with the key that served it (free)',
+  },
 };
 
 /** The `/usage` counters of a token, from its credits by endpoint. */
 export function usageCounters(byEndpoint: Readonly<Record<string, number>>): Record<UsageCounter, number> {
   const out: Record<UsageCounter, number> = { search_usage: 0, extract_usage: 0, crawl_usage: 0, map_usage: 0, research_usage: 0 };
-  for (const name of ENDPOINT_NAMES) out[ENDPOINTS[name].usageCounter] += byEndpoint[name] ?? 0;
+  for (const name of ENDPOINT_NAMES) {
+    const counter = ENDPOINTS[name].usageCounter;
+    if (counter) out[counter] += byEndpoint[name] ?? 0;
+  }
   return out;
 }

@@ -19,6 +19,11 @@ import type { TokenRegistry, TokenState } from './tokens.js';
 
 type Json = Record<string, unknown>;
 
+/** How many recent requests the gateway remembers the key of (feedback names them). */
+const RECENT_REQUESTS = 50_000;
+/** A request not remembered (served by another instance, say) is looked for in the log this far back. */
+const FEEDBACK_LOOKBACK_MS = 10 * 60_000;
+
 /** From this share of its monthly budget on, a token's spend is flushed at once. */
 const NEAR_BUDGET = 0.9;
 
@@ -178,6 +183,7 @@ export class GatewayCore {
   async call(c: Call): Promise<Outcome> {
     if (!c.admitted) this.admit(c.token, c.endpoint, c.via);
     if (c.endpoint === 'research.get') return this.#poll(c);
+    if (c.endpoint === 'feedback') return this.#feedback(c);
     const spec = ENDPOINTS[c.endpoint];
     const upstreamBody = JSON.stringify({ ...c.body, include_usage: true });
     const stream = c.endpoint === 'research' && c.body.stream === true;
@@ -212,44 +218,88 @@ export class GatewayCore {
 
   /** A research poll, through the key that created the task, for the token that created it. */
   async #poll(c: Call): Promise<Outcome> {
-    const { research, pool, tavily } = this.d;
+    const { research, pool } = this.d;
     const id = c.requestId!;
     const task = await research.lookup(id);
     // A task is visible only to the token that created it: to any other it does not exist.
     const key = task && task.tokenId === c.token.id ? pool.get(task.keyId) : undefined;
     if (!task || !key) throw new GatewayError(404, 'Research task not found.');
-    // Only the key that created the task can poll it, so a failure is retried on that key (a
-    // poll is an idempotent read), up to MAX_ATTEMPTS times.
     const headers = { accept: 'application/json', ...c.headers };
     const path = `/research/${encodeURIComponent(id)}?include_usage=true`;
+    const r = await this.#withKey(c, key, 'the key that created the task', (k) =>
+      this.d.tavily.forward({ method: 'GET', path, key: k.plain, headers, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal }),
+    );
+    if (!r) return { kind: 'cancelled' };
+    // Research is billed once, on the first poll that finds it done; later polls count nothing.
+    const first = r.res.status === 200 && research.charge(id, task);
+    return this.#finish(c, r, first ? 'full' : 'none');
+  }
+
+  /**
+   * Feedback on a request, sent with the key that served it (Tavily files it under that key),
+   * free of charge. A request the gateway does not know (or another token's) goes with any key.
+   */
+  async #feedback(c: Call): Promise<Outcome> {
+    const requestId = typeof c.body.request_id === 'string' ? c.body.request_id : null;
+    const owner = requestId ? await this.#servedBy(c.token.id, requestId) : null;
+    const body = JSON.stringify(c.body);
+    const headers = { 'content-type': 'application/json', accept: 'application/json', ...c.headers };
+    const send = (k: PoolKey) => this.d.tavily.forward({ method: 'POST', path: ENDPOINTS.feedback.route, key: k.plain, headers, body, timeoutMs: ENDPOINTS.feedback.timeoutMs, signal: c.signal });
+    let r: Attempted | null;
+    try {
+      r = owner ? await this.#withKey(c, owner, 'the key that served the request', send) : await this.#tryKeys('feedback', send);
+    } catch (err) {
+      if (c.signal.aborted) return { kind: 'cancelled' };
+      if (err instanceof GatewayError && !owner) this.#account({ via: c.via ?? 'rest', token: c.token, key: null, endpoint: 'feedback', status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId, error: err.message });
+      throw err;
+    }
+    if (!r) return { kind: 'cancelled' };
+    return this.#finish(c, r, 'none');
+  }
+
+  /** The key that served the token's request with this request_id: from memory, or from the last minutes of the log. */
+  async #servedBy(tokenId: number, requestId: string): Promise<PoolKey | null> {
+    const recent = this.#recent.get(requestId);
+    const since = new Date(Date.now() - FEEDBACK_LOOKBACK_MS).toISOString();
+    const keyId = recent ? (recent.tokenId === tokenId ? recent.keyId : null) : await this.d.logs.keyForRequest(tokenId, requestId, since);
+    return keyId === null ? null : (this.d.pool.get(keyId) ?? null);
+  }
+
+  /** request_id → the key and token of a recent request (feedback names them), the last RECENT_REQUESTS. */
+  readonly #recent = new Map<string, { keyId: number; tokenId: number }>();
+
+  /**
+   * Sends a request that only one key may serve (a research task's poll, feedback on a
+   * request), retrying it on that key after a failure (both are idempotent), up to
+   * MAX_ATTEMPTS times. Null when the client went away.
+   */
+  async #withKey(c: Call, key: PoolKey, which: string, send: (key: PoolKey) => Promise<UpstreamAnswer>): Promise<Attempted | null> {
     let failure = '';
     for (let attempt = 1; attempt <= this.d.config.maxAttempts; attempt++) {
       const t0 = performance.now();
       let res: UpstreamAnswer;
       try {
-        res = await tavily.forward({ method: 'GET', path, key: key.plain, headers, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal });
+        res = await send(key);
       } catch (err) {
-        if (c.signal.aborted) return { kind: 'cancelled' };
+        if (c.signal.aborted) return null;
         if (!(err instanceof UpstreamError)) throw err;
         failure = err.message;
-        this.d.keyStates.failed(key, err.message, 'research.get');
+        this.d.keyStates.failed(key, err.message, c.endpoint);
         continue;
       }
       const verdict = verdictOf(res.status);
       const data = verdict === 'served' ? jsonObject(res.text) : null;
       if (verdict === 'failure' || (verdict === 'served' && !data)) {
         failure = verdict === 'failure' ? `${res.status} ${upstreamMessage(res.text)}` : `${res.status} answer is not JSON`;
-        this.d.keyStates.failed(key, failure, 'research.get');
+        this.d.keyStates.failed(key, failure, c.endpoint);
         continue;
       }
       this.d.keyStates.answered(key);
-      // Research is billed once, on the first poll that finds it done; later polls count nothing.
-      const first = res.status === 200 && research.charge(id, task);
-      return this.#finish(c, { res, data, key, attempts: attempt, latencyMs: performance.now() - t0 }, first ? 'full' : 'none');
+      return { res, data, key, attempts: attempt, latencyMs: performance.now() - t0 };
     }
     const attempts = this.d.config.maxAttempts;
-    this.#account({ via: c.via ?? 'rest', token: c.token, key, endpoint: 'research.get', status: 503, attempts, latencyMs: null, credits: 0, requestId: id, error: failure });
-    throw new GatewayError(503, `tavily-pool could not get this research task from Tavily (${count(attempts, 'try', 'tries')} with the key that created it): ${failure}; poll again later.`);
+    this.#account({ via: c.via ?? 'rest', token: c.token, key, endpoint: c.endpoint, status: 503, attempts, latencyMs: null, credits: 0, requestId: c.requestId ?? null, error: failure });
+    throw new GatewayError(503, `tavily-pool could not get an answer from Tavily (${count(attempts, 'try', 'tries')} with ${which}): ${failure}; try again later.`);
   }
 
   /**
@@ -361,6 +411,10 @@ export class GatewayCore {
     const { tokens, writeBehind, keyStates } = this.d;
     const ts = new Date().toISOString();
     if (r.key) keyStates.spend(r.key, r.credits, ts);
+    if (r.key && r.requestId && r.endpoint !== 'feedback') {
+      this.#recent.set(r.requestId, { keyId: r.key.id, tokenId: r.token.id });
+      if (this.#recent.size > RECENT_REQUESTS) this.#recent.delete(this.#recent.keys().next().value!);
+    }
     if (r.credits > 0) {
       tokens.charge(r.token, r.credits);
       // Near its budget, a token's spend is sent to the other instances at once, not at the

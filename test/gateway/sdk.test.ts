@@ -85,4 +85,35 @@ describeEachDialect('official SDK (@tavily/core) through the gateway', (dialect)
     assert.equal(usage.key.usage, fake.totalCredits);
     assert.equal(usage.key.search_usage, 3);
   });
+
+  // After the accounting test above, whose counts these would change.
+  test('feedback() goes to the key that served the request it names, free of charge', async () => {
+    const served = await client.search('feedback target');
+    const servedBy = lastKeyUsed();
+    const credits = fake.totalCredits;
+    const r = await client.feedback({ requestId: served.requestId, agentScore: 4, comment: 'useful' });
+    assert.equal(r.success, true);
+    assert.ok(r.feedbackId);
+    assert.equal(lastKeyUsed(), servedBy, 'sent with the key that served the request');
+    assert.equal(fake.stats.feedbackByKey.get(servedBy!), 1);
+    assert.deepEqual((fake.stats.last!.body as Record<string, unknown>).agent_score, 4);
+    assert.equal(fake.totalCredits, credits, 'feedback costs nothing');
+    // Feedback on a request the gateway does not know goes with any key.
+    assert.equal((await client.feedback({ requestId: 'not-one-of-ours', humanScore: 1 })).success, true);
+    await t.ctx.writeBehind.flush();
+    const rows = await t.ctx.database.db.selectFrom('request_logs').select(['endpoint', 'credits', 'status']).where('endpoint', '=', 'feedback').execute();
+    assert.deepEqual(rows, [
+      { endpoint: 'feedback', credits: 0, status: 200 },
+      { endpoint: 'feedback', credits: 0, status: 200 },
+    ]);
+  });
+
+  test('a base URL with a trailing slash works (the SDK then calls //search)', async () => {
+    const slash = tavily({ apiKey: token, apiBaseURL: `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}/` });
+    const r = await slash.search('trailing slash');
+    assert.equal(r.query, 'trailing slash');
+    const created = (await slash.research('slashes')) as { requestId: string };
+    assert.equal(((await slash.getResearch(created.requestId)) as { status: string }).status, 'completed');
+  });
+
 });

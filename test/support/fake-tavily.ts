@@ -93,6 +93,8 @@ export interface FakeStats {
   requestsByKey: Map<string, number>;
   /** Requests that carried no Bearer key. */
   unauthenticated: number;
+  /** Feedback received, by the key that sent it. */
+  feedbackByKey: Map<string, number>;
 }
 
 const MESSAGES: Record<number, string> = {
@@ -156,6 +158,7 @@ export class FakeTavily {
     callsByKey: new Map(),
     requestsByKey: new Map(),
     unauthenticated: 0,
+    feedbackByKey: new Map(),
   };
   latencyMs: number;
   /** Gap between research stream events. */
@@ -232,6 +235,7 @@ export class FakeTavily {
     this.stats.callsByKey.clear();
     this.stats.requestsByKey.clear();
     this.stats.unauthenticated = 0;
+    this.stats.feedbackByKey.clear();
   }
 
   async close(): Promise<void> {
@@ -244,7 +248,7 @@ export class FakeTavily {
     const path = url.pathname;
     if (req.method === 'GET' && path === '/usage') return this.#usage(req, res);
     const endpoint =
-      req.method === 'POST' && ['/search', '/extract', '/crawl', '/map', '/research'].includes(path)
+      req.method === 'POST' && ['/search', '/extract', '/crawl', '/map', '/research', '/feedback'].includes(path)
         ? path
         : req.method === 'GET' && path.startsWith('/research/')
           ? '/research/:id'
@@ -352,6 +356,11 @@ export class FakeTavily {
         if (body.stream === true) return this.#stream(key, res, requestId, model);
         this.#research.set(requestId, { key, billed: false, model, polls: 0 });
         return send(res, 201, { request_id: requestId, created_at: new Date().toISOString(), status: 'pending', input: body.input, model, response_time: 0.01 });
+      }
+      case '/feedback': {
+        // Free: filed under the key that sent it.
+        this.stats.feedbackByKey.set(key, (this.stats.feedbackByKey.get(key) ?? 0) + 1);
+        return send(res, 200, { success: true, feedback_id: randomUUID(), response_time: 0.01 });
       }
       case '/research/:id': {
         const id = decodeURIComponent(path.slice('/research/'.length));

@@ -92,6 +92,24 @@ export class LogRepository {
     };
   }
 
+  /**
+   * The key that served the token's request with this request_id, among the requests logged
+   * since `since` (the log has no index on request_id: the time range bounds the scan).
+   */
+  async keyForRequest(tokenId: number, requestId: string, since: string, ex: Executor = this.db): Promise<number | null> {
+    const row = await ex
+      .selectFrom('request_logs')
+      .select('key_id')
+      .where('ts', '>=', since)
+      .where('request_id', '=', requestId)
+      .where('token_id', '=', tokenId)
+      .where('key_id', 'is not', null)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.key_id ?? null;
+  }
+
   /** Credits a token spent this month, by endpoint. */
   async tokenSpendByEndpoint(tokenId: number, month: string, ex: Executor = this.db): Promise<Record<string, number>> {
     const rows = await ex
