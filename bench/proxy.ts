@@ -47,6 +47,9 @@ interface Target {
   name: string;
   origin: string;
   headers: Record<string, string>;
+  /** Where the request goes, and what it sends (a search, unless said). */
+  path?: string;
+  body?: string;
 }
 
 interface Result {
@@ -66,7 +69,7 @@ function summarise(latNs: number[], errors: number, elapsedMs: number): Result {
 }
 
 async function once(pool: Pool, t: Target): Promise<boolean> {
-  const res = await pool.request({ method: 'POST', path: '/search', headers: t.headers, body: BODY });
+  const res = await pool.request({ method: 'POST', path: t.path ?? '/search', headers: t.headers, body: t.body ?? BODY });
   await res.body.dump();
   return res.statusCode === 200;
 }
@@ -121,11 +124,11 @@ function wrkRun(targets: Target[], durationMs: number, threads: number): Result 
     lua,
     `local ports = {${ports.map((p) => `"${p}"`).join(', ')}}\nlocal n = 0\n` +
       `setup = function(thread)\n  n = n + 1\n  thread.addr = wrk.lookup("127.0.0.1", ports[((n - 1) % #ports) + 1])[1]\nend\n` +
-      `wrk.method = "POST"\nwrk.body = '${BODY}'\n` +
+      `wrk.method = "POST"\nwrk.body = '${targets[0]!.body ?? BODY}'\n` +
       Object.entries(targets[0]!.headers).map(([k, v]) => `wrk.headers["${k}"] = "${v}"`).join('\n') +
       `\ndone = function(summary, latency, requests)\n  io.write(string.format("RESULT %d %d %f %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(50), latency:percentile(99)))\nend\n`,
   );
-  const out = execFileSync('wrk', [`-t${threads}`, `-c${CONNECTIONS}`, `-d${Math.round(durationMs / 1000)}s`, '-s', lua, `${targets[0]!.origin}/search`], { encoding: 'utf8' });
+  const out = execFileSync('wrk', [`-t${threads}`, `-c${CONNECTIONS}`, `-d${Math.round(durationMs / 1000)}s`, '-s', lua, `${targets[0]!.origin}${targets[0]!.path ?? '/search'}`], { encoding: 'utf8' });
   const m = /RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)/.exec(out);
   if (!m) throw new Error(`wrk printed no result:\n${out}`);
   const [, n, errors, durUs, p50Us, p99Us] = m.map(Number) as number[];
@@ -304,6 +307,14 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   mp.stdout!.on('data', (d) => (mpOut += d));
   const minimal: Target = { name: 'minimal Node proxy', origin: await waitFor(() => mpOut, /listening at (\S+)/, 'minimal proxy'), headers: direct.headers };
   const gateway: Target = { name: 'gateway', origin: gw.url, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } };
+  // The same search as an MCP tools/call (stateless: no initialize needed), answered as an event stream.
+  const mcp: Target = {
+    name: 'gateway MCP',
+    origin: gw.url,
+    path: '/mcp',
+    headers: { ...gateway.headers, accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'tavily_search', arguments: { query: 'benchmark query', max_results: 5 } } }),
+  };
 
   console.log(`# proxy benchmark: fake Tavily at 0 ms, gateway on ${dbEnv.DATABASE_URL ? 'PostgreSQL' : 'SQLite'}, ${CONNECTIONS} connections, ${DURATION_MS / 1000} s per run, Node ${process.version}, ${os.cpus().length} cores`);
   console.log(`# the fake, the gateway and the load generator each run in their own process; saturation load from ${HAVE_WRK ? 'wrk' : 'this process (install wrk for a lighter generator)'}\n`);
@@ -313,9 +324,10 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   const pids = new Map([
     [minimal.name, mp.pid!],
     [gateway.name, gw.pid],
+    [mcp.name, gw.pid],
   ]);
   const cpu = new Map<string, { seconds: number; requests: number }>();
-  const sat = await alternate([direct, minimal, gateway], async (t, ms) => {
+  const sat = await alternate([direct, minimal, gateway, mcp], async (t, ms) => {
     const pid = pids.get(t.name);
     const c0 = pid ? cpuSeconds(pid) : 0;
     const r = await saturate(t, ms);
@@ -331,29 +343,38 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   const satDirect = sat.get(direct.name)!;
   const satMinimal = sat.get(minimal.name)!;
   const satGateway = sat.get(gateway.name)!;
+  const satMcp = sat.get(mcp.name)!;
   const latD: number[] = [];
   const latG: number[] = [];
+  const latM: number[] = [];
   let errD = 0;
   let errG = 0;
+  let errM = 0;
   for (let r = 0; r < ROUNDS; r++) {
     const d = await openLoop(direct, RATE, DURATION_MS / ROUNDS);
     const g = await openLoop(gateway, RATE, DURATION_MS / ROUNDS);
+    const m = await openLoop(mcp, RATE, DURATION_MS / ROUNDS);
     latD.push(...d.samples);
     latG.push(...g.samples);
+    latM.push(...m.samples);
     errD += d.errors;
     errG += g.errors;
+    errM += m.errors;
   }
   const rateDirect = summarise(latD, errD, DURATION_MS);
   const rateGateway = summarise(latG, errG, DURATION_MS);
+  const rateMcp = summarise(latM, errM, DURATION_MS);
 
   console.log('| load | path | requests/s | p50 | p99 | errors | CPU per request |');
   console.log('|---|---|---:|---:|---:|---:|---:|');
   for (const [load, name, r, cpuOf] of [
     [`saturation (${CONNECTIONS} connections)`, 'direct', satDirect, null],
     [`saturation (${CONNECTIONS} connections)`, 'minimal Node proxy (floor)', satMinimal, minimal.name],
-    [`saturation (${CONNECTIONS} connections)`, 'gateway', satGateway, gateway.name],
+    [`saturation (${CONNECTIONS} connections)`, 'gateway (REST)', satGateway, gateway.name],
+    [`saturation (${CONNECTIONS} connections)`, 'gateway (MCP tools/call)', satMcp, mcp.name],
     [`${RATE} requests/s`, 'direct', rateDirect, null],
-    [`${RATE} requests/s`, 'gateway', rateGateway, null],
+    [`${RATE} requests/s`, 'gateway (REST)', rateGateway, null],
+    [`${RATE} requests/s`, 'gateway (MCP tools/call)', rateMcp, null],
   ] as const) {
     console.log(`| ${load} | ${name} | ${Math.round(r.rps)} | ${f(r.p50)} | ${f(r.p99)} | ${r.errors} | ${cpuOf ? `${Math.round(perRequest(cpuOf))} µs` : '–'} |`);
   }
@@ -361,8 +382,9 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   console.log(`- gateway CPU per request: ${(perRequest(gateway.name) / perRequest(minimal.name)).toFixed(2)}× the minimal Node proxy's (${Math.round(perRequest(gateway.name))} µs vs ${Math.round(perRequest(minimal.name))} µs)`);
   console.log(`- gateway throughput at saturation: ${((satGateway.rps / satDirect.rps) * 100).toFixed(0)}% of direct (target ≥ 50%); a minimal Node proxy: ${((satMinimal.rps / satDirect.rps) * 100).toFixed(0)}%`);
   console.log(`- added latency at ${RATE} requests/s: p50 ${f(rateGateway.p50 - rateDirect.p50)} (target ≤ 1 ms), p99 ${f(rateGateway.p99 - rateDirect.p99)} (target ≤ 5 ms)`);
+  console.log(`- MCP tools/call: ${((satMcp.rps / satGateway.rps) * 100).toFixed(0)}% of REST's throughput, CPU per request ${(perRequest(mcp.name) / perRequest(gateway.name)).toFixed(2)}× REST's (${Math.round(perRequest(mcp.name))} µs); added latency at ${RATE} requests/s p50 ${f(rateMcp.p50 - rateDirect.p50)}, p99 ${f(rateMcp.p99 - rateDirect.p99)}`);
   // The gateway accounted every request it served.
-  console.log(`- request log: ${await loggedRequests(gw.url)} rows for ${satGateway.count + rateGateway.count} measured requests (+ warm-up)`);
+  console.log(`- request log: ${await loggedRequests(gw.url)} rows for ${satGateway.count + satMcp.count + rateGateway.count + rateMcp.count} measured requests (+ warm-up)`);
   if (process.env.GATEWAY_LOG_FILE) fs.writeFileSync(process.env.GATEWAY_LOG_FILE, gw.output());
 }
 

@@ -1,4 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { CallToolRequestSchema, type CallToolResult, ErrorCode, ListToolsRequestSchema, McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
@@ -39,6 +40,12 @@ const TOOLS: Tool[] = [...MCP_TOOL_ENDPOINTS.keys()].map((name) => {
   };
 });
 
+/**
+ * The SDK's server builds a JSON Schema validator (a new Ajv) for every instance unless given
+ * one; a server per request made that 14% of an MCP call's CPU. One is shared.
+ */
+const schemaValidator = new AjvJsonSchemaValidator();
+
 const failure = (message: string): CallToolResult => ({ content: [{ type: 'text', text: message }], isError: true });
 
 /** What went wrong in a tool call, for the model to read. */
@@ -73,6 +80,7 @@ export function createMcpServer(deps: McpDeps, token: TokenState): Server {
     {
       capabilities: { tools: { listChanged: false } },
       instructions: 'Tavily web search, page extraction, site crawling and mapping, and research, served through a pool of Tavily keys.',
+      jsonSchemaValidator: schemaValidator,
     },
   );
 

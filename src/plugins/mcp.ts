@@ -11,6 +11,15 @@ export interface McpPluginOptions {
   researchPollMs?: number;
 }
 
+/** Whether a POSTed message (or batch) calls the research tool, the one that reports progress. */
+function mayStream(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some((m) => {
+    const msg = m as { method?: unknown; params?: { name?: unknown } } | null;
+    return msg?.method === 'tools/call' && msg.params?.name === 'tavily_research';
+  });
+}
+
 /** A JSON-RPC error answer outside any session (the request's id is not known here). */
 function rpcError(reply: FastifyReply, status: number, code: number, message: string) {
   return reply.code(status).type('application/json').send({ jsonrpc: '2.0', error: { code, message }, id: null });
@@ -68,9 +77,11 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
     const token = authenticate(req, reply);
     if (!token) return reply;
     const server = createMcpServer(deps, token);
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    // A plain JSON answer, unless the message may need to stream progress first (a research
+    // call): an event stream costs more to open and to read.
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !mayStream(req.body) });
     reply.hijack();
-    reply.raw.on('close', () => {
+    reply.raw.once('close', () => {
       void transport.close();
       void server.close();
     });
