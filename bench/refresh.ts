@@ -88,7 +88,7 @@ async function naiveRefresh(ctx: AppContext): Promise<number> {
   const rows = await ctx.database.db.selectFrom('tavily_keys').select(['id', 'key_ciphertext']).execute();
   for (const r of rows) {
     const report = await ctx.tavily.usage(ctx.cipher.decrypt(r.key_ciphertext), 30_000);
-    const f = figuresFromUsage(report);
+    const f = figuresFromUsage(report, new Date().toISOString());
     await ctx.database.db
       .updateTable('tavily_keys')
       .set({ ...f, last_refreshed_at: new Date().toISOString() })

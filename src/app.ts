@@ -5,7 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { adminApi } from './admin/index.js';
-import { ErrorBody, KeyObject, RefreshResponse } from './admin/schemas.js';
+import { AccountObject, Drift, ErrorBody, KeyObject, RefreshResponse } from './admin/schemas.js';
 import type { AppContext } from './context.js';
 import { TavilyError, gatewayRoutes } from './gateway/routes.js';
 import { TokenObject } from './admin/tokens.js';
@@ -168,7 +168,9 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
 
   app.decorate('ctx', ctx);
   app.addSchema(ErrorBody);
+  app.addSchema(Drift);
   app.addSchema(KeyObject);
+  app.addSchema(AccountObject);
   app.addSchema(RefreshResponse);
   app.addSchema(TokenObject);
   app.addSchema(TavilyError);

@@ -41,6 +41,10 @@ export interface Config {
   refreshOnStart: boolean;
   /** The scheduled refresh skips keys refreshed more recently than this. */
   refreshStaleAfterS: number;
+  /** When keys out of credits are checked again for a new billing cycle (cron, UTC). */
+  exhaustedRecheckCron: string;
+  /** Credits Tavily may count beyond what went through the pool before a key is reported as used elsewhere. */
+  usageDriftTolerance: number;
   /** PostgreSQL: every instance reads all keys and tokens again this often (the safety net under LISTEN/NOTIFY). */
   syncIntervalS: number;
   /** Costly upstream failures (5xx, timeouts, connection errors) one gateway request may meet before it answers 503. */
@@ -105,6 +109,11 @@ function url(env: Env, name: string, def: string): string {
 }
 
 export const SQLITE_FILE_NAME = 'tavily-pool.db';
+/**
+ * Every 6 hours: a billing cycle that restarts (on the account's own day) is seen within 6
+ * hours, at 4 /usage calls a day per exhausted key (Tavily allows about 10 per 10 minutes).
+ */
+export const DEFAULT_EXHAUSTED_RECHECK_CRON = '30 */6 * * *';
 
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(nonEmpty(env, 'DATA_DIR') ?? './data');
@@ -138,12 +147,17 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('KEY_STRATEGY', `expected one of ${KEY_STRATEGIES.join(', ')}, got "${keyStrategy}"`);
   }
 
-  const refreshCron = nonEmpty(env, 'REFRESH_CRON') ?? '0 * * * *';
-  try {
-    new Cron(refreshCron, { paused: true, timezone: 'UTC' }).stop();
-  } catch (err) {
-    throw new ConfigError('REFRESH_CRON', `not a cron expression (${(err as Error).message}): "${refreshCron}"`);
-  }
+  const cron = (name: string, fallback: string) => {
+    const expr = nonEmpty(env, name) ?? fallback;
+    try {
+      new Cron(expr, { paused: true, timezone: 'UTC' }).stop();
+    } catch (err) {
+      throw new ConfigError(name, `not a cron expression (${(err as Error).message}): "${expr}"`);
+    }
+    return expr;
+  };
+  const refreshCron = cron('REFRESH_CRON', '0 * * * *');
+  const exhaustedRecheckCron = cron('EXHAUSTED_RECHECK_CRON', DEFAULT_EXHAUSTED_RECHECK_CRON);
 
   const adminToken = nonEmpty(env, 'ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) {
@@ -191,6 +205,8 @@ export function loadConfig(env: Env = process.env): Config {
     refreshCron,
     refreshOnStart: bool(env, 'REFRESH_ON_START', true),
     refreshStaleAfterS: int(env, 'REFRESH_STALE_AFTER_S', 1800, 0, 31 * 86400),
+    exhaustedRecheckCron,
+    usageDriftTolerance: int(env, 'USAGE_DRIFT_TOLERANCE', 10, 0, 1_000_000),
     syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
     mcpAllowedOrigins: (nonEmpty(env, 'MCP_ALLOWED_ORIGINS') ?? '')
       .split(',')

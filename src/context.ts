@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { KeyCipher, KeyDecryptError } from './crypto.js';
 import { type DatabaseHandle, type OpenOptions, openDatabase } from './db/database.js';
 import { checkEncryptionKey } from './db/encryption-check.js';
+import { AccountRepository } from './db/repositories/accounts.js';
 import { KeyRepository } from './db/repositories/keys.js';
 import { LogRepository } from './db/repositories/logs.js';
 import { TokenRepository } from './db/repositories/tokens.js';
@@ -26,6 +27,7 @@ export interface AppContext {
   log: Logger;
   database: DatabaseHandle;
   keys: KeyRepository;
+  accounts: AccountRepository;
   tokensRepo: TokenRepository;
   logs: LogRepository;
   cipher: KeyCipher;
@@ -52,6 +54,8 @@ export interface AppContext {
   reloadTokens(): Promise<void>;
   /** After an admin change to keys (these, or all): this instance reads them again, and the others are told to. */
   keysChanged(ids?: readonly number[]): Promise<void>;
+  /** After an admin change to accounts' rooms (keys joined or left them): applied here, and told to the others. */
+  accountsChanged(rooms: ReadonlyMap<number, number | null>): Promise<void>;
   /** After an admin change to client tokens: as keysChanged. */
   tokensChanged(): Promise<void>;
   /** Deletes request-log rows older than LOG_RETENTION_DAYS and expired research tasks. */
@@ -79,7 +83,8 @@ export async function createContext(
   });
   const keys = new KeyRepository(database.db, database.dialect);
   const tokensRepo = new TokenRepository(database.db);
-  const logs = new LogRepository(database.db);
+  const accounts = new AccountRepository(database.db, database.dialect);
+  const logs = new LogRepository(database.db, database.dialect);
   const cipher = new KeyCipher(secrets.encryptionKey);
   try {
     await checkEncryptionKey(database.db, cipher);
@@ -130,6 +135,8 @@ export async function createContext(
         remaining: r.remaining_quota,
         lastUsed: r.last_used_at ? Date.parse(r.last_used_at) : 0,
         coolUntil: r.cooldown_until ? Date.parse(r.cooldown_until) : 0,
+        accountId: r.account_id,
+        accountRemaining: r.account_remaining,
       });
     });
     const found = new Set(rows.map((r) => r.id));
@@ -153,6 +160,10 @@ export async function createContext(
   const refresher = new QuotaRefresher({
     db: database.db,
     keys,
+    accounts,
+    logs,
+    driftTolerance: config.usageDriftTolerance,
+    logRetentionMs: config.logRetentionDays * DAY_MS,
     cipher,
     upstream: tavily,
     concurrency: config.refreshConcurrency,
@@ -161,9 +172,9 @@ export async function createContext(
     plainKeys,
     beforeLoad: () => writeBehind.flush(),
     // The pool takes the new figures from the refresh itself: no second read of every key.
-    afterWrite: async (writes) => {
+    afterWrite: async (writes, accountWrites) => {
       // This instance and the others apply the same outcomes the same way, reading nothing again.
-      const items = refreshItems(writes);
+      const items = refreshItems(writes, accountWrites);
       const slicer = new Slicer();
       for (const part of chunks(items, 2000)) {
         sync.apply(part);
@@ -185,6 +196,11 @@ export async function createContext(
   const keysChanged = async (ids?: readonly number[]) => {
     await reloadPool(ids);
     await announce(keyChangeItems(ids));
+  };
+  const accountsChanged = async (rooms: ReadonlyMap<number, number | null>) => {
+    const items = [...rooms].map(([id, remaining]): SyncItem => ['a', id, remaining]);
+    sync.apply(items);
+    await announce(items);
   };
   const tokensChanged = async () => {
     await reloadTokens();
@@ -219,6 +235,7 @@ export async function createContext(
     log,
     database,
     keys,
+    accounts,
     tokensRepo,
     logs,
     cipher,
@@ -237,6 +254,7 @@ export async function createContext(
     reloadPool,
     reloadTokens,
     keysChanged,
+    accountsChanged,
     tokensChanged,
     pruneLogs,
     async close() {

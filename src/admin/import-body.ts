@@ -10,11 +10,12 @@ import { ApiError } from './errors.js';
  * arrays as it goes, and is parsed once complete.
  */
 
-/** The keys found in a text/plain or text/csv body. */
+/** The keys found in a text/plain or text/csv body, and the account named beside each (null: none). */
 export class KeyText {
   constructor(
     readonly keys: string[],
     readonly bytes: number,
+    readonly accounts: (string | null)[] = [],
   ) {}
 }
 
@@ -73,24 +74,81 @@ function readLimited(req: FastifyRequest, payload: IncomingMessage, done: Done, 
   payload.on('error', onError);
 }
 
-/** text/plain and text/csv: every `tvly-…` token, found while the body arrives. */
+/** An e-mail address on a key's line: people keep their keys as `email => key` or `email,key`. */
+const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
+/** A line longer than this is not a line of a key list: its keys are taken, with no account. */
+const MAX_LINE = 64 * 1024;
+const KEY_COLUMNS = new Set(['key', 'api_key', 'apikey', 'api key', 'tavily_key', 'tavily key', 'token']);
+const ACCOUNT_COLUMNS = new Set(['account', 'email', 'e-mail', 'account_name', 'account name', 'owner']);
+
+const cells = (line: string) => line.split(/[,;\t]/).map((c) => c.trim().replace(/^"(.*)"$/, '$1').trim());
+
+/**
+ * text/plain and text/csv: every `tvly-…` token, found while the body arrives, line by line.
+ * A line with one key names its account when it holds an e-mail address (`email => key`,
+ * `email,key`, `key  # email`), or when a CSV header names an `account` (or `email`) column.
+ */
 export function keyTextParser(maxKeys: number) {
   return (req: FastifyRequest, payload: IncomingMessage, done: Done): void => {
     const decoder = new StringDecoder('utf8');
     const keys: string[] = [];
+    const accounts: (string | null)[] = [];
     let carry = '';
-    const scan = (text: string, final: boolean): Error | null => {
-      let upTo = text.length;
-      if (!final) {
-        const run = TRAILING_RUN.exec(text)!;
-        upTo = run.index;
-        if (text.length - upTo > MAX_CARRY) upTo = text.length - MAX_CARRY;
+    /** The current line was too long: its keys are taken as they come, with no account. */
+    let longLine = false;
+    let header: { account: number } | null | undefined; // undefined: no non-empty line seen yet
+    const take = (found: RegExpMatchArray | null, account: string | null): Error | null => {
+      if (!found) return null;
+      for (const k of found) {
+        keys.push(k);
+        accounts.push(found.length === 1 ? account : null);
       }
-      const found = text.slice(0, upTo).match(KEY_IN_TEXT);
-      carry = text.slice(upTo);
-      if (found) {
-        for (const k of found) keys.push(k);
-        if (keys.length > maxKeys) return tooManyKeys(maxKeys);
+      return keys.length > maxKeys ? tooManyKeys(maxKeys) : null;
+    };
+    const line = (text: string): Error | null => {
+      if (longLine) {
+        longLine = false;
+        return take(text.match(KEY_IN_TEXT), null);
+      }
+      const found = text.match(KEY_IN_TEXT);
+      if (header === undefined && text.trim() !== '') {
+        header = null;
+        if (!found) {
+          const names = cells(text).map((c) => c.toLowerCase());
+          if (names.some((n) => KEY_COLUMNS.has(n))) {
+            const account = names.findIndex((n) => ACCOUNT_COLUMNS.has(n));
+            header = { account };
+          }
+          return null;
+        }
+      }
+      if (!found || found.length !== 1) return take(found, null);
+      let account: string | null = null;
+      if (header && header.account >= 0) {
+        const cell = cells(text)[header.account];
+        if (cell && !cell.includes('tvly-')) account = cell.slice(0, 200);
+      } else {
+        const email = EMAIL.exec(text.replace(found[0]!, ' '));
+        if (email) account = email[0].toLowerCase();
+      }
+      return take(found, account || null);
+    };
+    const scan = (text: string, final: boolean): Error | null => {
+      const lines = text.split('\n');
+      carry = final ? '' : lines.pop()!;
+      for (const l of lines) {
+        const err = line(l);
+        if (err) return err;
+      }
+      if (final) return null;
+      if (carry.length > MAX_LINE) {
+        // Take the keys of a giant line as they come, keeping what may still grow into a key.
+        let upTo = TRAILING_RUN.exec(carry)!.index;
+        if (carry.length - upTo > MAX_CARRY) upTo = carry.length - MAX_CARRY;
+        const err = take(carry.slice(0, upTo).match(KEY_IN_TEXT), null);
+        carry = carry.slice(upTo);
+        longLine = true;
+        return err;
       }
       return null;
     };
@@ -102,7 +160,7 @@ export function keyTextParser(maxKeys: number) {
       (bytes) => {
         const err = scan(carry + decoder.end(), true);
         if (err) throw err;
-        return new KeyText(keys, bytes);
+        return new KeyText(keys, bytes, accounts);
       },
     );
   };
@@ -127,7 +185,11 @@ export function countedJsonParser(maxKeys: number) {
         } else if (c === 34) {
           inString = true;
           if (open.length === 2 && open[1] === 91 && ++strings > maxKeys) return tooManyKeys(maxKeys);
-        } else if (c === 91 || c === 123) open.push(c);
+        } else if (c === 91 || c === 123) {
+          // A key in the list may be an object ({"key", "account"}): it counts as one.
+          if (c === 123 && open.length === 2 && open[1] === 91 && ++strings > maxKeys) return tooManyKeys(maxKeys);
+          open.push(c);
+        }
         else if (c === 93 || c === 125) open.pop();
       }
       return null;

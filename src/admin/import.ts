@@ -1,6 +1,6 @@
 import { maskInput, maskKey } from '../crypto.js';
 import type { AppContext } from '../context.js';
-import type { KeyFigures } from '../db/repositories/keys.js';
+import type { KeyFigures, KeyListRow } from '../db/repositories/keys.js';
 import type { KeyHealth, KeyRow, NewKeyRow } from '../db/schema.js';
 import { figuresFromUsage } from '../tavily/usage.js';
 import { describeError } from '../http-errors.js';
@@ -14,16 +14,23 @@ const MAX_LISTED = 1000;
 export interface ImportRequest {
   /** Key texts as sent (JSON) or as found in the text. */
   inputs: string[];
+  /** The account named with each input (null: none), parallel to `inputs`. */
+  accounts?: (string | null)[];
+  /** The account of every key that names none. */
+  account?: string | null;
   label: string | null;
   validate: boolean;
 }
 
 export interface ImportResult {
   added: number;
+  /** Accounts the added keys were put in. */
+  accounts: number;
+  accountIds: number[];
   duplicates: number;
   rejected: { input: string; reason: string }[];
   rejected_count: number;
-  items: KeyRow[];
+  items: KeyListRow[];
   items_truncated: boolean;
   /** Ids of every key added (the response lists only the first 1,000). */
   addedIds: number[];
@@ -45,10 +52,11 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
   const rejected: ImportResult['rejected'] = [];
   let rejectedCount = 0;
   const unique = new Map<string, string>(); // hash → key text
+  const accountOf = new Map<string, string>(); // hash → account name
   let duplicates = 0;
   // Hashing and sealing 100,000 keys takes about a second of CPU: done in slices, so that
   // the gateway keeps answering meanwhile.
-  await forEachSliced(req.inputs, (raw) => {
+  await forEachSliced(req.inputs, (raw, i) => {
     const key = raw.trim();
     if (!KEY_RE.test(key)) {
       rejectedCount++;
@@ -58,6 +66,8 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     const hash = ctx.cipher.hash(key);
     if (unique.has(hash)) duplicates++;
     else unique.set(hash, key);
+    const account = req.accounts?.[i] || req.account;
+    if (account && !accountOf.has(hash)) accountOf.set(hash, account);
   });
 
   let fresh = [...unique.entries()];
@@ -72,6 +82,7 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
       key_hash: hash,
       key_masked: maskKey(key),
       status: 'active' as KeyHealth,
+      account_id: null as number | null,
       created_at: now,
       updated_at: now,
     };
@@ -87,7 +98,7 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     const outcomes = await ctx.refresher.check(fresh.map(([, k]) => k));
     await forEachSliced(fresh, ([hash, key], i) => {
       const o = outcomes[i]!;
-      const figures: KeyFigures = o.ok ? figuresFromUsage(o.report) : { ...NO_FIGURES, status: o.health ?? 'active' };
+      const figures: KeyFigures = o.ok ? figuresFromUsage(o.report, now) : { ...NO_FIGURES, status: o.health ?? 'active' };
       rows.push({ ...base(hash, key), ...figures, last_refreshed_at: o.ok ? now : null, last_error: o.ok ? null : o.error });
     });
   } else {
@@ -95,8 +106,23 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
   }
 
   let inserted: { id: number; key_hash: string }[];
+  let rooms = new Map<number, number | null>();
+  const names = new Map<number, string>();
   try {
-    inserted = await ctx.database.db.transaction().execute((trx) => ctx.keys.insertMany(rows, trx));
+    inserted = await ctx.database.db.transaction().execute(async (trx) => {
+      // Accounts named with the keys are made (or found) in the same transaction.
+      const wanted = [...new Set(rows.map((r) => accountOf.get(r.key_hash)).filter((n): n is string => n !== undefined))];
+      const ids = wanted.length > 0 ? await ctx.accounts.ensureNames(wanted, trx) : new Map<string, number>();
+      for (const [name, id] of ids) names.set(id, name);
+      for (const r of rows) {
+        const name = accountOf.get(r.key_hash);
+        if (name !== undefined) r.account_id = ids.get(name)!;
+      }
+      const got = await ctx.keys.insertMany(rows, trx);
+      // Their figures count again with the new keys' (when they were checked).
+      rooms = await ctx.accounts.recompute([...ids.values()], trx);
+      return got;
+    });
   } catch (err) {
     ctx.log.error({ err, keys: rows.length }, 'key import: the insert transaction failed and was rolled back');
     const problem = describeError(err);
@@ -115,9 +141,18 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
   await forEachSliced(rows, (r) => {
     if (listed.has(r.key_hash)) byHash.set(r.key_hash, r);
   });
-  const items = [...listed].map(([hash, id]) => ({ ...EMPTY_ROW, ...byHash.get(hash)!, id }));
+  const items = [...listed].map(([hash, id]) => {
+    const row = { ...EMPTY_ROW, ...byHash.get(hash)!, id };
+    const accountId = row.account_id ?? null;
+    return { ...row, account_id: accountId, account_name: accountId === null ? null : names.get(accountId)!, account_remaining: accountId === null ? null : (rooms.get(accountId) ?? null) };
+  });
+  const insertedHashes = new Set(inserted.map((r) => r.key_hash));
+  const usedAccounts = new Set<number>();
+  for (const r of rows) if (r.account_id != null && insertedHashes.has(r.key_hash)) usedAccounts.add(r.account_id);
   return {
     added: inserted.length,
+    accounts: usedAccounts.size,
+    accountIds: [...usedAccounts],
     duplicates,
     rejected,
     rejected_count: rejectedCount,
@@ -138,6 +173,7 @@ const NO_FIGURES: KeyFigures = {
   paygo_limit: null,
   endpoint_usage: null,
   remaining_quota: null,
+  usage_read_at: null,
 };
 
 /** The columns an insert leaves at their defaults, as a stored row has them. */
@@ -150,4 +186,10 @@ const EMPTY_ROW: Omit<KeyRow, 'id' | 'key_ciphertext' | 'key_hash' | 'key_masked
   last_used_at: null,
   cooldown_until: null,
   cooldown_reason: null,
+  account_id: null,
+  cycle_started_at: null,
+  drift_tavily: null,
+  drift_pool: null,
+  drift_since: null,
+  drift_at: null,
 };

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerToken, secretsEqual } from '../crypto.js';
 import { describeError } from '../http-errors.js';
 import { assertStorableInput } from '../http-input.js';
+import { accountRoutes } from './accounts.js';
 import { ApiError } from './errors.js';
 import { keyRoutes } from './keys.js';
 import { logRoutes } from './logs.js';
@@ -46,6 +47,7 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   await app.register(keyRoutes);
+  await app.register(accountRoutes);
   await app.register(tokenRoutes);
   await app.register(logRoutes);
 };

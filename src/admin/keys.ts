@@ -2,13 +2,15 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { KeyDecryptError } from '../crypto.js';
-import { type KeyCursor, apiStatus } from '../db/repositories/keys.js';
+import { type KeyCursor, type KeyListRow, apiStatus } from '../db/repositories/keys.js';
 import type { KeyRow } from '../db/schema.js';
+import { effectiveRemaining } from '../pool/pool.js';
 import { RefreshWriteError } from '../quota/refresh.js';
 import { forEachSliced, yieldToLoop } from '../slices.js';
 import { count } from '../text.js';
 import { ApiError } from './errors.js';
 import { KeyText, countedJsonParser, keyTextParser } from './import-body.js';
+import { type AccountChange, assignKeys, changeAccounts } from './accounts.js';
 import { importKeys } from './import.js';
 import {
   BulkBody,
@@ -36,13 +38,20 @@ function resting(row: KeyRow): Pick<KeyObject, 'cooldown_until' | 'cooldown_reas
   return { cooldown_until: now ? row.cooldown_until : null, cooldown_reason: now ? row.cooldown_reason : null };
 }
 
-export function keyView(row: KeyRow): KeyObject {
+/** A stored drift finding, or null. */
+export function driftView(row: Pick<KeyRow, 'drift_tavily' | 'drift_pool' | 'drift_since' | 'drift_at'>): KeyObject['drift'] {
+  if (row.drift_at === null || row.drift_tavily === null || row.drift_pool === null || row.drift_since === null) return null;
+  return { tavily: row.drift_tavily, pool: row.drift_pool, since: row.drift_since, at: row.drift_at };
+}
+
+export function keyView(row: KeyListRow): KeyObject {
   return {
     id: row.id,
     label: row.label,
     key_masked: row.key_masked,
     status: apiStatus(row),
-    remaining_quota: row.remaining_quota,
+    // What the key can spend: its own figure, capped by its account's shared room.
+    remaining_quota: effectiveRemaining({ remaining: row.remaining_quota, account: row.account_id === null ? null : { remaining: row.account_remaining } }),
     key_usage: row.key_usage,
     key_limit: row.key_limit,
     plan: row.plan,
@@ -54,6 +63,10 @@ export function keyView(row: KeyRow): KeyObject {
     last_error: row.last_error,
     last_used_at: row.last_used_at,
     ...resting(row),
+    account_id: row.account_id,
+    account_name: row.account_name,
+    cycle_started_at: row.cycle_started_at,
+    drift: driftView(row),
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
@@ -130,20 +143,25 @@ const importRoute: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const body = req.body as unknown;
       let inputs: string[];
+      let accounts: (string | null)[];
       let label = req.query.label ?? null;
+      let account = req.query.account?.trim() ?? null;
       if (body instanceof KeyText) {
         inputs = body.keys;
+        accounts = body.accounts;
         if (inputs.length === 0) throw new ApiError(400, 'no_keys', 'the text holds no Tavily key (tvly-…)');
       } else if (typeof body === 'object' && body !== null && Array.isArray((body as { keys?: unknown }).keys)) {
-        const json = body as { keys: string[]; label?: string };
-        inputs = json.keys;
+        const json = body as { keys: (string | { key: string; account?: string })[]; label?: string; account?: string };
+        inputs = json.keys.map((k) => (typeof k === 'string' ? k : k.key));
+        accounts = json.keys.map((k) => (typeof k === 'string' ? null : (k.account?.trim() ?? null)));
         label = json.label ?? label;
+        account = json.account?.trim() ?? account;
       } else {
         throw new ApiError(400, 'invalid_request', 'send JSON {"keys": [...]} or a text/plain body');
       }
-      const result = await importKeys(ctx, { inputs, label, validate: req.query.validate });
+      const result = await importKeys(ctx, { inputs, accounts, account, label, validate: req.query.validate });
       if (result.added > 0) await ctx.keysChanged(result.addedIds);
-      const { addedIds, ...answer } = result;
+      const { addedIds, accountIds: _, ...answer } = result;
       if (addedIds.length > 0 && !req.query.validate && ctx.config.validateOnImport) {
         // The new keys are checked against /usage once the answer is out (the refresh's
         // concurrency bound and single-flight rules apply), so that the pool learns which are
@@ -190,6 +208,8 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const q = req.query;
       const page = await ctx.keys.list({
         status: q.status,
+        accountId: q.account_id,
+        drift: q.drift,
         search: q.q?.trim() || undefined,
         sort: q.sort,
         order: q.order,
@@ -313,12 +333,26 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req) => {
       const { action, ids } = req.body;
       const unique = [...new Set(ids)];
-      const done = await ctx.database.db
-        .transaction()
-        .execute((trx) =>
-          action === 'delete' ? ctx.keys.deleteMany(unique, trx) : ctx.keys.setEnabled(unique, action === 'enable', trx),
-        );
-      if (done.length > 0) await ctx.keysChanged(done);
+      if (action === 'assign' && req.body.account_id === undefined && req.body.account === undefined) {
+        throw new ApiError(400, 'invalid_request', 'assign needs account_id (an account, or null for none) or account (a name)');
+      }
+      if (action !== 'assign' && (req.body.account_id !== undefined || req.body.account !== undefined)) {
+        throw new ApiError(400, 'invalid_request', `account_id and account go with action "assign", not "${action}"`);
+      }
+      const done = await changeAccounts(ctx, async (trx): Promise<AccountChange & { result: number[] }> => {
+        let change: AccountChange;
+        if (action === 'delete') {
+          // Their accounts' rooms stay as they are: what an account can spend does not grow when a key goes.
+          change = { keyIds: await ctx.keys.deleteMany(unique, trx) };
+        } else if (action !== 'assign') {
+          change = { keyIds: await ctx.keys.setEnabled(unique, action === 'enable', trx) };
+        } else {
+          const name = req.body.account?.trim();
+          const accountId = name !== undefined ? (await ctx.accounts.ensureNames([name], trx)).get(name)! : req.body.account_id!;
+          change = await assignKeys(ctx, unique, accountId, trx);
+        }
+        return { result: change.keyIds, ...change };
+      });
       const hit = new Set(done);
       req.log.info({ action, affected: done.length }, 'bulk key change');
       return { action, affected: done.length, not_found: unique.filter((id) => !hit.has(id)) };
@@ -349,10 +383,20 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const row = await ctx.keys.update(req.params.id, req.body);
-      if (!row) throw notFound(req.params.id);
-      await ctx.keysChanged([row.id]);
-      return keyView(row);
+      const { account_id: accountId, drift, ...patch } = req.body;
+      const id = req.params.id;
+      await changeAccounts(ctx, async (trx): Promise<AccountChange & { result: null }> => {
+        if (Object.keys(patch).length > 0 || drift === null) {
+          if (!(await ctx.keys.update(id, { ...patch, clearDrift: drift === null }, trx))) throw notFound(id);
+        }
+        if (accountId !== undefined) {
+          const change = await assignKeys(ctx, [id], accountId, trx);
+          if (change.keyIds.length === 0) throw notFound(id);
+          return { result: null, ...change };
+        }
+        return { result: null, keyIds: [id] };
+      });
+      return keyView((await ctx.keys.getById(id))!);
     },
   );
 
@@ -379,6 +423,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         total_remaining: s.total_remaining,
         total_limit: s.total_limit,
         unknown_quota: s.unknown_quota,
+        accounts: s.accounts,
         last_refreshed_at: s.last_refreshed_at,
         refresh: { running: ctx.refresher.running, last: ctx.refresher.lastResult },
       };

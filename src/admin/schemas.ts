@@ -28,6 +28,16 @@ export function Nullable<T extends TSchema>(t: T): TUnsafe<Static<T> | null> | T
 /** A string enum (not a union of literals): serialised and validated without a branch per value. */
 export const KeyStatusSchema = Type.Unsafe<KeyStatus>({ type: 'string', enum: [...KEY_STATUSES] });
 
+export const Drift = Type.Object(
+  {
+    tavily: Type.Number({ description: 'credits Tavily counted between the two checks' }),
+    pool: Type.Number({ description: 'credits the pool spent through the key (or the account’s keys) between them' }),
+    since: Type.String({ format: 'date-time' }),
+    at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'UsageDrift', description: 'usage nobody here spent: the last time Tavily counted more than went through the pool' },
+);
+
 export const KeyObject = Type.Object(
   {
     id: Type.Integer(),
@@ -47,6 +57,10 @@ export const KeyObject = Type.Object(
     last_used_at: Nullable(Type.String({ format: 'date-time' })),
     cooldown_until: Nullable(Type.String({ format: 'date-time', description: 'set while the key rests: after a 429 from Tavily, or after upstream failures in a row (5 s, doubling, up to 5 min)' })),
     cooldown_reason: Nullable(Type.String({ description: 'why the key rests, while it does' })),
+    account_id: Nullable(Type.Integer({ description: 'the Tavily account whose credits the key shares; null: the key is its own account' })),
+    account_name: Nullable(Type.String()),
+    cycle_started_at: Nullable(Type.String({ format: 'date-time', description: 'the check that first saw the key’s usage fall: its billing cycle restarted by then' })),
+    drift: Nullable(Type.Ref('UsageDrift')),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -71,10 +85,18 @@ export const MAX_SECONDS = 10 * 365 * 86_400;
 export const KeyIdParams = Type.Object({ id: RowId() });
 
 export const MAX_IMPORT_KEYS = 100_000;
+export const AccountName = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S', description: 'the account’s name (an e-mail address, say)' });
 export const ImportJsonBody = Type.Object(
   {
-    keys: Type.Array(Type.String({ maxLength: 1000 }), { minItems: 1, maxItems: MAX_IMPORT_KEYS }),
+    keys: Type.Array(
+      Type.Union([
+        Type.String({ maxLength: 1000 }),
+        Type.Object({ key: Type.String({ maxLength: 1000 }), account: Type.Optional(AccountName) }, { additionalProperties: false }),
+      ]),
+      { minItems: 1, maxItems: MAX_IMPORT_KEYS, description: 'keys, or {"key", "account"} objects' },
+    ),
     label: Type.Optional(Type.String({ maxLength: 200 })),
+    account: Type.Optional({ ...AccountName, description: 'the account of every key that names none' }),
   },
   { additionalProperties: false },
 );
@@ -82,11 +104,13 @@ export const ImportQuery = Type.Object(
   {
     validate: Type.Boolean({ default: false, description: 'check each new key against /usage and store its figures' }),
     label: Type.Optional(Type.String({ maxLength: 200, description: 'label for keys sent as text/plain' })),
+    account: Type.Optional({ ...AccountName, description: 'account for keys sent as text whose line names none' }),
   },
   { additionalProperties: false },
 );
 export const ImportResponse = Type.Object({
   added: Type.Integer(),
+  accounts: Type.Integer({ description: 'accounts the added keys were put in' }),
   duplicates: Type.Integer(),
   rejected: Type.Array(Type.Object({ input: Type.String(), reason: Type.String() })),
   rejected_count: Type.Integer(),
@@ -97,6 +121,8 @@ export const ImportResponse = Type.Object({
 export const ListQuery = Type.Object(
   {
     status: Type.Optional(KeyStatusSchema),
+    account_id: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_ID, description: 'keys of this account; 0: keys in no account' })),
+    drift: Type.Optional(Type.Boolean({ description: 'only keys with usage nobody here spent' })),
     q: Type.Optional(Type.String({ maxLength: 200, description: 'search the label or the key’s last characters' })),
     sort: Type.Union([Type.Literal('created_at'), Type.Literal('remaining_quota')], { default: 'created_at' }),
     order: Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc' }),
@@ -115,14 +141,18 @@ export const PatchBody = Type.Object(
   {
     label: Type.Optional(Nullable(Type.String({ maxLength: 200 }))),
     enabled: Type.Optional(Type.Boolean()),
+    account_id: Type.Optional(Nullable(RowId('the account the key joins; null: none'))),
+    drift: Type.Optional(Type.Null({ description: 'null: dismiss the usage-drift finding' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );
 
 export const BulkBody = Type.Object(
   {
-    action: Type.Union([Type.Literal('enable'), Type.Literal('disable'), Type.Literal('delete')]),
+    action: Type.Union([Type.Literal('enable'), Type.Literal('disable'), Type.Literal('delete'), Type.Literal('assign')]),
     ids: Type.Array(RowId(), { minItems: 1, maxItems: MAX_IMPORT_KEYS }),
+    account_id: Type.Optional(Nullable(RowId('assign: the account the keys join (null: none)'))),
+    account: Type.Optional({ ...AccountName, description: 'assign: the account the keys join, by name (made if new)' }),
   },
   { additionalProperties: false },
 );
@@ -160,6 +190,19 @@ export const RefreshResponse = Type.Object(
         status_code: Nullable(Type.Integer()),
       }),
     ),
+    drift: Type.Array(
+      Type.Object({
+        id: Nullable(Type.Integer({ description: 'the key; null when the finding is a whole account’s' })),
+        key_masked: Nullable(Type.String()),
+        account_id: Nullable(Type.Integer()),
+        tavily: Type.Number(),
+        pool: Type.Number(),
+        since: Type.String({ format: 'date-time' }),
+        at: Type.String({ format: 'date-time' }),
+      }),
+      { description: 'keys and accounts where Tavily counted more than went through the pool (beyond USAGE_DRIFT_TOLERANCE)' },
+    ),
+    new_cycles: Type.Integer({ description: 'keys whose usage fell since their last check: a new billing cycle' }),
   },
   { $id: 'RefreshQuotaResponse' },
 );
@@ -185,12 +228,93 @@ export const SummaryResponse = Type.Object({
       exhausted: Type.Integer(),
     }),
   }),
-  total_remaining: Type.Number({ description: 'credits left on enabled, valid keys' }),
+  total_remaining: Type.Number({ description: 'credits left on enabled, valid keys, each account counted once' }),
   total_limit: Type.Number(),
   unknown_quota: Type.Integer({ description: 'enabled keys whose quota is not known yet' }),
+  accounts: Type.Integer({ description: 'declared accounts with usable keys' }),
   last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
   refresh: Type.Object({
     running: Type.Boolean(),
     last: Nullable(Type.Ref('RefreshQuotaResponse')),
   }),
+});
+
+export const AccountObject = Type.Object(
+  {
+    id: Type.Integer(),
+    name: Type.String(),
+    keys: Type.Object({
+      total: Type.Integer(),
+      active: Type.Integer(),
+      exhausted: Type.Integer(),
+      invalid: Type.Integer(),
+      disabled: Type.Integer(),
+    }),
+    remaining: Nullable(Type.Number({ description: 'what the account’s usable keys can spend, counted once: the least of the account’s room and its keys’ own figures; null while unknown' })),
+    plan: Nullable(Type.String()),
+    plan_usage: Nullable(Type.Number()),
+    plan_limit: Nullable(Type.Number()),
+    paygo_usage: Nullable(Type.Number()),
+    paygo_limit: Nullable(Type.Number()),
+    spent_7d: Type.Number({ description: 'credits spent through the pool in the last 7 days' }),
+    last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
+    cycle_started_at: Nullable(Type.String({ format: 'date-time', description: 'the check that first saw the account’s usage fall: its billing cycle restarted by then' })),
+    drift: Nullable(Type.Ref('UsageDrift')),
+    created_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'TavilyAccount' },
+);
+export type AccountObject = Static<typeof AccountObject>;
+
+export const AccountIdParams = Type.Object({ id: RowId() });
+export const AccountListQuery = Type.Object(
+  {
+    q: Type.Optional(Type.String({ maxLength: 200, description: 'search the name' })),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+    cursor: Type.Optional(Type.String({ maxLength: 50 })),
+  },
+  { additionalProperties: false },
+);
+export const AccountListResponse = Type.Object({
+  items: Type.Array(Type.Ref('TavilyAccount')),
+  next_cursor: Nullable(Type.String()),
+  total: Type.Integer(),
+});
+export const AccountCreateBody = Type.Object(
+  {
+    name: AccountName,
+    key_ids: Type.Optional(Type.Array(RowId(), { maxItems: MAX_IMPORT_KEYS, description: 'keys to put in it (they leave any other account)' })),
+  },
+  { additionalProperties: false },
+);
+export const AccountPatchBody = Type.Object(
+  {
+    name: Type.Optional(AccountName),
+    drift: Type.Optional(Type.Null({ description: 'null: dismiss the usage-drift finding' })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export const AccountKeysBody = Type.Object(
+  { ids: Type.Array(RowId(), { minItems: 1, maxItems: MAX_IMPORT_KEYS }) },
+  { additionalProperties: false },
+);
+export const AccountDetail = Type.Intersect([
+  Type.Ref('TavilyAccount'),
+  Type.Object({ key_list: Type.Array(Type.Ref('TavilyKey'), { description: 'its keys (the first 1,000)' }) }),
+]);
+export const SuggestionsResponse = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      key_ids: Type.Array(Type.Integer()),
+      keys: Type.Array(Type.Object({ id: Type.Integer(), key_masked: Type.String(), label: Nullable(Type.String()), account_id: Nullable(Type.Integer()) })),
+      account_id: Nullable(Type.Integer({ description: 'the account some of the keys are in already: confirming adds the others to it' })),
+      account_name: Nullable(Type.String()),
+      plan: Type.String(),
+      plan_usage: Type.Number(),
+      plan_limit: Nullable(Type.Number()),
+      paygo_usage: Nullable(Type.Number()),
+      paygo_limit: Nullable(Type.Number()),
+      read_at: Type.String({ format: 'date-time', description: 'the refresh that read the identical figures' }),
+    }),
+  ),
 });

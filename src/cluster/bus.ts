@@ -21,6 +21,8 @@ export type SyncItem =
   /** A refresh's outcome for a key: its health, and its remaining credits when they are known. */
   | ['r', id: number, health: KeyHealth]
   | ['r', id: number, health: KeyHealth, remaining: number | null]
+  /** What an account can still spend now (a refresh read it, or Tavily said it ran out). */
+  | ['a', id: number, remaining: number | null]
   /** A research task was billed: no other instance bills it again. */
   | ['R', requestId: string]
   /** An admin changed this key (or, with null, many keys): read it again. */

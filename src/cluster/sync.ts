@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AccountRefreshWrite } from '../db/repositories/accounts.js';
 import type { RefreshWrite } from '../db/repositories/keys.js';
 import type { ResearchRegistry } from '../gateway/research.js';
 import type { TokenRegistry } from '../gateway/tokens.js';
@@ -16,13 +17,16 @@ export function flushItems(c: FlushedChanges): SyncItem[] {
   for (const [id, month, credits] of c.tokens) items.push(['t', id, month, credits]);
   for (const [id, health] of c.health) items.push(['h', id, health]);
   for (const [id, until] of c.cool) items.push(['c', id, until]);
+  for (const [id, remaining] of c.accounts) items.push(['a', id, remaining]);
   for (const requestId of c.charged) items.push(['R', requestId]);
   return items;
 }
 
 /** What a refresh tells the other instances: the same outcomes it applied to its own pool. */
-export function refreshItems(writes: readonly RefreshWrite[]): SyncItem[] {
+export function refreshItems(writes: readonly RefreshWrite[], accounts: readonly AccountRefreshWrite[] = []): SyncItem[] {
   const items: SyncItem[] = [];
+  // Accounts first: a key's new figure is then ranked against its account's new room.
+  for (const a of accounts) items.push(['a', a.id, a.remaining]);
   for (const w of writes) {
     if (w.ok) items.push(['r', w.id, w.status, w.remaining_quota]);
     else if (w.status !== null) items.push(['r', w.id, w.status]);
@@ -92,6 +96,9 @@ export class ClusterSync {
           break;
         case 'r':
           stored.refreshed(item[1], item[2], item.length === 4 ? item[3] : undefined);
+          break;
+        case 'a':
+          stored.account(item[1], item[2]);
           break;
         case 'R':
           this.deps.research.markCharged(item[1]);

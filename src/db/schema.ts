@@ -35,6 +35,40 @@ export interface TavilyKeyTable {
   cooldown_reason: string | null;
   last_error: string | null;
   last_used_at: string | null;
+  /** The Tavily account the key belongs to (its credits are the account's); null: the key is its own account. */
+  account_id: number | null;
+  /** When Tavily answered the /usage call whose figures the row holds (the start of the next drift window). */
+  usage_read_at: string | null;
+  /** The check that first saw the key's usage fall: its billing cycle restarted then (or a little before). */
+  cycle_started_at: string | null;
+  /** Usage nobody here spent: what Tavily counted between two checks, and what the pool spent through the key then. */
+  drift_tavily: number | null;
+  drift_pool: number | null;
+  drift_since: string | null;
+  drift_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A Tavily account: keys that share its plan's credits. */
+export interface TavilyAccountTable {
+  id: Generated<number>;
+  name: string;
+  /** The account's figures from its keys' /usage calls (the latest one read). */
+  plan: string | null;
+  plan_usage: number | null;
+  plan_limit: number | null;
+  paygo_usage: number | null;
+  paygo_limit: number | null;
+  /** What the account can still spend: plan room plus pay-as-you-go room, counted once; null while unknown. */
+  remaining: number | null;
+  usage_read_at: string | null;
+  last_refreshed_at: string | null;
+  cycle_started_at: string | null;
+  drift_tavily: number | null;
+  drift_pool: number | null;
+  drift_since: string | null;
+  drift_at: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -91,6 +125,7 @@ export interface ResearchTaskTable {
 export type Door = 'rest' | 'mcp';
 
 export interface Database {
+  tavily_accounts: TavilyAccountTable;
   tavily_keys: TavilyKeyTable;
   client_tokens: ClientTokenTable;
   request_logs: RequestLogTable;
@@ -108,5 +143,6 @@ export type LogRow = Selectable<RequestLogTable>;
 export type NewLogRow = Insertable<RequestLogTable>;
 
 export type KeyRow = Selectable<TavilyKeyTable>;
+export type AccountRow = Selectable<TavilyAccountTable>;
 export type NewKeyRow = Insertable<TavilyKeyTable>;
 export type KeyUpdate = Updateable<TavilyKeyTable>;

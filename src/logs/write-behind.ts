@@ -45,14 +45,17 @@ interface Batch {
   health: Map<number, { status: KeyHealth; error: string }>;
   /** key id → epoch ms until which it rests (after a 429, or failures), and why. */
   cool: Map<number, { until: number; reason: string }>;
+  /** account id → what it can still spend (set, not deducted: an account that ran out). */
+  accounts: Map<number, number>;
   research: ResearchTask[];
   charged: Set<string>;
 }
 
-const emptyBatch = (): Batch => ({ logs: [], keys: new Map(), tokens: new Map(), health: new Map(), cool: new Map(), research: [], charged: new Set() });
+const emptyBatch = (): Batch => ({ logs: [], keys: new Map(), tokens: new Map(), health: new Map(), cool: new Map(), accounts: new Map(), research: [], charged: new Set() });
 const isEmpty = (b: Batch) =>
   b.logs.length === 0 &&
   b.keys.size === 0 &&
+  b.accounts.size === 0 &&
   b.tokens.size === 0 &&
   b.health.size === 0 &&
   b.cool.size === 0 &&
@@ -68,6 +71,8 @@ export interface FlushedChanges {
   health: Array<[number, KeyHealth]>;
   /** [key id, epoch ms the cooldown ends] */
   cool: Array<[number, number]>;
+  /** [account id, what it can still spend] */
+  accounts: Array<[number, number]>;
   /** Research tasks billed now (no other instance may bill them again). */
   charged: string[];
 }
@@ -248,6 +253,12 @@ export class WriteBehind {
     this.soon();
   }
 
+  /** An account ran out (Tavily said so): its room is stored as this, at once. */
+  accountRemaining(accountId: number, remaining: number): void {
+    this.#pending.accounts.set(accountId, remaining);
+    this.soon();
+  }
+
   keyCooldown(keyId: number, untilMs: number, reason: string): void {
     const p = this.#pending.cool;
     const cur = p.get(keyId);
@@ -354,6 +365,7 @@ export class WriteBehind {
       { ...emptyBatch(), tokens: batch.tokens },
       { ...emptyBatch(), health: batch.health },
       { ...emptyBatch(), cool: batch.cool },
+      { ...emptyBatch(), accounts: batch.accounts },
       { ...emptyBatch(), charged: batch.charged },
       { ...emptyBatch(), research: batch.research },
       { ...emptyBatch(), logs: batch.logs },
@@ -478,6 +490,7 @@ export class WriteBehind {
       p.tokens.set(id, cur ? { ...cur, credits: cur.credits + t.credits } : t);
     }
     for (const [id, h] of b.health) if (!p.health.has(id)) p.health.set(id, h);
+    for (const [id, r] of b.accounts) if (!p.accounts.has(id)) p.accounts.set(id, r);
     for (const [id, c] of b.cool) {
       const cur = p.cool.get(id);
       if (!cur || c.until > cur.until) p.cool.set(id, c);
@@ -506,6 +519,28 @@ export class WriteBehind {
           last_used_at = case when last_used_at is null or last_used_at < v.last_used then v.last_used else last_used_at end
         from ${jsonRows(dialect, cols, rows)}
         where tavily_keys.id = v.id`.execute(trx);
+      // A key's spend is its account's too: every key of the account has that much less room.
+      const spent = rows.filter((r) => (r[1] as number) > 0);
+      if (spent.length > 0) {
+        await sql`
+          update tavily_accounts set
+            remaining = case when remaining - s.credits < 0 then 0 else remaining - s.credits end
+          from (
+            select k.account_id as id, sum(v.credits) as credits
+            from ${jsonRows(dialect, cols, spent)} join tavily_keys k on k.id = v.id
+            where k.account_id is not null
+            group by k.account_id
+          ) s
+          where tavily_accounts.id = s.id and tavily_accounts.remaining is not null`.execute(trx);
+      }
+    }
+    if (b.accounts.size > 0) {
+      const rows = [...b.accounts];
+      const cols = [['id', 'integer'], ['remaining', 'double precision']] as const;
+      await sql`
+        update tavily_accounts set remaining = v.remaining, updated_at = ${now}
+        from ${jsonRows(dialect, cols, rows)}
+        where tavily_accounts.id = v.id`.execute(trx);
     }
     if (b.tokens.size > 0) {
       const rows = [...b.tokens.values()].map((t) => [t.id, t.month, t.credits, t.lastUsed]);
@@ -548,12 +583,13 @@ export class WriteBehind {
         .where('request_id', 'in', [...b.charged])
         .execute();
     }
-    if (b.keys.size > 0 || b.tokens.size > 0 || b.health.size > 0 || b.cool.size > 0 || b.charged.size > 0) {
+    if (b.keys.size > 0 || b.tokens.size > 0 || b.health.size > 0 || b.cool.size > 0 || b.accounts.size > 0 || b.charged.size > 0) {
       await this.#o.publish(trx, {
         keys: [...b.keys].filter(([, k]) => k.credits > 0).map(([id, k]) => [id, k.credits]),
         tokens: [...b.tokens.values()].filter((t) => t.credits > 0).map((t) => [t.id, t.month, t.credits]),
         health: [...b.health].map(([id, h]) => [id, h.status]),
         cool: [...b.cool].map(([id, c]) => [id, c.until]),
+        accounts: [...b.accounts],
         charged: [...b.charged],
       });
     }
@@ -580,5 +616,5 @@ function isDataError(err: unknown): boolean {
 function describePart(b: Batch): unknown {
   if (b.logs.length > 0) return b.logs.slice(0, 3).map((l) => ({ ts: l.ts, token_id: l.token_id, key_id: l.key_id, endpoint: l.endpoint, status: l.status, request_id: l.request_id }));
   if (b.research.length > 0) return b.research.slice(0, 3).map((r) => ({ request_id: r.request_id, key_id: r.key_id }));
-  return { keys: b.keys.size, tokens: b.tokens.size, health: b.health.size, cool: b.cool.size, charged: b.charged.size };
+  return { keys: b.keys.size, tokens: b.tokens.size, health: b.health.size, cool: b.cool.size, accounts: b.accounts.size, charged: b.charged.size };
 }

@@ -28,8 +28,25 @@ export class KeyStates {
     this.log.warn({ key_id: key.id, endpoint }, 'key rejected by Tavily (401): marked invalid');
   }
 
-  /** Tavily answered 432 or 433: the key (or its plan) has no credits left. */
+  /**
+   * Tavily answered 432 or 433: the key, or its account, has no credits left. When the key
+   * belongs to a declared account and the account is what ran out (a 433 is always the
+   * account's pay-as-you-go; a 432 is the account's plan unless the key's own limit is the
+   * smaller room), every key of the account is marked exhausted at once.
+   */
   exhausted(key: PoolKey, status: number, message: string, endpoint: string): void {
+    const account = key.account;
+    if (account && accountRanOut(key, status)) {
+      const why = `credits exhausted: its account is out of credits (${status}: ${message})`;
+      this.pool.setAccountRemaining(account.id, 0);
+      this.writeBehind.accountRemaining(account.id, 0);
+      for (const k of account.keys) {
+        this.pool.setHealth(k, 'exhausted');
+        this.writeBehind.keyHealth(k.id, 'exhausted', why);
+      }
+      this.log.warn({ key_id: key.id, account_id: account.id, keys: account.keys.size, endpoint, status }, 'account out of credits: its keys are marked exhausted');
+      return;
+    }
     this.pool.setHealth(key, 'exhausted');
     this.writeBehind.keyHealth(key.id, 'exhausted', `credits exhausted (${status}: ${message})`);
     this.log.warn({ key_id: key.id, endpoint, status }, 'key out of credits: marked exhausted');
@@ -82,5 +99,21 @@ export class KeyStates {
       if (k) this.pool.coolUntil(k, untilMs);
     },
     refreshed: (id: number, health: KeyHealth, remaining?: number | null): void => this.pool.refreshed(id, health, remaining),
+    account: (id: number, remaining: number | null): void => this.pool.setAccountRemaining(id, remaining),
   };
+}
+
+/**
+ * Whether a 432 or 433 on a key of a declared account means the account ran out. A 433 is
+ * the account's pay-as-you-go. For a 432 the figures tell: the key's own figure is the least
+ * of its own limit's room and its account's room when read, less what it spent since; when it
+ * is below the account's current room, the key's own limit is what binds; otherwise (or with
+ * no figures to compare) the account's plan does.
+ */
+export function accountRanOut(key: PoolKey, status: number): boolean {
+  if (status === 433) return true;
+  const shared = key.account?.remaining ?? null;
+  if (key.remaining === null) return shared !== null;
+  if (shared === null) return false;
+  return key.remaining >= shared;
 }

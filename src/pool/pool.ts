@@ -3,6 +3,16 @@ import type { KeyHealth } from '../db/schema.js';
 export type KeyStrategy = 'most-remaining' | 'round-robin' | 'least-recently-used';
 export const KEY_STRATEGIES: readonly KeyStrategy[] = ['most-remaining', 'round-robin', 'least-recently-used'];
 
+/**
+ * A Tavily account the admin declared: its keys share its credits. `remaining` is what the
+ * account can still spend (plan room plus pay-as-you-go room, counted once); null while unknown.
+ */
+export interface PoolAccount {
+  readonly id: number;
+  remaining: number | null;
+  readonly keys: Set<PoolKey>;
+}
+
 /** A key as the gateway holds it in memory. */
 export interface PoolKey {
   readonly id: number;
@@ -10,8 +20,14 @@ export interface PoolKey {
   readonly masked: string;
   health: KeyHealth;
   enabled: boolean;
-  /** Credits left; null while unknown (never refreshed, or no limit applies). */
+  /**
+   * Credits left by the key's own figures (its limit, and its account's room when it was
+   * read); null while unknown (never refreshed, or no limit applies). Its account's shared
+   * room caps it further: see `effectiveRemaining`.
+   */
   remaining: number | null;
+  /** The account whose credits the key shares; null: the key is its own account. */
+  account: PoolAccount | null;
   /** Epoch ms until which the key rests (after a 429, or after failures in a row). */
   coolUntil: number;
   /** Upstream failures in a row (5xx, timeouts, broken answers): the key rests longer after each. */
@@ -33,6 +49,16 @@ export interface PoolEntry {
   lastUsed: number;
   /** Epoch ms until which the key rests after a 429 (0: not resting). */
   coolUntil: number;
+  /** The key's account, and what the account can still spend (null: unknown). */
+  accountId: number | null;
+  accountRemaining: number | null;
+}
+
+/** What a key can spend now: the least of its own room and its account's; null when neither is known. */
+export function effectiveRemaining(k: { remaining: number | null; account: { remaining: number | null } | null }): number | null {
+  const a = k.account?.remaining ?? null;
+  if (a === null) return k.remaining;
+  return k.remaining === null ? a : Math.min(k.remaining, a);
 }
 
 /** Keeps the selectable keys; every operation is O(1). */
@@ -60,7 +86,7 @@ class MostRemaining implements Selector {
   #top = -1;
 
   static bucketOf(k: PoolKey): number {
-    const r = k.remaining ?? UNKNOWN_RANK;
+    const r = effectiveRemaining(k) ?? UNKNOWN_RANK;
     return Math.min(BUCKETS - 1, Math.max(0, Math.floor(Math.log1p(Math.max(0, r)) / BUCKET_RATIO)));
   }
 
@@ -193,6 +219,7 @@ export interface PoolCounts {
  */
 export class KeyPool {
   readonly #keys = new Map<number, PoolKey>();
+  readonly #accounts = new Map<number, PoolAccount>();
   #selector: Selector;
   readonly #timers = new Map<number, NodeJS.Timeout>();
 
@@ -204,6 +231,7 @@ export class KeyPool {
   load(entries: readonly PoolEntry[], now = Date.now()): void {
     const previous = new Map(this.#keys);
     this.#keys.clear();
+    this.#accounts.clear();
     this.#selector = makeSelector(this.strategy);
     // The timers point at the previous objects: re-armed below for the new ones.
     for (const t of this.#timers.values()) clearTimeout(t);
@@ -222,6 +250,7 @@ export class KeyPool {
       const k = this.#keys.get(id);
       if (!k) continue;
       this.#keys.delete(id);
+      this.#leaveAccount(k);
       this.#place(k, now);
       clearTimeout(this.#timers.get(id));
       this.#timers.delete(id);
@@ -230,6 +259,7 @@ export class KeyPool {
       const old = this.#keys.get(e.id);
       if (old) {
         this.#keys.delete(e.id);
+        this.#leaveAccount(old);
         this.#place(old, now);
       }
       const k = this.#fromEntry(e, old);
@@ -239,22 +269,51 @@ export class KeyPool {
     }
   }
 
-  /** A key from the database; the later cooldown and last use of the two views win. */
+  /**
+   * A key from the database; the later cooldown and last use of the two views win. The key
+   * joins its account, whose room is taken as read with it (the other keys of the account are
+   * re-ranked when it changed).
+   */
   #fromEntry(e: PoolEntry, old: PoolKey | undefined): PoolKey {
+    let account: PoolAccount | null = null;
+    if (e.accountId !== null) {
+      account = this.#accounts.get(e.accountId) ?? null;
+      if (!account) {
+        account = { id: e.accountId, remaining: e.accountRemaining, keys: new Set() };
+        this.#accounts.set(account.id, account);
+      } else if (account.remaining !== e.accountRemaining) {
+        account.remaining = e.accountRemaining;
+        for (const m of account.keys) this.#place(m);
+      }
+    }
     // Written out rather than spread: one object shape for every key, built fast in bulk.
-    return {
+    const k: PoolKey = {
       id: e.id,
       plain: e.plain,
       masked: e.masked,
       health: e.health,
       enabled: e.enabled,
       remaining: e.remaining,
+      account,
       coolUntil: old && old.coolUntil > e.coolUntil ? old.coolUntil : e.coolUntil,
       failStreak: old?.failStreak ?? 0,
       lastUsed: old && old.lastUsed > e.lastUsed ? old.lastUsed : e.lastUsed,
       slot: -1,
       bucket: 0,
     };
+    account?.keys.add(k);
+    return k;
+  }
+
+  #leaveAccount(k: PoolKey): void {
+    const a = k.account;
+    if (!a) return;
+    a.keys.delete(k);
+    if (a.keys.size === 0 && this.#accounts.get(a.id) === a) this.#accounts.delete(a.id);
+  }
+
+  account(id: number): PoolAccount | undefined {
+    return this.#accounts.get(id);
   }
 
   get(id: number): PoolKey | undefined {
@@ -296,12 +355,30 @@ export class KeyPool {
     return best;
   }
 
-  /** Spends credits from the key's figure (in memory; the write-behind buffer persists it). */
+  /**
+   * Spends credits from the key's figure and from its account's room, which every key of the
+   * account shares (in memory; the write-behind buffer persists both).
+   */
   deduct(k: PoolKey, credits: number): void {
-    if (credits <= 0 || k.remaining === null) return;
-    k.remaining = Math.max(0, k.remaining - credits);
-    if (k.remaining <= 0) k.health = 'exhausted';
+    if (credits <= 0) return;
+    if (k.remaining !== null) {
+      k.remaining = Math.max(0, k.remaining - credits);
+      if (k.remaining <= 0) k.health = 'exhausted';
+    }
+    const a = k.account;
+    if (a && a.remaining !== null) {
+      a.remaining = Math.max(0, a.remaining - credits);
+      for (const m of a.keys) if (m !== k) this.#place(m);
+    }
     this.#place(k);
+  }
+
+  /** What an account can still spend, as a refresh read it or another instance stored it. */
+  setAccountRemaining(id: number, remaining: number | null): void {
+    const a = this.#accounts.get(id);
+    if (!a || a.remaining === remaining) return;
+    a.remaining = remaining;
+    for (const m of a.keys) this.#place(m);
   }
 
   /** New figures for a key from a refresh (a null `remaining` keeps the one it has). */
@@ -359,7 +436,7 @@ export class KeyPool {
     for (const k of this.#keys.values()) {
       if (!k.enabled) c.disabled++;
       else if (k.health === 'invalid') c.invalid++;
-      else if (k.health === 'exhausted' || (k.remaining !== null && k.remaining <= 0)) c.exhausted++;
+      else if (k.health === 'exhausted' || (effectiveRemaining(k) ?? 1) <= 0) c.exhausted++;
       else if (k.coolUntil > now) c.cooling++;
       else c.available++;
     }
@@ -372,7 +449,7 @@ export class KeyPool {
   }
 
   #selectable(k: PoolKey, now: number): boolean {
-    return k.enabled && k.health === 'active' && (k.remaining === null || k.remaining > 0) && k.coolUntil <= now;
+    return k.enabled && k.health === 'active' && (effectiveRemaining(k) ?? 1) > 0 && k.coolUntil <= now;
   }
 }
 

@@ -1,13 +1,17 @@
 import type { AppContext } from '../context.js';
 import { Scheduler } from './scheduler.js';
 
-/** At 00:05 UTC on the 1st: credits reset (Tavily does not document when; gateways assume the 1st). */
-export const MONTHLY_RESET_CRON = '5 0 1 * *';
 export const PRUNE_LOGS_CRON = '17 3 * * *';
+/** A key checked for a new cycle within this long is not checked again by the low-rate job. */
+const RECHECK_STALE_AFTER_S = 3600;
 
 /**
- * The gateway's periodic jobs: the refresh of stale keys (REFRESH_CRON), the monthly return of
- * exhausted keys, and request-log pruning.
+ * The gateway's periodic jobs: the refresh of stale keys (REFRESH_CRON), the low-rate check of
+ * exhausted keys for a new billing cycle (EXHAUSTED_RECHECK_CRON), and request-log pruning.
+ *
+ * Tavily counts usage per billing cycle, which starts on each account's own day: there is no
+ * calendar reset. A key out of credits is checked again every few hours, and its next cycle is
+ * seen as a fall in the usage it reports; it (or its whole account) is then active again.
  */
 export function createScheduler(ctx: AppContext): Scheduler {
   const s = new Scheduler({ db: ctx.database.db, dialect: ctx.database.dialect, log: ctx.log.child({ component: 'scheduler' }) });
@@ -15,27 +19,18 @@ export function createScheduler(ctx: AppContext): Scheduler {
     name: 'refresh',
     cron: ctx.config.refreshCron,
     // Only keys not refreshed lately: instances whose timers fire a moment apart do not call
-    // /usage twice for a key, and Tavily's ~10 calls per 10 minutes per key is respected.
-    run: () => ctx.refresher.refresh({ staleAfterS: ctx.config.refreshStaleAfterS }),
+    // /usage twice for a key, and Tavily's ~10 calls per 10 minutes per key is respected. Keys
+    // out of credits are left to the low-rate check.
+    run: () => ctx.refresher.refresh({ staleAfterS: ctx.config.refreshStaleAfterS, exhausted: 'skip' }),
   });
-  s.add({ name: 'monthly-reset', cron: MONTHLY_RESET_CRON, run: () => monthlyReset(ctx) });
+  s.add({ name: 'recheck-exhausted', cron: ctx.config.exhaustedRecheckCron, run: () => recheckExhausted(ctx) });
   s.add({ name: 'prune-logs', cron: PRUNE_LOGS_CRON, run: () => ctx.pruneLogs() });
   return s;
 }
 
-/** Exhausted keys become eligible again, and are refreshed to learn what the new month gives them. */
-export async function monthlyReset(ctx: AppContext): Promise<{ reset: number }> {
-  const now = new Date().toISOString();
-  const rows = await ctx.database.db
-    .updateTable('tavily_keys')
-    .set({ status: 'active', last_error: null, updated_at: now })
-    .where('status', '=', 'exhausted')
-    .returning('id')
-    .execute();
-  const ids = rows.map((r) => r.id);
-  for (let i = 0; i < ids.length; i += 10_000) await ctx.refresher.refresh({ ids: ids.slice(i, i + 10_000) });
-  // Keys whose refresh failed (a timeout, say) are active again too: the pool must know.
-  await ctx.keysChanged(ids);
-  ctx.log.info({ keys: ids.length }, 'monthly reset: exhausted keys are eligible again');
-  return { reset: ids.length };
+/** Checks the keys out of credits: those whose billing cycle restarted come back with their new figures. */
+export async function recheckExhausted(ctx: AppContext): Promise<{ checked: number; new_cycles: number }> {
+  const r = await ctx.refresher.refresh({ exhausted: 'only', staleAfterS: RECHECK_STALE_AFTER_S });
+  if (r.total > 0) ctx.log.info({ keys: r.total, new_cycles: r.new_cycles }, 'exhausted keys checked for a new billing cycle');
+  return { checked: r.total, new_cycles: r.new_cycles };
 }

@@ -2,13 +2,15 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import { type KeyCipher, KeyDecryptError } from '../crypto.js';
 import type { Db } from '../db/database.js';
-import type { KeyRepository, RefreshWrite } from '../db/repositories/keys.js';
+import type { AccountRefreshWrite, AccountRepository, Drift } from '../db/repositories/accounts.js';
+import type { KeyRepository, RefreshCandidate, RefreshWrite } from '../db/repositories/keys.js';
+import type { LogRepository, SpendWindow } from '../db/repositories/logs.js';
 import type { KeyHealth } from '../db/schema.js';
 import { PlainKeyCache } from '../pool/key-cache.js';
 import { forEachSliced } from '../slices.js';
 import { UpstreamError } from '../tavily/errors.js';
 import type { UsageReport } from '../tavily/usage.js';
-import { figuresFromUsage } from '../tavily/usage.js';
+import { accountRoom, accountUsage, figuresFromUsage } from '../tavily/usage.js';
 
 export interface UsageSource {
   usage(key: string, timeoutMs: number): Promise<UsageReport>;
@@ -19,6 +21,22 @@ export interface RefreshRequest {
   ids?: readonly number[];
   /** Only keys not refreshed successfully in the last n seconds. */
   staleAfterS?: number;
+  /** `only`: only keys out of credits (the low-rate check for a new billing cycle); `skip`: all but those. */
+  exhausted?: 'only' | 'skip';
+}
+
+/** A key where Tavily counted more than the pool spent through it, beyond the tolerance. */
+export interface DriftFinding {
+  /** The key, or (with `account_id` set and `id` null) a whole account. */
+  id: number | null;
+  key_masked: string | null;
+  account_id: number | null;
+  /** Credits Tavily counted between the two checks. */
+  tavily: number;
+  /** Credits the pool spent through the key (or the account's keys) between them. */
+  pool: number;
+  since: string;
+  at: string;
 }
 
 export interface RefreshFailure {
@@ -42,6 +60,10 @@ export interface RefreshResult {
   started_at: string;
   finished_at: string;
   failures: RefreshFailure[];
+  /** Keys (and accounts) whose usage at Tavily grew by more than the pool spent through them. */
+  drift: DriftFinding[];
+  /** Keys whose usage fell since their last check: a new billing cycle. */
+  new_cycles: number;
 }
 
 export interface RefreshProgress {
@@ -65,6 +87,12 @@ export type CheckOutcome =
 export interface RefresherDeps {
   db: Db;
   keys: KeyRepository;
+  accounts: AccountRepository;
+  logs: LogRepository;
+  /** Credits Tavily may count beyond what the pool logged before it is reported (credits in flight during a check). */
+  driftTolerance: number;
+  /** Log rows older than this are pruned: a longer window cannot be compared. */
+  logRetentionMs: number;
   cipher: KeyCipher;
   upstream: UsageSource;
   concurrency: number;
@@ -72,10 +100,10 @@ export interface RefresherDeps {
   log: Logger;
   /** Decrypted keys, shared with the gateway's pool. */
   plainKeys?: PlainKeyCache;
-  /** Runs before the keys are loaded (the gateway flushes its pending deductions). */
+  /** Runs before the keys are loaded, and before what the pool spent is read (the gateway flushes its pending log). */
   beforeLoad?: () => Promise<void>;
   /** Gets the outcomes once they are committed (the gateway updates its in-memory pool). */
-  afterWrite?: (writes: readonly RefreshWrite[]) => void | Promise<void>;
+  afterWrite?: (writes: readonly RefreshWrite[], accounts: readonly AccountRefreshWrite[]) => void | Promise<void>;
 }
 
 /** Does a running refresh already do everything `req` asks for? */
@@ -87,7 +115,8 @@ function covers(running: RefreshRequest, req: RefreshRequest): boolean {
   }
   const staleCovered =
     running.staleAfterS === undefined || (req.staleAfterS !== undefined && req.staleAfterS >= running.staleAfterS);
-  return idsCovered && staleCovered;
+  const exhaustedCovered = running.exhausted === undefined || running.exhausted === req.exhausted;
+  return idsCovered && staleCovered && exhaustedCovered;
 }
 
 /**
@@ -163,20 +192,94 @@ export class QuotaRefresher {
       req.staleAfterS !== undefined ? new Date(Date.now() - req.staleAfterS * 1000).toISOString() : undefined;
 
     await this.#deps.beforeLoad?.();
-    const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore });
+    const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore, exhausted: req.exhausted });
     progress.total = candidates.length;
     const loadMs = performance.now() - t0;
     // A refresh of every key knows the whole pool: drop cached keys that were deleted.
-    if (!req.ids && req.staleAfterS === undefined) this.#plain.retain(candidates.map((c) => c.id));
+    if (!req.ids && req.staleAfterS === undefined && req.exhausted === undefined) this.#plain.retain(candidates.map((c) => c.id));
 
-    const writes: RefreshWrite[] = [];
+    const checked: Checked[] = [];
     const failures: RefreshFailure[] = [];
+    const failedWrites: RefreshWrite[] = [];
     const fail = (id: number, keyMasked: string, error: string, statusCode: number | null, health: KeyHealth | null) => {
-      writes.push({ id, ok: false, error, status: health });
+      failedWrites.push({ id, ok: false, error, status: health });
       failures.push({ id, key_masked: keyMasked, error, status_code: statusCode });
       progress.failed++;
     };
+    await this.#checkAll(candidates, checked, fail, progress);
+    // An account with room again brings back its other exhausted keys: they are checked in this
+    // run too, rather than at the next low-rate check.
+    const withRoom = new Set<number>();
+    for (const c of checked) {
+      if (c.c.account_id === null) continue;
+      const room = accountRoom(c.report.account);
+      if (room === null || room > 0) withRoom.add(c.c.account_id);
+    }
+    if (withRoom.size > 0) {
+      const more = await keys.exhaustedOfAccounts([...withRoom], new Set(candidates.map((c) => c.id)));
+      if (more.length > 0) {
+        progress.total += more.length;
+        await this.#checkAll(more, checked, fail, progress);
+      }
+    }
 
+    const fetchMs = performance.now() - t0 - loadMs;
+    const { writes, accountWrites, drift, newCycles } = await this.#outcomes(checked);
+    writes.push(...failedWrites);
+
+    const finishedAt = new Date().toISOString();
+    const w0 = performance.now();
+    try {
+      await db.transaction().execute(async (trx) => {
+        await keys.applyRefresh(writes, finishedAt, trx);
+        await this.#deps.accounts.applyRefresh(accountWrites, finishedAt, trx);
+      });
+    } catch (err) {
+      log.error({ err, keys: candidates.length }, 'quota refresh: the write transaction failed and was rolled back');
+      throw new RefreshWriteError(
+        `could not store the refresh results (nothing was written): ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    const writeMs = performance.now() - w0;
+    await this.#deps.afterWrite?.(writes, accountWrites);
+
+    failures.sort((a, b) => a.id - b.id);
+    const total = progress.total;
+    const result: RefreshResult = {
+      total,
+      success_count: total - failures.length,
+      failed_count: failures.length,
+      duration_ms: Math.round(performance.now() - t0),
+      load_ms: round1(loadMs),
+      fetch_ms: round1(fetchMs),
+      write_ms: round1(writeMs),
+      started_at: startedAt,
+      finished_at: finishedAt,
+      failures,
+      drift,
+      new_cycles: newCycles,
+    };
+    this.#last = result;
+    log.info(
+      { total: result.total, ok: result.success_count, failed: result.failed_count, ms: result.duration_ms, write_ms: result.write_ms, new_cycles: newCycles, drift: drift.length },
+      'quota refresh finished',
+    );
+    if (drift.length > 0) {
+      log.warn(
+        { findings: drift.length, first: drift.slice(0, 5).map((d) => ({ key_id: d.id, account_id: d.account_id, tavily: d.tavily, pool: d.pool })) },
+        'Tavily counted usage the pool did not spend: a key (or its account) is used elsewhere',
+      );
+    }
+    return result;
+  }
+
+  /** Checks the keys against /usage under the shared bound; the answer's time is kept with it. */
+  async #checkAll(
+    candidates: readonly RefreshCandidate[],
+    checked: Checked[],
+    fail: (id: number, keyMasked: string, error: string, statusCode: number | null, health: KeyHealth | null) => void,
+    progress: RefreshProgress,
+  ): Promise<void> {
     // 100,000 keys are queued in slices: queueing them all at once would hold the event loop.
     const calls: Promise<void>[] = [];
     await forEachSliced(candidates, (c) =>
@@ -190,49 +293,111 @@ export class QuotaRefresher {
             progress.done++;
             return;
           }
+          const readAt = new Date().toISOString();
           const outcome = await this.#checkOne(plain);
-          if (outcome.ok) writes.push({ id: c.id, ok: true, ...figuresFromUsage(outcome.report) });
+          if (outcome.ok) checked.push({ c, report: outcome.report, readAt });
           else fail(c.id, c.key_masked, outcome.error, outcome.statusCode, outcome.health);
           progress.done++;
         }),
       ),
     );
     await Promise.all(calls);
-
-    const finishedAt = new Date().toISOString();
-    const w0 = performance.now();
-    const fetchMs = w0 - t0 - loadMs;
-    try {
-      await db.transaction().execute((trx) => keys.applyRefresh(writes, finishedAt, trx));
-    } catch (err) {
-      log.error({ err, keys: candidates.length }, 'quota refresh: the write transaction failed and was rolled back');
-      throw new RefreshWriteError(
-        `could not store the refresh results (nothing was written): ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-    const writeMs = performance.now() - w0;
-    await this.#deps.afterWrite?.(writes);
-
-    failures.sort((a, b) => a.id - b.id);
-    const result: RefreshResult = {
-      total: candidates.length,
-      success_count: candidates.length - failures.length,
-      failed_count: failures.length,
-      duration_ms: Math.round(performance.now() - t0),
-      load_ms: round1(loadMs),
-      fetch_ms: round1(fetchMs),
-      write_ms: round1(writeMs),
-      started_at: startedAt,
-      finished_at: finishedAt,
-      failures,
-    };
-    this.#last = result;
-    log.info(
-      { total: result.total, ok: result.success_count, failed: result.failed_count, ms: result.duration_ms, write_ms: result.write_ms },
-      'quota refresh finished',
-    );
-    return result;
   }
+
+  /**
+   * What the answers mean beyond their figures: a fall in usage is a new billing cycle; a rise
+   * beyond what the pool spent (read from the request log, after a flush) is usage nobody here
+   * spent. Each account takes the figures of its key read last.
+   */
+  async #outcomes(checked: readonly Checked[]) {
+    const { accounts, logs, driftTolerance, logRetentionMs } = this.#deps;
+    const writes: RefreshWrite[] = [];
+    const keyWindows: SpendWindow[] = [];
+    const oldest = new Date(Date.now() - logRetentionMs).toISOString();
+    let newCycles = 0;
+    for (const { c, report, readAt } of checked) {
+      const fell =
+        (c.key_usage !== null && report.key.usage < c.key_usage) ||
+        (c.plan_usage !== null && report.account.plan_usage !== null && report.account.plan_usage < c.plan_usage);
+      if (fell) newCycles++;
+      else if (c.key_usage !== null && c.usage_read_at !== null && c.usage_read_at >= oldest) keyWindows.push({ id: c.id, from: c.usage_read_at, to: readAt });
+      writes.push({ id: c.id, ok: true, account_id: c.account_id, ...figuresFromUsage(report, readAt), cycle_started_at: fell ? readAt : null, drift: null });
+    }
+
+    // Each account: the figures of its key read last.
+    const latest = new Map<number, Checked>();
+    for (const ch of checked) {
+      const id = ch.c.account_id;
+      if (id === null) continue;
+      const cur = latest.get(id);
+      if (!cur || ch.readAt > cur.readAt) latest.set(id, ch);
+    }
+    const stored = new Map((await accounts.loadForRefresh([...latest.keys()])).map((a) => [a.id, a]));
+    const accountWrites: AccountRefreshWrite[] = [];
+    const accountWindows: SpendWindow[] = [];
+    for (const [id, { report, readAt }] of latest) {
+      const a = report.account;
+      const before = stored.get(id);
+      if (!before) continue; // deleted meanwhile
+      const was = accountUsage(before);
+      const now = accountUsage(a);
+      const fell = was !== null && now !== null && now < was;
+      if (!fell && was !== null && now !== null && before.usage_read_at !== null && before.usage_read_at >= oldest) {
+        accountWindows.push({ id, from: before.usage_read_at, to: readAt });
+      }
+      accountWrites.push({
+        id,
+        plan: a.current_plan,
+        plan_usage: a.plan_usage,
+        plan_limit: a.plan_limit,
+        paygo_usage: a.paygo_usage,
+        paygo_limit: a.paygo_limit,
+        remaining: accountRoom(a),
+        usage_read_at: readAt,
+        cycle_started_at: fell ? readAt : null,
+        drift: null,
+      });
+    }
+
+    const drift: DriftFinding[] = [];
+    if (keyWindows.length > 0 || accountWindows.length > 0) {
+      // Requests this instance finished before the checks are in the log before it is read.
+      await this.#deps.beforeLoad?.();
+      const [byKey, byAccount] = await Promise.all([logs.spentByKeys(keyWindows), logs.spentByAccounts(accountWindows)]);
+      const prevKey = new Map(checked.map((ch) => [ch.c.id, ch]));
+      for (const w of writes) {
+        if (!w.ok) continue;
+        const ch = prevKey.get(w.id)!;
+        if (ch.c.key_usage === null || w.cycle_started_at !== null || ch.c.usage_read_at === null || ch.c.usage_read_at < oldest) continue;
+        const tavily = ch.report.key.usage - ch.c.key_usage;
+        const pool = byKey.get(w.id) ?? 0;
+        if (tavily - pool > driftTolerance) {
+          const d: Drift = { tavily, pool, since: ch.c.usage_read_at, at: ch.readAt };
+          w.drift = d;
+          drift.push({ id: w.id, key_masked: ch.c.key_masked, account_id: ch.c.account_id, ...d });
+        }
+      }
+      const byId = new Map(accountWrites.map((a) => [a.id, a]));
+      for (const w of accountWindows) {
+        const aw = byId.get(w.id)!;
+        const before = stored.get(w.id)!;
+        const tavily = accountUsage(aw)! - accountUsage(before)!;
+        const pool = byAccount.get(w.id) ?? 0;
+        if (tavily - pool > driftTolerance) {
+          aw.drift = { tavily, pool, since: w.from, at: w.to };
+          drift.push({ id: null, key_masked: null, account_id: w.id, ...aw.drift });
+        }
+      }
+    }
+    return { writes, accountWrites, drift, newCycles };
+  }
+}
+
+interface Checked {
+  c: RefreshCandidate;
+  report: UsageReport;
+  /** When the /usage call was made: the end of this key's drift window and the start of the next. */
+  readAt: string;
 }
 
 const round1 = (ms: number) => Math.round(ms * 10) / 10;

@@ -73,18 +73,27 @@ export function parseUsage(body: unknown): UsageReport {
  */
 export function remainingCredits(r: UsageReport): number | null {
   const keyRoom = r.key.limit !== null ? r.key.limit - r.key.usage : null;
-  const a = r.account;
-  const accountRoom =
-    a.plan_limit !== null
-      ? Math.max(0, a.plan_limit - (a.plan_usage ?? 0)) +
-        (a.paygo_limit !== null ? Math.max(0, a.paygo_limit - (a.paygo_usage ?? 0)) : 0)
-      : null;
-  if (keyRoom === null && accountRoom === null) return null;
-  const room = Math.min(keyRoom ?? Number.POSITIVE_INFINITY, accountRoom ?? Number.POSITIVE_INFINITY);
-  return Math.max(0, room);
+  const room = accountRoom(r.account);
+  if (keyRoom === null && room === null) return null;
+  return Math.max(0, Math.min(keyRoom ?? Number.POSITIVE_INFINITY, room ?? Number.POSITIVE_INFINITY));
 }
 
-export function figuresFromUsage(r: UsageReport): KeyFigures {
+/**
+ * What an account can still spend, counted once for all its keys: plan room plus
+ * pay-as-you-go room. Null when the plan has no limit to count from.
+ */
+export function accountRoom(a: { plan_usage: number | null; plan_limit: number | null; paygo_usage: number | null; paygo_limit: number | null }): number | null {
+  if (a.plan_limit === null) return null;
+  return Math.max(0, a.plan_limit - (a.plan_usage ?? 0)) + (a.paygo_limit !== null ? Math.max(0, a.paygo_limit - (a.paygo_usage ?? 0)) : 0);
+}
+
+/** Credits the account has used in its cycle, plan and pay-as-you-go together (null when unknown). */
+export function accountUsage(a: { plan_usage: number | null; paygo_usage: number | null }): number | null {
+  return a.plan_usage === null ? null : a.plan_usage + (a.paygo_usage ?? 0);
+}
+
+/** The figures stored for a key from a /usage answer read at `readAt`. */
+export function figuresFromUsage(r: UsageReport, readAt: string): KeyFigures {
   const remaining = remainingCredits(r);
   const pick = (c: EndpointCounts) => Object.fromEntries(ENDPOINTS.filter((f) => c[f] !== undefined).map((f) => [f, c[f]]));
   return {
@@ -98,5 +107,6 @@ export function figuresFromUsage(r: UsageReport): KeyFigures {
     paygo_limit: r.account.paygo_limit,
     endpoint_usage: JSON.stringify({ key: pick(r.key), account: pick(r.account) }),
     remaining_quota: remaining,
+    usage_read_at: readAt,
   };
 }

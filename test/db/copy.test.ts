@@ -21,7 +21,9 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     fake = await FakeTavily.start();
     source = await startTestApp(sqlite, { tavilyBaseUrl: fake.url });
     const keys = Array.from({ length: 30 }, (_, i) => `tvly-dev-migrate${String(i).padStart(6, '0')}`);
-    await source.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: source.auth, payload: { keys } });
+    // Ten of them in one account: accounts travel with their keys.
+    await source.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: source.auth, payload: { keys: keys.slice(0, 10), account: 'team@example.com' } });
+    await source.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: source.auth, payload: { keys: keys.slice(10) } });
     const tok = await source.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: source.auth, payload: { name: 'agents', monthly_budget: 100 } });
     for (let i = 0; i < 25; i++) {
       await source.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${tok.json().token}` }, payload: { query: `q${i}` } });
@@ -40,6 +42,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
 
   const dump = async (db: DatabaseHandle['db']) => ({
     settings: await db.selectFrom('settings').selectAll().orderBy('name').execute(),
+    accounts: await db.selectFrom('tavily_accounts').selectAll().orderBy('id').execute(),
     keys: await db.selectFrom('tavily_keys').selectAll().orderBy('id').execute(),
     tokens: await db.selectFrom('client_tokens').selectAll().orderBy('id').execute(),
     logs: await db.selectFrom('request_logs').selectAll().orderBy('id').execute(),
@@ -53,6 +56,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
       first.map((r) => [r.table, r.read, r.inserted, r.skipped]),
       [
         ['settings', 1, 1, 0],
+        ['tavily_accounts', 1, 1, 0],
         ['tavily_keys', 30, 30, 0],
         ['client_tokens', 1, 1, 0],
         ['request_logs', 26, 26, 0],
@@ -64,8 +68,9 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     assert.deepEqual(dst, src, 'the rows arrive exactly as they were');
 
     const again = await copyTables(source.ctx.database.db, target.db);
-    assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0, 0]);
-    assert.deepEqual(again.map((r) => r.skipped), [1, 30, 1, 26, 1]);
+    assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(again.map((r) => r.skipped), [1, 1, 30, 1, 26, 1]);
+    assert.equal(dst.keys.filter((k) => k.account_id === dst.accounts[0]!.id).length, 10);
   });
 
   test('new rows in PostgreSQL get ids after the copied ones', async () => {
@@ -75,6 +80,12 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
       .returning('id')
       .executeTakeFirstOrThrow();
     assert.equal(row.id, 31);
+    const account = await target.db
+      .insertInto('tavily_accounts')
+      .values({ name: 'new', created_at: 'now', updated_at: 'now' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    assert.equal(account.id, 2);
   });
 
   test('the command reports its counts, and names what is wrong with its arguments', () => {

@@ -149,7 +149,7 @@ describeEachDialect('failover that does not give up while a good key exists', (d
 });
 
 describe('the rest of a failing key', () => {
-  const entry = (id: number): PoolEntry => ({ id, plain: `tvly-dev-k${id}`, masked: `…${id}`, health: 'active', enabled: true, remaining: 100, lastUsed: 0, coolUntil: 0 });
+  const entry = (id: number): PoolEntry => ({ id, plain: `tvly-dev-k${id}`, masked: `…${id}`, health: 'active', enabled: true, remaining: 100, lastUsed: 0, coolUntil: 0, accountId: null, accountRemaining: null });
   const writes: unknown[] = [];
   const log = { warn: () => {} } as never;
 

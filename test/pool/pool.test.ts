@@ -10,6 +10,8 @@ const entry = (id: number, remaining: number | null, over: Partial<PoolEntry> = 
   enabled: true,
   remaining,
   lastUsed: 0,
+  accountId: null,
+  accountRemaining: null,
   coolUntil: 0,
   ...over,
 });

@@ -205,6 +205,10 @@ describeEachDialect('quota refresh', (dialect) => {
       const refresher = new QuotaRefresher({
         db: failingDb,
         keys: repo,
+        accounts: t.ctx.accounts,
+        logs: t.ctx.logs,
+        driftTolerance: 10,
+        logRetentionMs: 30 * 86_400_000,
         cipher: t.ctx.cipher,
         upstream: t.ctx.tavily,
         concurrency: 8,
@@ -230,6 +234,10 @@ describeEachDialect('quota refresh', (dialect) => {
         ctx.refresher = new QuotaRefresher({
           db: failingDb,
           keys: new KeyRepository(failingDb, ctx.database.dialect),
+          accounts: ctx.accounts,
+          logs: ctx.logs,
+          driftTolerance: 10,
+          logRetentionMs: 30 * 86_400_000,
           cipher: ctx.cipher,
           upstream: ctx.tavily,
           concurrency: 4,

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { type AppContext, createContext } from '../../src/context.js';
 import { generateEncryptionKey, parseEncryptionKey } from '../../src/crypto.js';
 import { createLogger } from '../../src/logger.js';
-import { createScheduler, monthlyReset } from '../../src/quota/jobs.js';
+import { createScheduler, recheckExhausted } from '../../src/quota/jobs.js';
 import { LogSink, startTestApp } from '../support/app.js';
 import { type TestDatabase, describeEachDialect, dialects } from '../support/db.js';
 import { FakeTavily, defaultUsage } from '../support/fake-tavily.js';
@@ -50,7 +50,7 @@ describeEachDialect('scheduled jobs', (dialect) => {
     }
   });
 
-  test('the monthly reset makes exhausted keys eligible again and refreshes them', async () => {
+  test('the low-rate check of exhausted keys sees a new billing cycle and puts the key back, whatever the date', async () => {
     const t = await startTestApp(dialect, { tavilyBaseUrl: fake.url });
     try {
       const key = 'tvly-dev-spent-monthly01';
@@ -59,14 +59,23 @@ describeEachDialect('scheduled jobs', (dialect) => {
       const [row] = (await t.ctx.keys.list({ status: 'exhausted', sort: 'created_at', order: 'asc', limit: 10 })).rows;
       assert.ok(row, 'the spent key starts exhausted');
       assert.equal(t.ctx.pool.get(row.id)!.health, 'exhausted');
-      // A new month: Tavily reports the key's credits back.
-      fake.setKey(key, { kind: 'ok', usage: { ...defaultUsage(key), key: { usage: 0, limit: 1000 }, account: { ...defaultUsage(key).account, plan_usage: 0 } } });
+      // Nothing changed at Tavily yet: the key stays out.
       fake.resetStats();
-      assert.deepEqual(await monthlyReset(t.ctx), { reset: 1 });
-      assert.equal(fake.stats.usageCalls, 1, 'only the exhausted key is refreshed');
+      // Checked within the last hour (by the import): the low-rate check leaves it alone.
+      assert.deepEqual(await recheckExhausted(t.ctx), { checked: 0, new_cycles: 0 });
+      await t.ctx.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
+      assert.deepEqual(await recheckExhausted(t.ctx), { checked: 1, new_cycles: 0 });
+      assert.equal((await t.ctx.keys.getById(row.id))!.status, 'exhausted');
+      // A new billing cycle: Tavily reports the key's usage fallen.
+      fake.setKey(key, { kind: 'ok', usage: { ...defaultUsage(key), key: { usage: 0, limit: 1000 }, account: { ...defaultUsage(key).account, plan_usage: 0 } } });
+      await t.ctx.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
+      fake.resetStats();
+      assert.deepEqual(await recheckExhausted(t.ctx), { checked: 1, new_cycles: 1 });
+      assert.equal(fake.stats.usageCalls, 1, 'only the exhausted key is checked');
       const after = (await t.ctx.keys.getById(row.id))!;
       assert.equal(after.status, 'active');
       assert.equal(after.remaining_quota, 1000);
+      assert.ok(after.cycle_started_at, 'the new cycle is recorded');
       assert.equal(t.ctx.pool.get(row.id)!.health, 'active', 'the gateway can use it again at once');
     } finally {
       await t.close();

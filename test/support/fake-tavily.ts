@@ -13,6 +13,11 @@
  * A key can also misbehave as a broken proxy or a dying server does (`setKey`,
  * `setRequestBehaviour`): `reset`, `truncate`, `short`, `trickle`, `huge`, `html`, `credits`
  * (see KeyBehaviour).
+ * Accounts (`addAccount`): keys that share one plan's credits, with a billing cycle that starts
+ * on the account's own day of the month (by the fake's clock, `setNow`); a key of an account
+ * reports live figures from /usage, and is refused (432, or 433 past pay-as-you-go) when its
+ * own limit or its account has no room. `spendOutside` spends from a key as another tool would,
+ * without the gateway.
  * Run it alone: `tsx test/support/fake-tavily.ts` (PORT, LATENCY_MS from the environment).
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -67,6 +72,38 @@ export type KeyBehaviour =
   /** 500 on every other request (the first, the third, …), a normal answer in between. */
   | { kind: 'flaky' };
 
+export interface FakeAccountOptions {
+  plan?: string;
+  planLimit: number;
+  /** Credits used in the current cycle before the keys' own use. */
+  planUsage?: number;
+  paygoLimit?: number | null;
+  /** The day of the month (UTC) each billing cycle starts. */
+  cycleDay?: number;
+  /** The account's keys: a key text, or a key with a limit of its own. */
+  keys: (string | { key: string; limit: number | null })[];
+}
+
+interface FakeAccount {
+  name: string;
+  plan: string;
+  planLimit: number;
+  planUsage: number;
+  paygoLimit: number | null;
+  paygoUsage: number;
+  cycleDay: number;
+  cycleStart: number;
+  keys: Map<string, { limit: number | null; usage: number }>;
+}
+
+/** The start (epoch ms) of the billing cycle that `now` falls in, for cycles starting on `day`. */
+export function cycleStartOf(now: number, day: number): number {
+  const d = new Date(now);
+  let start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), day);
+  if (start > now) start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, day);
+  return start;
+}
+
 export interface FakeTavilyOptions {
   port?: number;
   /** Delay before every answer. */
@@ -95,6 +132,8 @@ export interface FakeStats {
   unauthenticated: number;
   /** Feedback received, by the key that sent it. */
   feedbackByKey: Map<string, number>;
+  /** Requests refused because the key's account (or its own limit) had no room. */
+  refusedForCredits: number;
 }
 
 const MESSAGES: Record<number, string> = {
@@ -159,8 +198,12 @@ export class FakeTavily {
     requestsByKey: new Map(),
     unauthenticated: 0,
     feedbackByKey: new Map(),
+    refusedForCredits: 0,
   };
   latencyMs: number;
+  readonly #accounts = new Map<string, FakeAccount>();
+  readonly #accountOfKey = new Map<string, FakeAccount>();
+  #now: (() => number) = Date.now;
   /** Gap between research stream events. */
   streamIntervalMs = 50;
   /** A research task answers 202 (in progress) to this many polls before it is completed. */
@@ -193,6 +236,88 @@ export class FakeTavily {
 
   get url(): string {
     return this.#url;
+  }
+
+  /** Keys that share one plan's credits, with billing cycles that start on `cycleDay`. */
+  addAccount(name: string, o: FakeAccountOptions): void {
+    const a: FakeAccount = {
+      name,
+      plan: o.plan ?? 'Researcher',
+      planLimit: o.planLimit,
+      planUsage: o.planUsage ?? 0,
+      paygoLimit: o.paygoLimit ?? null,
+      paygoUsage: 0,
+      cycleDay: o.cycleDay ?? 1,
+      cycleStart: cycleStartOf(this.#now(), o.cycleDay ?? 1),
+      keys: new Map(),
+    };
+    for (const k of o.keys) {
+      const [key, limit] = typeof k === 'string' ? [k, null] : [k.key, k.limit];
+      a.keys.set(key, { limit, usage: 0 });
+      this.#accountOfKey.set(key, a);
+    }
+    this.#accounts.set(name, a);
+  }
+
+  /** The account's live figures (after any cycle change by the fake's clock). */
+  account(name: string): { planUsage: number; paygoUsage: number; keys: Map<string, { limit: number | null; usage: number }> } {
+    const a = this.#accounts.get(name)!;
+    this.#roll(a);
+    return a;
+  }
+
+  /** The fake's clock (for billing cycles); `null` goes back to the real one. */
+  setNow(ms: number | null): void {
+    this.#now = ms === null ? Date.now : () => ms;
+  }
+
+  /** Credits spent from a key of an account by something other than the gateway. */
+  spendOutside(key: string, credits: number): void {
+    this.#charge(key, credits);
+  }
+
+  /** A new cycle by the fake's clock: usage starts again from nothing. */
+  #roll(a: FakeAccount): void {
+    const start = cycleStartOf(this.#now(), a.cycleDay);
+    if (start === a.cycleStart) return;
+    a.cycleStart = start;
+    a.planUsage = 0;
+    a.paygoUsage = 0;
+    for (const k of a.keys.values()) k.usage = 0;
+  }
+
+  #charge(key: string, credits: number): void {
+    const a = this.#accountOfKey.get(key);
+    if (!a) return;
+    this.#roll(a);
+    a.keys.get(key)!.usage += credits;
+    const toPlan = Math.min(credits, Math.max(0, a.planLimit - a.planUsage));
+    a.planUsage += toPlan;
+    a.paygoUsage += credits - toPlan;
+  }
+
+  /** 432 (the key's limit or the plan) or 433 (pay-as-you-go) when the key's account has no room for `cost`; null when it has. */
+  #refusal(key: string, cost: number): number | null {
+    const a = this.#accountOfKey.get(key);
+    if (!a) return null;
+    this.#roll(a);
+    const k = a.keys.get(key)!;
+    if (k.limit !== null && k.usage + cost > k.limit) return 432;
+    const planRoom = a.planLimit - a.planUsage;
+    if (planRoom >= cost) return null;
+    if (a.paygoLimit === null) return 432;
+    return planRoom + a.paygoLimit - a.paygoUsage >= cost ? null : 433;
+  }
+
+  #accountUsage(key: string): UsageBody | null {
+    const a = this.#accountOfKey.get(key);
+    if (!a) return null;
+    this.#roll(a);
+    const k = a.keys.get(key)!;
+    return {
+      key: { usage: k.usage, limit: k.limit, search_usage: k.usage },
+      account: { current_plan: a.plan, plan_usage: a.planUsage, plan_limit: a.planLimit, paygo_usage: a.paygoUsage, paygo_limit: a.paygoLimit, search_usage: a.planUsage + a.paygoUsage },
+    };
   }
 
   setKey(key: string, behaviour: KeyBehaviour): void {
@@ -236,6 +361,7 @@ export class FakeTavily {
     this.stats.requestsByKey.clear();
     this.stats.unauthenticated = 0;
     this.stats.feedbackByKey.clear();
+    this.stats.refusedForCredits = 0;
   }
 
   async close(): Promise<void> {
@@ -276,6 +402,7 @@ export class FakeTavily {
 
   #bill(key: string, credits: number): void {
     this.stats.creditsByKey.set(key, (this.stats.creditsByKey.get(key) ?? 0) + credits);
+    this.#charge(key, credits);
   }
 
   #request(endpoint: string, path: string, req: http.IncomingMessage, res: http.ServerResponse, body: Record<string, unknown>): void {
@@ -304,6 +431,13 @@ export class FakeTavily {
         const headers: Record<string, string> = {};
         if (behaviour.retryAfter !== undefined) headers['retry-after'] = String(behaviour.retryAfter);
         return send(res, behaviour.status, { detail: { error: behaviour.message ?? MESSAGES[behaviour.status] ?? 'Error' } }, headers);
+      }
+      if (endpoint !== '/feedback' && endpoint !== '/research/:id') {
+        const refused = this.#refusal(key, endpoint === '/search' && body.search_depth === 'advanced' ? 2 : 1);
+        if (refused !== null) {
+          this.stats.refusedForCredits++;
+          return send(res, refused, { detail: { error: MESSAGES[refused] } });
+        }
       }
       this.#serve(endpoint, path, key, res, body);
     };
@@ -424,7 +558,8 @@ export class FakeTavily {
     const key = m?.[1];
     if (key) st.callsByKey.set(key, (st.callsByKey.get(key) ?? 0) + 1);
     else st.unauthenticated++;
-    const behaviour: KeyBehaviour = key ? this.behaviourOf(key) : { kind: 'status', status: 401 };
+    const live = key && !this.#keys.has(key) ? this.#accountUsage(key) : null;
+    const behaviour: KeyBehaviour = live ? { kind: 'ok', usage: live } : key ? this.behaviourOf(key) : { kind: 'status', status: 401 };
     if (behaviour.kind === 'hang') return; // answer never comes; the client's timeout must fire
 
     const answer = () => {

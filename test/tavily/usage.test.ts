@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { UsageShapeError, figuresFromUsage, parseUsage, remainingCredits } from '../../src/tavily/usage.js';
 
+const AT = '2026-11-30T00:00:00.000Z';
+
 const doc = {
   key: { usage: 150, limit: 1000, search_usage: 100, extract_usage: 25, crawl_usage: 15, map_usage: 7, research_usage: 3 },
   account: {
@@ -23,7 +25,7 @@ describe('/usage parsing', () => {
     const r = parseUsage(doc);
     assert.equal(r.key.usage, 150);
     assert.equal(r.account.current_plan, 'Bootstrap');
-    const f = figuresFromUsage(r);
+    const f = figuresFromUsage(r, AT);
     assert.equal(f.remaining_quota, 850);
     assert.equal(f.status, 'active');
     assert.deepEqual(JSON.parse(f.endpoint_usage!).key, { search_usage: 100, extract_usage: 25, crawl_usage: 15, map_usage: 7, research_usage: 3 });
@@ -42,13 +44,13 @@ describe('/usage parsing', () => {
 
   test('spent keys are exhausted, never negative', () => {
     const r = parseUsage({ key: { usage: 1200, limit: 1000 }, account: { current_plan: 'Researcher', plan_usage: 1200, plan_limit: 1000, paygo_usage: 0, paygo_limit: null } });
-    const f = figuresFromUsage(r);
+    const f = figuresFromUsage(r, AT);
     assert.equal(f.remaining_quota, 0);
     assert.equal(f.status, 'exhausted');
   });
 
   test('no limit anywhere: remaining is unknown (null), key stays active', () => {
-    const f = figuresFromUsage(parseUsage({ key: { usage: 5, limit: null }, account: {} }));
+    const f = figuresFromUsage(parseUsage({ key: { usage: 5, limit: null }, account: {} }), AT);
     assert.equal(f.remaining_quota, null);
     assert.equal(f.status, 'active');
   });

@@ -4,6 +4,10 @@ import { type ColumnSpec, jsonRows } from '../json-rows.js';
 import { Slicer, chunks, eachChunk } from '../../slices.js';
 import { storableText } from '../../text.js';
 import type { Database, KeyHealth, KeyRow, KeyStatus, NewKeyRow } from '../schema.js';
+import type { Drift } from './accounts.js';
+
+/** A key as listed: its row, and its account's name and shared room. */
+export type KeyListRow = KeyRow & { account_name: string | null; account_remaining: number | null };
 
 /** A Kysely handle or a transaction: every method takes either. */
 export type Executor = Kysely<Database>;
@@ -13,6 +17,10 @@ export type SortOrder = 'asc' | 'desc';
 
 export interface KeyListFilter {
   status?: KeyStatus;
+  /** Keys of this account; 0: keys in no declared account. */
+  accountId?: number;
+  /** Only keys where Tavily counted usage the pool did not spend. */
+  drift?: boolean;
   /** Matches the label or the masked key (its last characters), case-insensitively. */
   search?: string;
   sort: KeySort;
@@ -29,7 +37,7 @@ export interface KeyCursor {
 }
 
 export interface KeyPage {
-  rows: KeyRow[];
+  rows: KeyListRow[];
   next: KeyCursor | null;
   total: number;
 }
@@ -41,7 +49,14 @@ export interface RefreshCandidate {
   key_masked: string;
   status: KeyHealth;
   disabled_at: string | null;
+  account_id: number | null;
+  /** The figures of the last check: a fall means a new billing cycle; a rise is compared with what the pool spent. */
+  key_usage: number | null;
+  plan_usage: number | null;
+  usage_read_at: string | null;
 }
+
+const CANDIDATE_COLUMNS = ['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at', 'account_id', 'key_usage', 'plan_usage', 'usage_read_at'] as const;
 
 /** The columns a successful refresh sets, with their SQL types. */
 const FIGURE_COLUMNS = [
@@ -55,13 +70,32 @@ const FIGURE_COLUMNS = [
   ['paygo_limit', 'double precision'],
   ['endpoint_usage', 'text'],
   ['remaining_quota', 'double precision'],
+  ['usage_read_at', 'text'],
 ] as const satisfies ReadonlyArray<readonly [keyof KeyRow, string]>;
+
+/** What a successful check sets only when it has something to say (null keeps the stored value). */
+const REFRESH_EXTRA = [
+  ['cycle_started_at', 'text'],
+  ['drift_tavily', 'double precision'],
+  ['drift_pool', 'double precision'],
+  ['drift_since', 'text'],
+  ['drift_at', 'text'],
+] as const;
 
 /** Figures from a successful /usage call, already reduced to what is stored. */
 export type KeyFigures = Pick<KeyRow, (typeof FIGURE_COLUMNS)[number][0]>;
 
 export type RefreshWrite =
-  | ({ id: number; ok: true } & KeyFigures)
+  | ({
+      id: number;
+      ok: true;
+      /** The account the key belongs to, as loaded. */
+      account_id: number | null;
+      /** Set when this check saw the key's usage fall (a new billing cycle); null keeps the one stored. */
+      cycle_started_at: string | null;
+      /** Set when Tavily counted more than the pool spent; null keeps the last finding. */
+      drift: Drift | null;
+    } & KeyFigures)
   | { id: number; ok: false; error: string; status: KeyHealth | null };
 
 export interface KeySummary {
@@ -70,11 +104,15 @@ export interface KeySummary {
   total_remaining: number;
   total_limit: number;
   unknown_quota: number;
+  /** Declared accounts with usable keys (each counted once in the totals). */
+  accounts: number;
   last_refreshed_at: string | null;
 }
 
+/** What a key can spend: the least of its own figure and its account's shared room (the list joins the account as `a`). */
+const EFFECTIVE_REMAINING = sql<number | null>`case when a.remaining is not null and (tavily_keys.remaining_quota is null or a.remaining < tavily_keys.remaining_quota) then a.remaining else tavily_keys.remaining_quota end`;
 /** Remaining quota as a sortable, non-null value: unknown sorts below every known figure. */
-const REMAINING_SORT = sql<number>`coalesce(remaining_quota, -1)`;
+const REMAINING_SORT = sql<number>`coalesce(${EFFECTIVE_REMAINING}, -1)`;
 
 const chunk = chunks;
 
@@ -115,6 +153,8 @@ const INSERT_TYPES: Partial<Record<keyof KeyRow, string>> = {
   last_error: 'text',
   last_used_at: 'text',
   cooldown_until: 'text',
+  account_id: 'integer',
+  usage_read_at: 'text',
   created_at: 'text',
   updated_at: 'text',
 };
@@ -176,12 +216,30 @@ export class KeyRepository {
     return inserted;
   }
 
-  async getById(id: number, ex: Executor = this.db): Promise<KeyRow | undefined> {
-    return ex.selectFrom('tavily_keys').selectAll().where('id', '=', id).executeTakeFirst();
+  /** Keys with their account's name and room (left-joined as `a`). */
+  #withAccount(ex: Executor) {
+    return ex
+      .selectFrom('tavily_keys')
+      .leftJoin('tavily_accounts as a', 'a.id', 'tavily_keys.account_id')
+      .selectAll('tavily_keys')
+      .select(['a.name as account_name', 'a.remaining as account_remaining']);
+  }
+
+  async getById(id: number, ex: Executor = this.db): Promise<KeyListRow | undefined> {
+    return this.#withAccount(ex).where('tavily_keys.id', '=', id).executeTakeFirst();
+  }
+
+  /** The keys of an account (at most `limit`), in id order. */
+  async ofAccount(accountId: number, limit: number, ex: Executor = this.db): Promise<KeyListRow[]> {
+    return this.#withAccount(ex).where('tavily_keys.account_id', '=', accountId).orderBy('tavily_keys.id').limit(limit).execute();
   }
 
   async list(filter: KeyListFilter, ex: Executor = this.db): Promise<KeyPage> {
-    let base = ex.selectFrom('tavily_keys');
+    let base = ex.selectFrom('tavily_keys').leftJoin('tavily_accounts as a', 'a.id', 'tavily_keys.account_id');
+    if (filter.accountId !== undefined) {
+      base = filter.accountId === 0 ? base.where('tavily_keys.account_id', 'is', null) : base.where('tavily_keys.account_id', '=', filter.accountId);
+    }
+    if (filter.drift) base = base.where('tavily_keys.drift_at', 'is not', null);
     if (filter.status) {
       const status = filter.status;
       base = base.where((eb) => statusFilter(eb, status));
@@ -192,37 +250,38 @@ export class KeyRepository {
         sql<SqlBool>`(lower(coalesce(label, '')) like ${p} escape '\\' or lower(key_masked) like ${p} escape '\\')`,
       );
     }
-    const sortExpr: RawBuilder<number | string> = filter.sort === 'remaining_quota' ? REMAINING_SORT : sql`created_at`;
+    const sortExpr: RawBuilder<number | string> = filter.sort === 'remaining_quota' ? REMAINING_SORT : sql`tavily_keys.created_at`;
     const desc = filter.order === 'desc';
-    let page = base.selectAll();
+    let page = base.selectAll('tavily_keys').select(['a.name as account_name', 'a.remaining as account_remaining', REMAINING_SORT.as('sort_remaining')]);
     if (filter.cursor) {
       const { v, id } = filter.cursor;
       const cmp = desc ? '<' : '>';
       page = page.where((eb) =>
-        eb.or([eb(sortExpr, cmp, v), eb.and([eb(sortExpr, '=', v), eb('id', cmp, id)])]),
+        eb.or([eb(sortExpr, cmp, v), eb.and([eb(sortExpr, '=', v), eb('tavily_keys.id', cmp, id)])]),
       );
     }
-    const [rows, count] = await Promise.all([
+    const [found, count] = await Promise.all([
       page
         .orderBy(sortExpr, filter.order)
-        .orderBy('id', filter.order)
+        .orderBy('tavily_keys.id', filter.order)
         .limit(filter.limit + 1)
         .execute(),
       base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow(),
     ]);
-    const more = rows.length > filter.limit;
-    if (more) rows.pop();
-    const last = rows.at(-1);
+    const more = found.length > filter.limit;
+    if (more) found.pop();
+    const last = found.at(-1);
     const next =
       more && last
-        ? { v: filter.sort === 'remaining_quota' ? (last.remaining_quota ?? -1) : last.created_at, id: last.id }
+        ? { v: filter.sort === 'remaining_quota' ? Number(last.sort_remaining) : last.created_at, id: last.id }
         : null;
+    const rows = found.map(({ sort_remaining: _, ...r }) => r);
     return { rows, next, total: Number(count.n) };
   }
 
   async update(
     id: number,
-    patch: { label?: string | null; enabled?: boolean },
+    patch: { label?: string | null; enabled?: boolean; clearDrift?: boolean },
     ex: Executor = this.db,
   ): Promise<KeyRow | undefined> {
     const now = new Date().toISOString();
@@ -231,6 +290,7 @@ export class KeyRepository {
       .set((eb) => ({
         updated_at: now,
         ...(patch.label !== undefined ? { label: patch.label } : {}),
+        ...(patch.clearDrift ? { drift_tavily: null, drift_pool: null, drift_since: null, drift_at: null } : {}),
         ...(patch.enabled === true ? { disabled_at: null } : {}),
         // Disabling keeps the first disable time when already disabled.
         ...(patch.enabled === false ? { disabled_at: eb.fn.coalesce('disabled_at', eb.val(now)) } : {}),
@@ -275,9 +335,24 @@ export class KeyRepository {
   async loadForPool(ids?: readonly number[], ex: Executor = this.db) {
     const q = ex
       .selectFrom('tavily_keys')
-      .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at', 'remaining_quota', 'last_used_at', 'cooldown_until'])
-      .orderBy('id');
-    return this.#readMany((f) => (f.ids ? q.where('id', 'in', f.ids) : q.where('id', '>', f.after).limit(f.limit)).execute(), ids);
+      .leftJoin('tavily_accounts as a', 'a.id', 'tavily_keys.account_id')
+      .select([
+        'tavily_keys.id',
+        'tavily_keys.key_ciphertext',
+        'tavily_keys.key_masked',
+        'tavily_keys.status',
+        'tavily_keys.disabled_at',
+        'tavily_keys.remaining_quota',
+        'tavily_keys.last_used_at',
+        'tavily_keys.cooldown_until',
+        'tavily_keys.account_id',
+        'a.remaining as account_remaining',
+      ])
+      .orderBy('tavily_keys.id');
+    return this.#readMany(
+      (f) => (f.ids ? q.where('tavily_keys.id', 'in', f.ids) : q.where('tavily_keys.id', '>', f.after).limit(f.limit)).execute(),
+      ids,
+    );
   }
 
   /**
@@ -309,19 +384,29 @@ export class KeyRepository {
    * small pool; a large one is read a page at a time (by id), yielding between pages.
    */
   async loadForRefresh(
-    opts: { ids?: readonly number[]; refreshedBefore?: string },
+    opts: { ids?: readonly number[]; refreshedBefore?: string; exhausted?: 'only' | 'skip' },
     ex: Executor = this.db,
   ): Promise<RefreshCandidate[]> {
-    let q = ex
-      .selectFrom('tavily_keys')
-      .select(['id', 'key_ciphertext', 'key_masked', 'status', 'disabled_at'])
-      .orderBy('id');
+    let q = ex.selectFrom('tavily_keys').select(CANDIDATE_COLUMNS).orderBy('id');
+    // Out of credits: marked so, or spent to nothing since the last check.
+    if (opts.exhausted === 'only') q = q.where((eb) => eb.or([eb('status', '=', 'exhausted'), eb('remaining_quota', '<=', 0)]));
+    if (opts.exhausted === 'skip') q = q.where('status', '<>', 'exhausted');
     if (opts.refreshedBefore) {
       const before = opts.refreshedBefore;
       q = q.where((eb) => eb.or([eb('last_refreshed_at', 'is', null), eb('last_refreshed_at', '<', before)]));
     }
     if (opts.ids?.length === 0) return [];
     return this.#readMany((f) => (f.ids ? q.where('id', 'in', f.ids) : q.where('id', '>', f.after).limit(f.limit)).execute(), opts.ids);
+  }
+
+  /** Keys of these accounts marked exhausted, other than `except`: checked too when their account has room again. */
+  async exhaustedOfAccounts(accountIds: readonly number[], except: ReadonlySet<number>, ex: Executor = this.db): Promise<RefreshCandidate[]> {
+    const out: RefreshCandidate[] = [];
+    await eachChunk(accountIds, this.idsPerStatement, async (part) => {
+      const rows = await ex.selectFrom('tavily_keys').select(CANDIDATE_COLUMNS).where('account_id', 'in', part).where('status', '=', 'exhausted').execute();
+      for (const r of rows) if (!except.has(r.id)) out.push(r);
+    });
+    return out;
   }
 
   /**
@@ -336,14 +421,27 @@ export class KeyRepository {
     const slicer = new Slicer();
     for (const part of chunk(ok, this.batchRows)) {
       await slicer.breathe();
-      const rows = part.map((w) => [w.id, ...FIGURE_COLUMNS.map(([c]) => w[c])]);
+      const rows = part.map((w) => [
+        w.id,
+        ...FIGURE_COLUMNS.map(([c]) => w[c]),
+        w.cycle_started_at,
+        w.drift?.tavily ?? null,
+        w.drift?.pool ?? null,
+        w.drift?.since ?? null,
+        w.drift?.at ?? null,
+      ]);
       await sql`
         update tavily_keys set
           ${sql.join(FIGURE_COLUMNS.map(([c]) => sql`${sql.ref(c)} = v.${sql.ref(c)}`))},
+          cycle_started_at = coalesce(v.cycle_started_at, tavily_keys.cycle_started_at),
+          drift_tavily = case when v.drift_at is null then tavily_keys.drift_tavily else v.drift_tavily end,
+          drift_pool = case when v.drift_at is null then tavily_keys.drift_pool else v.drift_pool end,
+          drift_since = case when v.drift_at is null then tavily_keys.drift_since else v.drift_since end,
+          drift_at = coalesce(v.drift_at, tavily_keys.drift_at),
           last_refreshed_at = ${at},
           last_error = null,
           updated_at = ${at}
-        from ${jsonRows(this.dialect, [['id', 'integer'], ...FIGURE_COLUMNS], rows)}
+        from ${jsonRows(this.dialect, [['id', 'integer'], ...FIGURE_COLUMNS, ...REFRESH_EXTRA], rows)}
         where tavily_keys.id = v.id`.execute(ex);
     }
 
@@ -361,40 +459,75 @@ export class KeyRepository {
     }
   }
 
+  /**
+   * Keys by status, and what the pool can spend, counting each account once: a key in no
+   * declared account adds its own figure; an account adds the least of its shared room and
+   * what its keys' own figures add up to.
+   */
   async summary(ex: Executor = this.db): Promise<KeySummary> {
-    const rows = await ex
-      .selectFrom('tavily_keys')
-      .select((eb) => [
-        'status',
-        sql<number>`case when disabled_at is null then 0 else 1 end`.as('disabled'),
-        eb.fn.countAll<number | string>().as('n'),
-        eb.fn.sum<number | string | null>('remaining_quota').as('remaining'),
-        eb.fn.sum<number | string | null>(eb.fn.coalesce('key_limit', 'plan_limit')).as('limit'),
-        eb.fn.countAll<number | string>().filterWhere('remaining_quota', 'is', null).as('unknown'),
-        eb.fn.max('last_refreshed_at').as('last'),
-      ])
-      .groupBy(['status', sql`case when disabled_at is null then 0 else 1 end`])
-      .execute();
+    const grouped = sql<number>`case when account_id is null then 0 else 1 end`;
+    const disabled = sql<number>`case when disabled_at is null then 0 else 1 end`;
+    const [rows, accounts] = await Promise.all([
+      ex
+        .selectFrom('tavily_keys')
+        .select((eb) => [
+          'status',
+          disabled.as('disabled'),
+          grouped.as('grouped'),
+          eb.fn.countAll<number | string>().as('n'),
+          eb.fn.sum<number | string | null>('remaining_quota').as('remaining'),
+          eb.fn.sum<number | string | null>(eb.fn.coalesce('key_limit', 'plan_limit')).as('limit'),
+          eb.fn.countAll<number | string>().filterWhere('remaining_quota', 'is', null).as('unknown'),
+          eb.fn.max('last_refreshed_at').as('last'),
+        ])
+        .groupBy(['status', disabled, grouped])
+        .execute(),
+      // Per account: its usable keys' own figures, capped by the account's room and limit.
+      sql<{ n: number | string; remaining: number | string | null; lim: number | string | null }>`
+        select count(*) as n,
+          sum(case
+            when m.r is null then coalesce(a.remaining, 0)
+            when a.remaining is not null and a.remaining < m.r then a.remaining
+            else m.r end) as remaining,
+          sum(case
+            when a.plan_limit is not null and (m.l is null or a.plan_limit + coalesce(a.paygo_limit, 0) < m.l) then a.plan_limit + coalesce(a.paygo_limit, 0)
+            else coalesce(m.l, 0) end) as lim
+        from (
+          select account_id, sum(remaining_quota) as r, sum(coalesce(key_limit, plan_limit)) as l
+          from tavily_keys
+          where account_id is not null and disabled_at is null and status <> 'invalid'
+          group by account_id
+        ) m join tavily_accounts a on a.id = m.account_id`.execute(ex),
+    ]);
     const out: KeySummary = {
       by_status: { active: 0, disabled: 0, invalid: 0, exhausted: 0 },
       total: 0,
       total_remaining: 0,
       total_limit: 0,
       unknown_quota: 0,
+      accounts: 0,
       last_refreshed_at: null,
     };
     for (const r of rows) {
       const n = Number(r.n);
-      const disabled = Number(r.disabled) === 1;
+      const isDisabled = Number(r.disabled) === 1;
       out.total += n;
-      out.by_status[disabled ? 'disabled' : r.status] += n;
+      out.by_status[isDisabled ? 'disabled' : r.status] += n;
       // What the pool can spend: keys that are enabled and not known to be dead.
-      if (!disabled && r.status !== 'invalid') {
-        out.total_remaining += Number(r.remaining ?? 0);
-        out.total_limit += Number(r.limit ?? 0);
+      if (!isDisabled && r.status !== 'invalid') {
+        if (Number(r.grouped) === 0) {
+          out.total_remaining += Number(r.remaining ?? 0);
+          out.total_limit += Number(r.limit ?? 0);
+        }
         out.unknown_quota += Number(r.unknown);
       }
       if (r.last && (out.last_refreshed_at === null || r.last > out.last_refreshed_at)) out.last_refreshed_at = r.last;
+    }
+    const acc = accounts.rows[0];
+    if (acc) {
+      out.accounts = Number(acc.n);
+      out.total_remaining += Number(acc.remaining ?? 0);
+      out.total_limit += Number(acc.lim ?? 0);
     }
     return out;
   }

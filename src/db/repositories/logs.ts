@@ -1,5 +1,15 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import type { DialectKind } from '../database.js';
+import { jsonRows } from '../json-rows.js';
 import type { Database, LogRow } from '../schema.js';
+import { Slicer, chunks } from '../../slices.js';
+
+/** A span of time for one key (or account): (from, to]. */
+export interface SpendWindow {
+  id: number;
+  from: string;
+  to: string;
+}
 
 export type Executor = Kysely<Database>;
 
@@ -29,8 +39,50 @@ export interface Stats {
   by_token: { token_id: number | null; token_name: string | null; requests: number; credits: number; errors: number }[];
 }
 
+type SpentRow = { id: number; credits: number | string };
+
 export class LogRepository {
-  constructor(private readonly db: Executor) {}
+  constructor(
+    private readonly db: Executor,
+    private readonly dialect: DialectKind = 'sqlite',
+  ) {}
+
+  /**
+   * Credits the pool spent through each key within its window, from the log (an index range
+   * per key on (key_id, ts)); a statement per 500 keys.
+   */
+  async spentByKeys(windows: readonly SpendWindow[], ex: Executor = this.db): Promise<Map<number, number>> {
+    return this.#spent(windows, ex, (v) => sql<SpentRow>`
+      select v.id as id, coalesce(sum(l.credits), 0) as credits
+      from ${v} join request_logs l on l.key_id = v.id and l.ts > v.from_ts and l.ts <= v.to_ts
+      group by v.id`);
+  }
+
+  /** Credits the pool spent through the keys of each account (as they are now) within its window. */
+  async spentByAccounts(windows: readonly SpendWindow[], ex: Executor = this.db): Promise<Map<number, number>> {
+    return this.#spent(windows, ex, (v) => sql<SpentRow>`
+      select v.id as id, coalesce(sum(l.credits), 0) as credits
+      from ${v}
+        join tavily_keys k on k.account_id = v.id
+        join request_logs l on l.key_id = k.id and l.ts > v.from_ts and l.ts <= v.to_ts
+      group by v.id`);
+  }
+
+  async #spent(
+    windows: readonly SpendWindow[],
+    ex: Executor,
+    query: (v: RawBuilder<unknown>) => RawBuilder<SpentRow>,
+  ): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const slicer = new Slicer();
+    for (const part of chunks(windows, 500)) {
+      await slicer.breathe();
+      const v = jsonRows(this.dialect, [['id', 'integer'], ['from_ts', 'text'], ['to_ts', 'text']], part.map((w) => [w.id, w.from, w.to]));
+      const { rows } = await query(v).execute(ex);
+      for (const r of rows) out.set(Number(r.id), Number(r.credits));
+    }
+    return out;
+  }
 
   async list(f: LogFilter, ex: Executor = this.db): Promise<{ rows: LogRow[]; next: number | null }> {
     let q = ex.selectFrom('request_logs').selectAll().orderBy('id', 'desc').limit(f.limit + 1);

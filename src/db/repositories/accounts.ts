@@ -1,0 +1,363 @@
+import { type Kysely, sql } from 'kysely';
+import { eachChunk } from '../../slices.js';
+import { accountRoom } from '../../tavily/usage.js';
+import type { DialectKind } from '../database.js';
+import { jsonRows } from '../json-rows.js';
+import type { AccountRow, Database } from '../schema.js';
+
+export type Executor = Kysely<Database>;
+
+/** The account figures a /usage answer carries, as stored on the account. */
+export interface AccountFigures {
+  plan: string | null;
+  plan_usage: number | null;
+  plan_limit: number | null;
+  paygo_usage: number | null;
+  paygo_limit: number | null;
+  /** Plan room plus pay-as-you-go room; null when the plan has no limit to count from. */
+  remaining: number | null;
+  usage_read_at: string;
+}
+
+/** What a refresh stores on an account. */
+export interface AccountRefreshWrite extends AccountFigures {
+  id: number;
+  /** Set when this refresh saw the account's usage fall (a new billing cycle); null keeps the one stored. */
+  cycle_started_at: string | null;
+  /** Set when Tavily counted more than the pool spent; null keeps the last finding. */
+  drift: Drift | null;
+}
+
+/** Usage nobody here spent: Tavily counted `tavily` credits between `since` and `at`; `pool` went through the pool. */
+export interface Drift {
+  tavily: number;
+  pool: number;
+  since: string;
+  at: string;
+}
+
+/** An account as the admin API lists it: its row and what its keys add up to. */
+export interface AccountListRow extends AccountRow {
+  keys: number;
+  active: number;
+  exhausted: number;
+  invalid: number;
+  disabled: number;
+  /** What the account's usable keys can spend by their own figures (before the account's room caps it). */
+  keys_remaining: number | null;
+  /** Credits the pool spent through the account's keys in the last 7 days. */
+  spent_7d: number;
+}
+
+export interface Suggestion {
+  key_ids: number[];
+  keys: { id: number; key_masked: string; label: string | null; account_id: number | null }[];
+  /** The declared account some of the keys already belong to (the rest would join it); null: a new account. */
+  account_id: number | null;
+  plan: string;
+  plan_usage: number;
+  plan_limit: number | null;
+  paygo_usage: number | null;
+  paygo_limit: number | null;
+  read_at: string;
+}
+
+const ACCOUNT_COLUMNS = [
+  ['id', 'integer'],
+  ['plan', 'text'],
+  ['plan_usage', 'double precision'],
+  ['plan_limit', 'double precision'],
+  ['paygo_usage', 'double precision'],
+  ['paygo_limit', 'double precision'],
+  ['remaining', 'double precision'],
+  ['usage_read_at', 'text'],
+  ['cycle_started_at', 'text'],
+  ['drift_tavily', 'double precision'],
+  ['drift_pool', 'double precision'],
+  ['drift_since', 'text'],
+  ['drift_at', 'text'],
+] as const;
+
+const num = (v: unknown): number => Number(v ?? 0);
+
+/**
+ * The accounts table: named groups of keys that share one Tavily account's credits. Each key
+ * belongs to at most one (tavily_keys.account_id); a key with none is its own account.
+ */
+export class AccountRepository {
+  constructor(
+    private readonly db: Executor,
+    private readonly dialect: DialectKind,
+  ) {}
+
+  async list(f: { search?: string; limit: number; after?: number }, ex: Executor = this.db): Promise<{ rows: AccountListRow[]; total: number; next: number | null }> {
+    let base = ex.selectFrom('tavily_accounts');
+    if (f.search) base = base.where(sql`lower(name)`, 'like', `%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    let page = base.selectAll().orderBy('id').limit(f.limit + 1);
+    if (f.after !== undefined) page = page.where('id', '>', f.after);
+    const [rows, count] = await Promise.all([
+      page.execute(),
+      base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    const more = rows.length > f.limit;
+    if (more) rows.pop();
+    const withKeys = await this.#withKeys(rows, ex);
+    return { rows: withKeys, total: Number(count.n), next: more ? rows.at(-1)!.id : null };
+  }
+
+  async getById(id: number, ex: Executor = this.db): Promise<AccountListRow | undefined> {
+    const row = await ex.selectFrom('tavily_accounts').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? (await this.#withKeys([row], ex))[0] : undefined;
+  }
+
+  /** The accounts' key counts, their keys' own room, and what the pool spent through them in 7 days. */
+  async #withKeys(rows: AccountRow[], ex: Executor): Promise<AccountListRow[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.id);
+    const since = new Date(Date.now() - 7 * 86_400_000).toISOString();
+    const [keys, spent] = await Promise.all([
+      ex
+        .selectFrom('tavily_keys')
+        .select((eb) => [
+          'account_id',
+          eb.fn.countAll<number | string>().as('n'),
+          sql<number | string>`sum(case when disabled_at is null and status = 'active' then 1 else 0 end)`.as('active'),
+          sql<number | string>`sum(case when disabled_at is null and status = 'exhausted' then 1 else 0 end)`.as('exhausted'),
+          sql<number | string>`sum(case when disabled_at is null and status = 'invalid' then 1 else 0 end)`.as('invalid'),
+          sql<number | string>`sum(case when disabled_at is not null then 1 else 0 end)`.as('disabled'),
+          sql<number | string | null>`sum(case when disabled_at is null and status <> 'invalid' then remaining_quota end)`.as('remaining'),
+        ])
+        .where('account_id', 'in', ids)
+        .groupBy('account_id')
+        .execute(),
+      ex
+        .selectFrom('request_logs')
+        .innerJoin('tavily_keys', 'tavily_keys.id', 'request_logs.key_id')
+        .select(['tavily_keys.account_id', sql<number | string>`coalesce(sum(request_logs.credits), 0)`.as('credits')])
+        .where('tavily_keys.account_id', 'in', ids)
+        .where('request_logs.ts', '>=', since)
+        .groupBy('tavily_keys.account_id')
+        .execute(),
+    ]);
+    const byId = new Map(keys.map((k) => [k.account_id, k]));
+    const spentById = new Map(spent.map((s) => [s.account_id, num(s.credits)]));
+    return rows.map((r) => {
+      const k = byId.get(r.id);
+      return {
+        ...r,
+        keys: num(k?.n),
+        active: num(k?.active),
+        exhausted: num(k?.exhausted),
+        invalid: num(k?.invalid),
+        disabled: num(k?.disabled),
+        keys_remaining: k?.remaining === null || k?.remaining === undefined ? null : num(k.remaining),
+        spent_7d: spentById.get(r.id) ?? 0,
+      };
+    });
+  }
+
+  async create(name: string, ex: Executor = this.db): Promise<AccountRow | undefined> {
+    const now = new Date().toISOString();
+    return ex
+      .insertInto('tavily_accounts')
+      .values({ name, created_at: now, updated_at: now })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** The ids of these account names, creating those that do not exist. */
+  async ensureNames(names: readonly string[], ex: Executor = this.db): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const now = new Date().toISOString();
+    await eachChunk([...new Set(names)], 1000, async (part) => {
+      await ex
+        .insertInto('tavily_accounts')
+        .values(part.map((name) => ({ name, created_at: now, updated_at: now })))
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      const rows = await ex.selectFrom('tavily_accounts').select(['id', 'name']).where('name', 'in', part).execute();
+      for (const r of rows) out.set(r.name, r.id);
+    });
+    return out;
+  }
+
+  async rename(id: number, name: string, ex: Executor = this.db): Promise<AccountRow | undefined> {
+    return ex.updateTable('tavily_accounts').set({ name, updated_at: new Date().toISOString() }).where('id', '=', id).returningAll().executeTakeFirst();
+  }
+
+  /** Deletes the account; its keys become their own accounts again. Returns their ids, or null when there is no such account. */
+  async delete(id: number, ex: Executor = this.db): Promise<number[] | null> {
+    const members = await ex.updateTable('tavily_keys').set({ account_id: null }).where('account_id', '=', id).returning('id').execute();
+    const gone = await ex.deleteFrom('tavily_accounts').where('id', '=', id).returning('id').executeTakeFirst();
+    return gone ? members.map((m) => m.id) : null;
+  }
+
+  /**
+   * Puts keys into an account (or, with null, out of any). Returns the keys that exist, and
+   * the accounts they left (whose figures must be counted again).
+   */
+  async assign(keyIds: readonly number[], accountId: number | null, ex: Executor = this.db): Promise<{ ids: number[]; left: number[] }> {
+    const ids: number[] = [];
+    const left = new Set<number>();
+    const now = new Date().toISOString();
+    await eachChunk(keyIds, 1000, async (part) => {
+      const before = await ex.selectFrom('tavily_keys').select(['id', 'account_id']).where('id', 'in', part).execute();
+      for (const b of before) if (b.account_id !== null && b.account_id !== accountId) left.add(b.account_id);
+      const rows = await ex.updateTable('tavily_keys').set({ account_id: accountId, updated_at: now }).where('id', 'in', part).returning('id').execute();
+      ids.push(...rows.map((r) => r.id));
+    });
+    return { ids, left: [...left] };
+  }
+
+  /** Stored figures of these accounts: where a refresh's comparison starts. */
+  async loadForRefresh(ids: readonly number[], ex: Executor = this.db) {
+    const rows: Pick<AccountRow, 'id' | 'plan_usage' | 'paygo_usage' | 'usage_read_at'>[] = [];
+    await eachChunk(ids, 1000, async (part) => {
+      rows.push(...(await ex.selectFrom('tavily_accounts').select(['id', 'plan_usage', 'paygo_usage', 'usage_read_at']).where('id', 'in', part).execute()));
+    });
+    return rows;
+  }
+
+  /** A refresh's account figures, in one set-based statement per 500 accounts. Call it in the refresh's transaction. */
+  async applyRefresh(writes: readonly AccountRefreshWrite[], at: string, ex: Executor = this.db): Promise<void> {
+    await eachChunk(writes, 500, async (part) => {
+      const rows = part.map((w) => [
+        w.id, w.plan, w.plan_usage, w.plan_limit, w.paygo_usage, w.paygo_limit, w.remaining, w.usage_read_at, w.cycle_started_at,
+        w.drift?.tavily ?? null, w.drift?.pool ?? null, w.drift?.since ?? null, w.drift?.at ?? null,
+      ]);
+      await sql`
+        update tavily_accounts set
+          plan = v.plan, plan_usage = v.plan_usage, plan_limit = v.plan_limit,
+          paygo_usage = v.paygo_usage, paygo_limit = v.paygo_limit, remaining = v.remaining,
+          usage_read_at = v.usage_read_at,
+          cycle_started_at = coalesce(v.cycle_started_at, tavily_accounts.cycle_started_at),
+          drift_tavily = case when v.drift_at is null then tavily_accounts.drift_tavily else v.drift_tavily end,
+          drift_pool = case when v.drift_at is null then tavily_accounts.drift_pool else v.drift_pool end,
+          drift_since = case when v.drift_at is null then tavily_accounts.drift_since else v.drift_since end,
+          drift_at = coalesce(v.drift_at, tavily_accounts.drift_at),
+          last_refreshed_at = ${at},
+          updated_at = ${at}
+        from ${jsonRows(this.dialect, ACCOUNT_COLUMNS, rows)}
+        where tavily_accounts.id = v.id`.execute(ex);
+    });
+  }
+
+  /**
+   * Counts these accounts' figures again from their keys' stored figures (after keys joined or
+   * left them): the latest /usage answer of any of its keys gives the account's figures, and
+   * its room is what that answer left less what the pool spent through the account's keys
+   * since. An account none of whose keys has figures has none either. Returns each account's room.
+   */
+  async recompute(ids: readonly number[], ex: Executor = this.db): Promise<Map<number, number | null>> {
+    const out = new Map<number, number | null>();
+    if (ids.length === 0) return out;
+    const members = await ex
+      .selectFrom('tavily_keys')
+      .select(['account_id', 'plan', 'plan_usage', 'plan_limit', 'paygo_usage', 'paygo_limit', 'usage_read_at'])
+      .where('account_id', 'in', [...ids])
+      .where('usage_read_at', 'is not', null)
+      .execute();
+    const latest = new Map<number, (typeof members)[number]>();
+    for (const m of members) {
+      const cur = latest.get(m.account_id!);
+      if (!cur || m.usage_read_at! > cur.usage_read_at! || (m.usage_read_at === cur.usage_read_at && (m.plan_usage ?? 0) > (cur.plan_usage ?? 0))) latest.set(m.account_id!, m);
+    }
+    const now = new Date().toISOString();
+    for (const id of ids) {
+      const m = latest.get(id);
+      let remaining: number | null = null;
+      if (m) {
+        const room = accountRoom(m);
+        if (room !== null) {
+          const spent = await ex
+            .selectFrom('request_logs')
+            .innerJoin('tavily_keys', 'tavily_keys.id', 'request_logs.key_id')
+            .select(sql<number | string>`coalesce(sum(request_logs.credits), 0)`.as('credits'))
+            .where('tavily_keys.account_id', '=', id)
+            .where('request_logs.ts', '>', m.usage_read_at!)
+            .executeTakeFirstOrThrow();
+          remaining = Math.max(0, room - num(spent.credits));
+        }
+      }
+      await ex
+        .updateTable('tavily_accounts')
+        .set({
+          plan: m?.plan ?? null,
+          plan_usage: m?.plan_usage ?? null,
+          plan_limit: m?.plan_limit ?? null,
+          paygo_usage: m?.paygo_usage ?? null,
+          paygo_limit: m?.paygo_limit ?? null,
+          usage_read_at: m?.usage_read_at ?? null,
+          remaining,
+          updated_at: now,
+        })
+        .where('id', '=', id)
+        .execute();
+      out.set(id, remaining);
+    }
+    return out;
+  }
+
+  /**
+   * Keys that look like one Tavily account: identical account figures that carry information
+   * (the same plan, the same non-zero plan usage, the same limits) read in the same refresh,
+   * at least one of them in no declared account, and at most one declared account among them.
+   */
+  async suggestions(ex: Executor = this.db): Promise<Suggestion[]> {
+    const groups = await ex
+      .selectFrom('tavily_keys')
+      .select((eb) => [
+        'plan',
+        'plan_usage',
+        'plan_limit',
+        'paygo_usage',
+        'paygo_limit',
+        'last_refreshed_at',
+        eb.fn.countAll<number | string>().as('n'),
+      ])
+      .where('plan', 'is not', null)
+      .where('plan_usage', '>', 0)
+      .where('last_refreshed_at', 'is not', null)
+      .where('usage_read_at', 'is not', null)
+      .groupBy(['plan', 'plan_usage', 'plan_limit', 'paygo_usage', 'paygo_limit', 'last_refreshed_at'])
+      .having((eb) => eb.fn.countAll(), '>', 1)
+      .having(sql`count(*)`, '>', sql`count(account_id)`)
+      .having(sql`count(distinct account_id)`, '<=', 1)
+      .orderBy('last_refreshed_at', 'desc')
+      .limit(100)
+      .execute();
+    if (groups.length === 0) return [];
+    const members = await ex
+      .selectFrom('tavily_keys')
+      .select(['id', 'key_masked', 'label', 'account_id', 'plan', 'plan_usage', 'plan_limit', 'paygo_usage', 'paygo_limit', 'last_refreshed_at'])
+      .where('last_refreshed_at', 'in', [...new Set(groups.map((g) => g.last_refreshed_at!))])
+      .where('plan_usage', 'in', [...new Set(groups.map((g) => g.plan_usage!))])
+      .orderBy('id')
+      .execute();
+    const sig = (r: { plan: string | null; plan_usage: number | null; plan_limit: number | null; paygo_usage: number | null; paygo_limit: number | null; last_refreshed_at: string | null }) =>
+      JSON.stringify([r.plan, r.plan_usage, r.plan_limit, r.paygo_usage, r.paygo_limit, r.last_refreshed_at]);
+    const bySig = new Map<string, typeof members>();
+    for (const m of members) {
+      const s = sig(m);
+      const list = bySig.get(s);
+      if (list) list.push(m);
+      else bySig.set(s, [m]);
+    }
+    return groups.flatMap((g) => {
+      const keys = bySig.get(sig(g));
+      if (!keys || keys.length < 2) return [];
+      return [{
+        key_ids: keys.map((k) => k.id),
+        keys: keys.map((k) => ({ id: k.id, key_masked: k.key_masked, label: k.label, account_id: k.account_id })),
+        account_id: keys.find((k) => k.account_id !== null)?.account_id ?? null,
+        plan: g.plan!,
+        plan_usage: g.plan_usage!,
+        plan_limit: g.plan_limit,
+        paygo_usage: g.paygo_usage,
+        paygo_limit: g.paygo_limit,
+        read_at: g.last_refreshed_at!,
+      }];
+    });
+  }
+}
