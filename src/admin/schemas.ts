@@ -60,7 +60,7 @@ export const KeyObject = Type.Object(
     account_id: Nullable(Type.Integer({ description: 'the Tavily account whose credits the key shares; null: the key is its own account' })),
     account_name: Nullable(Type.String()),
     cycle_started_at: Nullable(Type.String({ format: 'date-time', description: 'the check that first saw the key’s usage fall: its billing cycle restarted by then' })),
-    drift: Nullable(Type.Ref('UsageDrift')),
+    drift: Nullable(Type.Ref(Drift)),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -259,7 +259,7 @@ export const AccountObject = Type.Object(
     spent_7d: Type.Number({ description: 'credits spent through the pool in the last 7 days' }),
     last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
     cycle_started_at: Nullable(Type.String({ format: 'date-time', description: 'the check that first saw the account’s usage fall: its billing cycle restarted by then' })),
-    drift: Nullable(Type.Ref('UsageDrift')),
+    drift: Nullable(Type.Ref(Drift)),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'TavilyAccount' },
@@ -298,6 +298,7 @@ export const AccountKeysBody = Type.Object(
   { ids: Type.Array(RowId(), { minItems: 1, maxItems: MAX_IMPORT_KEYS }) },
   { additionalProperties: false },
 );
+export type Suggestion = Static<typeof SuggestionsResponse>['items'][number];
 export const AccountDetail = Type.Intersect([
   Type.Ref('TavilyAccount'),
   Type.Object({ key_list: Type.Array(Type.Ref('TavilyKey'), { description: 'its keys (the first 1,000)' }) }),

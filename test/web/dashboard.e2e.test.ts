@@ -195,6 +195,41 @@ describe('dashboard (Chromium)', { skip }, () => {
     assert.equal(refused.status, 401);
   });
 
+  test('keys that look like one account are suggested on the Keys page, confirmed there, and counted once', async () => {
+    const pair = ['tvly-dev-e2epair00000001', 'tvly-dev-e2epair00000002'];
+    fake.addAccount('e2e-pair', { plan: 'Bootstrap', planLimit: 15000, planUsage: 4321, keys: pair });
+    const total = async () => (await t.app.inject({ method: 'GET', url: '/api/v1/admin/summary', headers: t.auth })).json().total_remaining as number;
+    const before = await total();
+    const added = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: t.auth, payload: { keys: pair } });
+    const ids = added.json().items.map((i: { id: number }) => i.id);
+    await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth, payload: { ids } });
+    assert.equal(await total(), before + 2 * (15000 - 4321), 'before: each key counts its account’s room');
+
+    await page.getByRole('link', { name: 'Keys' }).click();
+    const panel = page.getByRole('region', { name: 'Probably one account' });
+    await panel.waitFor();
+    assert.equal(await panel.getByRole('listitem').count(), 1);
+    await panel.getByLabel('Name').fill('E2E pair');
+    await page.screenshot({ path: path.join(SHOTS, 'keys-suggestion.png'), fullPage: true });
+    await panel.getByRole('button', { name: 'Confirm as one account' }).click();
+    await page.getByRole('status').filter({ hasText: 'Done: made the account E2E pair of 2 keys.' }).waitFor();
+    await panel.waitFor({ state: 'detached' });
+
+    const accounts = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/accounts', headers: t.auth })).json();
+    const made = accounts.items.find((a: { name: string }) => a.name === 'E2E pair');
+    assert.equal(made.keys.total, 2);
+    assert.equal(await total(), before + (15000 - 4321), 'after: the account counts once');
+
+    await page.getByLabel('Account', { exact: true }).selectOption({ label: 'E2E pair' });
+    await page.getByText('2 keys · page 1 of 1').waitFor();
+    assert.equal(await page.getByRole('table', { name: 'Keys' }).getByRole('cell', { name: 'E2E pair', exact: true }).count(), 2);
+
+    await page.getByRole('link', { name: 'Accounts' }).click();
+    await page.getByRole('heading', { name: 'Accounts' }).waitFor();
+    assert.equal(await page.getByTestId(`account-remaining-${made.id}`).textContent(), new Intl.NumberFormat('en-US').format(15000 - 4321));
+    await page.screenshot({ path: path.join(SHOTS, 'accounts.png'), fullPage: true });
+  });
+
   test('works in a narrow window, and nothing went wrong in the console', async () => {
     await page.setViewportSize({ width: 390, height: 800 });
     await page.getByRole('link', { name: 'Keys' }).click();

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { getToken, handleUnauthorized, setToken } from './api';
+import { AccountsPage } from './pages/Accounts';
 import { KeysPage } from './pages/Keys';
 import { LogsPage } from './pages/Logs';
 import { TokensPage } from './pages/Tokens';
@@ -9,6 +10,7 @@ import { SignIn } from './pages/SignIn';
 const PAGES = [
   { hash: '#/overview', label: 'Overview', render: () => <OverviewPage /> },
   { hash: '#/keys', label: 'Keys', render: () => <KeysPage /> },
+  { hash: '#/accounts', label: 'Accounts', render: () => <AccountsPage /> },
   { hash: '#/tokens', label: 'Tokens', render: () => <TokensPage /> },
   { hash: '#/logs', label: 'Logs', render: () => <LogsPage /> },
 ] as const;
@@ -32,7 +34,8 @@ export function App() {
   }), []);
 
   if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
-  const page = PAGES.find((p) => p.hash === hash) ?? PAGES[0];
+  // A page's hash may carry a query (#/keys?account=3): the page reads it.
+  const page = PAGES.find((p) => p.hash === hash.split('?')[0]) ?? PAGES[0];
   return (
     <div className="layout">
       <header>

@@ -47,8 +47,8 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
 }
 
 // The API's own types, shared with the server (type-only imports: nothing of the server is bundled).
-import type { KeyObject as Key } from '../../src/admin/schemas';
-export type { Key };
+import type { AccountObject as Account, KeyObject as Key, Suggestion } from '../../src/admin/schemas';
+export type { Account, Key, Suggestion };
 export type { LogRow } from '../../src/db/schema';
 
 export interface Summary {
@@ -56,8 +56,21 @@ export interface Summary {
   total_remaining: number;
   total_limit: number;
   unknown_quota: number;
+  accounts: number;
   last_refreshed_at: string | null;
   refresh: { running: boolean; last: RefreshResult | null };
+}
+
+export interface AccountList {
+  items: Account[];
+  next_cursor: string | null;
+  total: number;
+}
+
+/** The day credits run out at a 7-day burn rate, or null when nothing was spent. */
+export function runsDry(remaining: number, spent7d: number, now = Date.now()): Date | null {
+  if (spent7d <= 0) return null;
+  return new Date(now + (remaining / (spent7d / 7)) * 24 * 3600_000);
 }
 
 export interface RefreshResult {
@@ -76,6 +89,7 @@ export interface RefreshStatus {
 
 export interface ImportResult {
   added: number;
+  accounts: number;
   duplicates: number;
   rejected: { input: string; reason: string }[];
   rejected_count: number;

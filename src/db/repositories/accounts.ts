@@ -301,7 +301,7 @@ export class AccountRepository {
 
   /**
    * Keys that look like one Tavily account: identical account figures that carry information
-   * (the same plan, the same non-zero plan usage, the same limits) read in the same refresh,
+   * (the same plan, the same non-zero plan usage below its limit, the same limits) read in the same refresh,
    * at least one of them in no declared account, and at most one declared account among them.
    */
   async suggestions(ex: Executor = this.db): Promise<Suggestion[]> {
@@ -318,6 +318,8 @@ export class AccountRepository {
       ])
       .where('plan', 'is not', null)
       .where('plan_usage', '>', 0)
+      // A plan used up to its limit says nothing: every free key that is spent reads 1,000 of 1,000.
+      .where((eb) => eb.or([eb('plan_limit', 'is', null), eb('plan_usage', '<', eb.ref('plan_limit')), eb('paygo_usage', '>', 0)]))
       .where('last_refreshed_at', 'is not', null)
       .where('usage_read_at', 'is not', null)
       .groupBy(['plan', 'plan_usage', 'plan_limit', 'paygo_usage', 'paygo_limit', 'last_refreshed_at'])

@@ -1,6 +1,7 @@
-import { type ChangeEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { type ChangeEvent, type ReactNode, useCallback, useEffect, useRef, useState } from 'react';
 import { DataTable, ErrorAlert } from '../components';
-import { type ImportResult, type Key, type RefreshResult, type RefreshStatus, api } from '../api';
+import { type AccountList, type ImportResult, type Key, type RefreshResult, type RefreshStatus, type Suggestion, api } from '../api';
+import { driftText } from './Accounts';
 
 const PAGE = 50;
 const STATUSES = ['active', 'exhausted', 'invalid', 'disabled'] as const;
@@ -19,8 +20,16 @@ function QuotaBar({ k }: { k: Key }) {
   );
 }
 
+/** The account filter a link may carry (#/keys?account=3). */
+function accountFromHash(): string {
+  return new URLSearchParams(window.location.hash.split('?')[1] ?? '').get('account') ?? '';
+}
+
 export function KeysPage() {
   const [status, setStatus] = useState('');
+  const [account, setAccount] = useState(accountFromHash);
+  const [accounts, setAccounts] = useState<AccountList['items']>([]);
+  const [assignTo, setAssignTo] = useState('');
   const [q, setQ] = useState('');
   const [sort, setSort] = useState('created_at');
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
@@ -33,15 +42,18 @@ export function KeysPage() {
   const load = useCallback(async () => {
     const params = new URLSearchParams({ limit: String(PAGE), sort, order: 'desc' });
     if (status) params.set('status', status);
+    if (account) params.set('account_id', account);
     if (q.trim()) params.set('q', q.trim());
     if (cursor) params.set('cursor', cursor);
     try {
-      setPage(await api(`/tavily-keys?${params}`));
+      const [keys, accts] = await Promise.all([api<NonNullable<typeof page>>(`/tavily-keys?${params}`), api<AccountList>('/accounts?limit=1000')]);
+      setPage(keys);
+      setAccounts(accts.items);
       setError(null);
     } catch (e) {
       setError((e as Error).message);
     }
-  }, [status, q, sort, cursor]);
+  }, [status, account, q, sort, cursor]);
 
   useEffect(() => {
     void load();
@@ -69,6 +81,13 @@ export function KeysPage() {
       setSelected(new Set());
     });
 
+  const assign = (name: string | null) =>
+    act(name === null ? `took ${selected.size} keys out of their account` : `put ${selected.size} keys in ${name}`, async () => {
+      await api('/tavily-keys/bulk', { json: name === null ? { action: 'assign', ids: [...selected], account_id: null } : { action: 'assign', ids: [...selected], account: name } });
+      setSelected(new Set());
+      setAssignTo('');
+    });
+
   const toggle = (id: number) =>
     setSelected((s) => {
       const n = new Set(s);
@@ -82,6 +101,7 @@ export function KeysPage() {
       <h1 id="keys-title">Tavily keys</h1>
       <ImportPanel onImported={() => { restart(); void load(); }} />
       <RefreshPanel selected={[...selected]} onDone={load} />
+      <SuggestionsPanel onConfirmed={load} />
 
       <div className="toolbar" role="search">
         <label>
@@ -89,6 +109,14 @@ export function KeysPage() {
           <select value={status} onChange={(e) => { setStatus(e.target.value); restart(); }}>
             <option value="">all</option>
             {STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}
+          </select>
+        </label>
+        <label>
+          Account
+          <select aria-label="Account" value={account} onChange={(e) => { setAccount(e.target.value); restart(); }}>
+            <option value="">all</option>
+            <option value="0">in no account</option>
+            {accounts.map((a) => <option key={a.id} value={String(a.id)}>{a.name}</option>)}
           </select>
         </label>
         <label>
@@ -109,6 +137,13 @@ export function KeysPage() {
         <button type="button" disabled={selected.size === 0} onClick={() => bulk('enable')}>Enable selected</button>
         <button type="button" disabled={selected.size === 0} onClick={() => bulk('disable')}>Disable selected</button>
         <button type="button" className="danger" disabled={selected.size === 0} onClick={() => bulk('delete')}>Delete selected</button>
+        <label>
+          Account for selected
+          <input list="account-names" value={assignTo} placeholder="a name, new or existing" onChange={(e) => setAssignTo(e.target.value)} />
+        </label>
+        <datalist id="account-names">{accounts.map((a) => <option key={a.id} value={a.name} />)}</datalist>
+        <button type="button" disabled={selected.size === 0 || assignTo.trim() === ''} onClick={() => assign(assignTo.trim())}>Put selected in account</button>
+        <button type="button" className="secondary" disabled={selected.size === 0} onClick={() => assign(null)}>Take selected out of their account</button>
       </div>
       {message && <p role="status">Done: {message}.</p>}
       <ErrorAlert message={error} />
@@ -120,15 +155,17 @@ export function KeysPage() {
       ) : (
         <DataTable label="Keys" columns={[
             <input key="all" type="checkbox" aria-label="Select all on this page" checked={page.items.every((k) => selected.has(k.id))} onChange={(e) => setSelected(e.target.checked ? new Set(page.items.map((k) => k.id)) : new Set())} />,
-            'Key', 'Label', 'Status', 'Remaining', 'Plan', 'Last refresh', 'Last error', 'Actions',
+            'Key', 'Label', 'Account', 'Status', 'Remaining', 'Plan', 'Last refresh', 'Last error', 'Actions',
           ]}>
               {page.items.map((k) => (
                 <tr key={k.id}>
                   <td><input type="checkbox" aria-label={`Select ${k.key_masked}`} checked={selected.has(k.id)} onChange={() => toggle(k.id)} /></td>
                   <td className="mono">{k.key_masked}</td>
                   <td>{k.label}</td>
+                  <td>{k.account_name ?? <span className="muted">–</span>}</td>
                   <td>
                     <span className={`badge ${k.status}`}>{k.status}</span>
+                    {k.drift && <small className="error" title="usage nobody here spent: the key is used elsewhere"> used elsewhere: {driftText(k.drift)}</small>}
                     {k.cooldown_until && <small title={k.cooldown_reason ?? 'the gateway rests this key until then'}> resting until {new Date(k.cooldown_until).toLocaleTimeString()}{k.cooldown_reason ? `: ${k.cooldown_reason}` : ''}</small>}
                   </td>
                   <td><QuotaBar k={k} /></td>
@@ -163,6 +200,7 @@ export function KeysPage() {
 function ImportPanel({ onImported }: { onImported: () => void }) {
   const [text, setText] = useState('');
   const [validate, setValidate] = useState(true);
+  const [account, setAccount] = useState('');
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<ImportResult | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -175,7 +213,9 @@ function ImportPanel({ onImported }: { onImported: () => void }) {
     setBusy(true);
     setError(null);
     try {
-      setResult(await api<ImportResult>(`/tavily-keys?validate=${validate}`, { text }));
+      const params = new URLSearchParams({ validate: String(validate) });
+      if (account.trim()) params.set('account', account.trim());
+      setResult(await api<ImportResult>(`/tavily-keys?${params}`, { text }));
       setText('');
       onImported();
     } catch (e) {
@@ -197,12 +237,15 @@ function ImportPanel({ onImported }: { onImported: () => void }) {
         <label>
           <input type="checkbox" checked={validate} onChange={(e) => setValidate(e.target.checked)} /> Check each new key with Tavily
         </label>
+        <label title="keys of one Tavily account share its credits; lines like “email =&gt; key” name their own account">
+          Account (optional) <input value={account} placeholder="e.g. team@example.com" onChange={(e) => setAccount(e.target.value)} />
+        </label>
         <button type="button" disabled={busy || text.trim() === ''} onClick={submit}>{busy ? 'Importing…' : 'Import'}</button>
       </div>
       <ErrorAlert message={error} />
       {result && (
         <div role="status" aria-label="Import result">
-          <p>Added {result.added}, duplicates {result.duplicates}, rejected {result.rejected_count}.</p>
+          <p>Added {result.added}, duplicates {result.duplicates}, rejected {result.rejected_count}.{result.accounts > 0 ? ` In ${result.accounts} account${result.accounts === 1 ? '' : 's'}.` : ''}</p>
           {result.rejected.length > 0 && (
             <ul>{result.rejected.map((r, i) => <li key={i}><code>{r.input}</code>: {r.reason}</li>)}</ul>
           )}
@@ -265,5 +308,73 @@ function RefreshPanel({ selected, onDone }: { selected: number[]; onDone: () => 
         </div>
       )}
     </div>
+  );
+}
+
+/** Keys whose account figures are identical: probably one account, for the admin to confirm. */
+function SuggestionsPanel({ onConfirmed }: { onConfirmed: () => Promise<void> }) {
+  const [items, setItems] = useState<Suggestion[] | null>(null);
+  const [names, setNames] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      setItems((await api<{ items: Suggestion[] }>('/accounts/suggestions')).items);
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }, []);
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  if (!items || items.length === 0) return done ? <p role="status">Done: {done}.</p> : null;
+  const id = (s: Suggestion) => s.key_ids.join(',');
+  const confirm = async (s: Suggestion) => {
+    setError(null);
+    try {
+      if (s.account_id !== null) {
+        await api(`/accounts/${s.account_id}/keys`, { json: { ids: s.key_ids } });
+        setDone(`added ${s.key_ids.length} keys to ${s.account_name}`);
+      } else {
+        const name = (names[id(s)] ?? '').trim() || `${s.plan} account of ${s.keys[0]!.key_masked}`;
+        await api('/accounts', { json: { name, key_ids: s.key_ids } });
+        setDone(`made the account ${name} of ${s.key_ids.length} keys`);
+      }
+      await load();
+      await onConfirmed();
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  return (
+    <section className="panel" aria-labelledby="suggestions-title">
+      <h2 id="suggestions-title">Probably one account</h2>
+      <p className="muted">
+        These keys reported identical account figures in the same refresh. Keys of one Tavily account share its credits: confirm, and the
+        pool counts them once.
+      </p>
+      <ErrorAlert message={error} />
+      {done && <p role="status">Done: {done}.</p>}
+      <ul className="suggestions">
+        {items.map((s) => (
+          <li key={id(s)} aria-label={`Suggestion: ${s.keys.map((k) => k.key_masked).join(', ')}`}>
+            <p>
+              {s.keys.map((k) => <code key={k.id}>{k.key_masked}</code>).reduce<ReactNode[]>((a, c, i) => (i ? [...a, ', ', c] : [c]), [])}: plan {s.plan},{' '}
+              {s.plan_usage} of {s.plan_limit ?? '–'} credits used, read {new Date(s.read_at).toLocaleString()}
+            </p>
+            {s.account_id === null ? (
+              <label>
+                Name <input value={names[id(s)] ?? ''} placeholder={`${s.plan} account of ${s.keys[0]!.key_masked}`} onChange={(e) => setNames((n) => ({ ...n, [id(s)]: e.target.value }))} />
+              </label>
+            ) : (
+              <span>into {s.account_name} </span>
+            )}
+            <button type="button" onClick={() => void confirm(s)}>Confirm as one account</button>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }

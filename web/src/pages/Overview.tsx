@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { type Summary, api } from '../api';
+import { type AccountList, type Summary, api, runsDry } from '../api';
 import { BarChart } from '../charts';
 import { ErrorAlert } from '../components';
 
@@ -36,18 +36,25 @@ const zero = (bucket: string) => ({ bucket, requests: 0, credits: 0, errors: 0 }
 export function OverviewPage() {
   const [summary, setSummary] = useState<Summary | null>(null);
   const [stats, setStats] = useState<Stats | null>(null);
+  const [accounts, setAccounts] = useState<AccountList | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
     const from = new Date(Date.now() - 14 * DAY).toISOString();
-    Promise.all([api<Summary>('/summary'), api<Stats>(`/stats?from=${encodeURIComponent(from)}`)]).then(([s, st]) => {
+    Promise.all([api<Summary>('/summary'), api<Stats>(`/stats?from=${encodeURIComponent(from)}`), api<AccountList>('/accounts?limit=1000')]).then(([s, st, ac]) => {
       setSummary(s);
       setStats(st);
+      setAccounts(ac);
     }, (e: Error) => setError(e.message));
   }, []);
 
   if (error) return <ErrorAlert message={error} />;
-  if (!summary || !stats) return <p aria-busy="true">Loading…</p>;
+  if (!summary || !stats || !accounts) return <p aria-busy="true">Loading…</p>;
+  // Accounts that run dry first (at their own 7-day burn rate); those out of credits first of all.
+  const byDryDate = accounts.items
+    .map((a) => ({ a, dry: a.remaining === 0 ? new Date(0) : a.remaining !== null ? runsDry(a.remaining, a.spent_7d) : null }))
+    .sort((x, y) => (x.dry?.getTime() ?? Infinity) - (y.dry?.getTime() ?? Infinity))
+    .slice(0, 5);
   const last = summary.refresh.last;
   const dry = forecast(summary.total_remaining, stats.by_day);
   return (
@@ -58,6 +65,7 @@ export function OverviewPage() {
           <figcaption>Credits remaining</figcaption>
           <strong data-testid="total-remaining">{fmt.format(summary.total_remaining)}</strong>
           {summary.unknown_quota > 0 && <small>{summary.unknown_quota} keys not refreshed yet</small>}
+          {summary.accounts > 0 && <small>keys of one Tavily account counted once ({summary.accounts} accounts)</small>}
         </figure>
         <figure className="card" aria-label="Keys by status">
           <figcaption>Keys ({summary.keys.total})</figcaption>
@@ -86,6 +94,21 @@ export function OverviewPage() {
           )}
         </figure>
       </div>
+      {byDryDate.length > 0 && (
+        <figure className="card" aria-label="Accounts">
+          <figcaption>
+            Accounts (<a href="#/accounts">{accounts.total}</a>): the first to run dry
+          </figcaption>
+          <ul className="statuses">
+            {byDryDate.map(({ a, dry }) => (
+              <li key={a.id}>
+                {a.name}: {a.remaining === null ? 'unknown' : fmt.format(a.remaining)} left,{' '}
+                {a.remaining === 0 ? 'out of credits' : dry ? `runs dry ${dry.toLocaleDateString()}` : 'not at this rate'}
+              </li>
+            ))}
+          </ul>
+        </figure>
+      )}
       <div className="cards wide">
         <BarChart
           title="Credits spent per day (14 days)"
