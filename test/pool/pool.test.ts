@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { KeyPool, type PoolEntry } from '../../src/pool/pool.js';
+import { accountRanOut } from '../../src/pool/key-states.js';
+import { KeyPool, type PoolEntry, effectiveRemaining } from '../../src/pool/pool.js';
 
 const entry = (id: number, remaining: number | null, over: Partial<PoolEntry> = {}): PoolEntry => ({
   id,
@@ -139,4 +140,58 @@ test('update() replaces some keys and drops others, leaving the rest and their c
   assert.ok(pool.get(3)!.coolUntil > Date.now(), 'a replaced key keeps its cooldown');
   assert.deepEqual(pool.counts(), { total: 3, available: 1, disabled: 1, invalid: 0, exhausted: 0, cooling: 1 });
   pool.close();
+});
+
+describe('keys of one account in the pool', () => {
+  const member = (id: number, remaining: number | null, account: number, room: number | null) => entry(id, remaining, { accountId: account, accountRemaining: room });
+
+  test('they share the account’s room: a spend by one lowers it for all, and at nothing none is chosen', () => {
+    const pool = new KeyPool('most-remaining');
+    // Three keys of account 7 (100 credits left between them) and a key of its own with 60.
+    pool.load([member(1, 1000, 7, 100), member(2, 1000, 7, 100), member(3, 30, 7, 100), entry(4, 60)]);
+    const a = pool.get(1)!.account!;
+    assert.equal(pool.get(2)!.account, a, 'one account object');
+    assert.equal(effectiveRemaining(pool.get(1)!), 100, 'capped by the account');
+    assert.equal(effectiveRemaining(pool.get(3)!), 30, 'its own figure is smaller');
+    assert.equal(pool.pick()!.account, a, 'the account ranks by its 100, above the key of 60');
+    pool.deduct(pool.get(1)!, 50);
+    assert.equal(a.remaining, 50);
+    assert.equal(effectiveRemaining(pool.get(2)!), 50, 'the other keys of the account have less too');
+    assert.equal(pool.pick()!.id, 4, 'now the key of 60 ranks first');
+    pool.deduct(pool.get(2)!, 50);
+    assert.equal(a.remaining, 0);
+    assert.deepEqual(new Set(picks(pool, 10)), new Set([4]), 'no key of a spent account is chosen');
+    assert.equal(pool.counts().exhausted, 3);
+    pool.setAccountRemaining(7, 500);
+    assert.ok(new Set(picks(pool, 40)).has(1), 'room again: its keys are chosen again');
+    pool.close();
+  });
+
+  test('keys join and leave accounts as they are read again', () => {
+    const pool = new KeyPool('round-robin');
+    pool.load([member(1, 100, 7, 5), member(2, 100, 7, 5)]);
+    pool.update([entry(2, 100)]);
+    assert.equal(pool.get(2)!.account, null);
+    assert.deepEqual([...pool.account(7)!.keys].map((k) => k.id), [1]);
+    pool.update([], [1]);
+    assert.equal(pool.account(7), undefined, 'an account with no keys left is dropped');
+    // A key read with a new room for its account re-ranks the account's other keys.
+    pool.update([member(1, 100, 8, 0), member(2, 100, 8, 0)]);
+    assert.equal(pool.pick(), null);
+    pool.update([member(1, 100, 8, 40)]);
+    assert.equal(effectiveRemaining(pool.get(2)!), 40);
+    assert.ok(pool.pick());
+    pool.close();
+  });
+
+  test('a 432 means the account ran out unless the key’s own figure is the smaller room; a 433 always does', () => {
+    const pool = new KeyPool('round-robin');
+    pool.load([member(1, 3, 7, 900), member(2, 900, 7, 900), member(3, null, 8, 50), entry(4, 10), member(5, null, 9, null)]);
+    assert.equal(accountRanOut(pool.get(1)!, 432), false, 'its own limit (3 < 900) binds');
+    assert.equal(accountRanOut(pool.get(1)!, 433), true);
+    assert.equal(accountRanOut(pool.get(2)!, 432), true, 'the account’s room is what binds');
+    assert.equal(accountRanOut(pool.get(3)!, 432), true, 'no limit of its own');
+    assert.equal(accountRanOut(pool.get(5)!, 432), false, 'no figures at all: only the key');
+    pool.close();
+  });
 });
