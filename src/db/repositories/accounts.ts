@@ -251,51 +251,47 @@ export class AccountRepository {
    */
   async recompute(ids: readonly number[], ex: Executor = this.db): Promise<Map<number, number | null>> {
     const out = new Map<number, number | null>();
-    if (ids.length === 0) return out;
-    const members = await ex
-      .selectFrom('tavily_keys')
-      .select(['account_id', 'plan', 'plan_usage', 'plan_limit', 'paygo_usage', 'paygo_limit', 'usage_read_at'])
-      .where('account_id', 'in', [...ids])
-      .where('usage_read_at', 'is not', null)
-      .execute();
-    const latest = new Map<number, (typeof members)[number]>();
-    for (const m of members) {
-      const cur = latest.get(m.account_id!);
-      if (!cur || m.usage_read_at! > cur.usage_read_at! || (m.usage_read_at === cur.usage_read_at && (m.plan_usage ?? 0) > (cur.plan_usage ?? 0))) latest.set(m.account_id!, m);
-    }
-    const now = new Date().toISOString();
-    for (const id of ids) {
-      const m = latest.get(id);
-      let remaining: number | null = null;
-      if (m) {
-        const room = accountRoom(m);
-        if (room !== null) {
-          const spent = await ex
-            .selectFrom('request_logs')
-            .innerJoin('tavily_keys', 'tavily_keys.id', 'request_logs.key_id')
-            .select(sql<number | string>`coalesce(sum(request_logs.credits), 0)`.as('credits'))
-            .where('tavily_keys.account_id', '=', id)
-            .where('request_logs.ts', '>', m.usage_read_at!)
-            .executeTakeFirstOrThrow();
-          remaining = Math.max(0, room - num(spent.credits));
-        }
-      }
-      await ex
-        .updateTable('tavily_accounts')
-        .set({
-          plan: m?.plan ?? null,
-          plan_usage: m?.plan_usage ?? null,
-          plan_limit: m?.plan_limit ?? null,
-          paygo_usage: m?.paygo_usage ?? null,
-          paygo_limit: m?.paygo_limit ?? null,
-          usage_read_at: m?.usage_read_at ?? null,
-          remaining,
-          updated_at: now,
-        })
-        .where('id', '=', id)
+    // In set-based statements, a chunk of accounts at a time: an import naming 10,000
+    // accounts (one per e-mail address) does not hold the event loop for long.
+    await eachChunk([...new Set(ids)], 500, async (part) => {
+      const members = await ex
+        .selectFrom('tavily_keys')
+        .select(['account_id', 'plan', 'plan_usage', 'plan_limit', 'paygo_usage', 'paygo_limit', 'usage_read_at'])
+        .where('account_id', 'in', part)
+        .where('usage_read_at', 'is not', null)
         .execute();
-      out.set(id, remaining);
-    }
+      const latest = new Map<number, (typeof members)[number]>();
+      for (const m of members) {
+        const cur = latest.get(m.account_id!);
+        if (!cur || m.usage_read_at! > cur.usage_read_at! || (m.usage_read_at === cur.usage_read_at && (m.plan_usage ?? 0) > (cur.plan_usage ?? 0))) latest.set(m.account_id!, m);
+      }
+      // What the pool spent through each account's keys since its figures were read.
+      const windows = [...latest].filter(([, m]) => accountRoom(m) !== null).map(([id, m]) => [id, m.usage_read_at!]);
+      const spent = new Map<number, number>();
+      if (windows.length > 0) {
+        const { rows } = await sql<{ id: number; credits: number | string }>`
+          select v.id as id, coalesce(sum(l.credits), 0) as credits
+          from ${jsonRows(this.dialect, [['id', 'integer'], ['from_ts', 'text']], windows)}
+            join tavily_keys k on k.account_id = v.id
+            join request_logs l on l.key_id = k.id and l.ts > v.from_ts
+          group by v.id`.execute(ex);
+        for (const r of rows) spent.set(Number(r.id), num(r.credits));
+      }
+      const rows = part.map((id) => {
+        const m = latest.get(id);
+        const room = m ? accountRoom(m) : null;
+        const remaining = room === null ? null : Math.max(0, room - (spent.get(id) ?? 0));
+        out.set(id, remaining);
+        return [id, m?.plan ?? null, m?.plan_usage ?? null, m?.plan_limit ?? null, m?.paygo_usage ?? null, m?.paygo_limit ?? null, remaining, m?.usage_read_at ?? null];
+      });
+      await sql`
+        update tavily_accounts set
+          plan = v.plan, plan_usage = v.plan_usage, plan_limit = v.plan_limit,
+          paygo_usage = v.paygo_usage, paygo_limit = v.paygo_limit, remaining = v.remaining,
+          usage_read_at = v.usage_read_at, updated_at = ${new Date().toISOString()}
+        from ${jsonRows(this.dialect, ACCOUNT_COLUMNS.slice(0, 8), rows)}
+        where tavily_accounts.id = v.id`.execute(ex);
+    });
     return out;
   }
 
