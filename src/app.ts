@@ -13,6 +13,7 @@ import { describeError } from './http-errors.js';
 import { accessLog } from './plugins/access-log.js';
 import { dashboard } from './plugins/dashboard.js';
 import { health } from './plugins/health.js';
+import { metrics } from './plugins/metrics.js';
 import { mcp } from './plugins/mcp.js';
 import { securityHeaders } from './plugins/security.js';
 import { packageVersion } from './paths.js';
@@ -203,6 +204,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   await app.register(async (web) => {
     await securityHeaders(web);
     await web.register(health);
+    await web.register(metrics);
     await web.register(adminApi, { prefix: '/api/v1/admin' });
     await web.register(dashboard);
   });

@@ -45,6 +45,12 @@ export interface Config {
   exhaustedRecheckCron: string;
   /** Credits Tavily may count beyond what went through the pool before a key is reported as used elsewhere. */
   usageDriftTolerance: number;
+  /** Serve GET /metrics and count for it. */
+  metricsEnabled: boolean;
+  /** When set, /metrics takes `Authorization: Bearer <METRICS_TOKEN>`. */
+  metricsToken: string | null;
+  /** Client tokens labelled by name in the metrics; the rest are `other`. */
+  metricsTokenLabels: number;
   /** PostgreSQL: every instance reads all keys and tokens again this often (the safety net under LISTEN/NOTIFY). */
   syncIntervalS: number;
   /** Costly upstream failures (5xx, timeouts, connection errors) one gateway request may meet before it answers 503. */
@@ -159,6 +165,11 @@ export function loadConfig(env: Env = process.env): Config {
   const refreshCron = cron('REFRESH_CRON', '0 * * * *');
   const exhaustedRecheckCron = cron('EXHAUSTED_RECHECK_CRON', DEFAULT_EXHAUSTED_RECHECK_CRON);
 
+  const metricsToken = nonEmpty(env, 'METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) {
+    throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters long');
+  }
+
   const adminToken = nonEmpty(env, 'ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters long');
@@ -207,6 +218,9 @@ export function loadConfig(env: Env = process.env): Config {
     refreshStaleAfterS: int(env, 'REFRESH_STALE_AFTER_S', 1800, 0, 31 * 86400),
     exhaustedRecheckCron,
     usageDriftTolerance: int(env, 'USAGE_DRIFT_TOLERANCE', 10, 0, 1_000_000),
+    metricsEnabled: bool(env, 'METRICS_ENABLED', true),
+    metricsToken: metricsToken ?? null,
+    metricsTokenLabels: int(env, 'METRICS_TOKEN_LABELS', 50, 0, 10_000),
     syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
     mcpAllowedOrigins: (nonEmpty(env, 'MCP_ALLOWED_ORIGINS') ?? '')
       .split(',')

@@ -15,6 +15,7 @@ import { TokenRegistry } from './gateway/tokens.js';
 import { WriteBehind } from './logs/write-behind.js';
 import { PlainKeyCache } from './pool/key-cache.js';
 import { KeyStates } from './pool/key-states.js';
+import { Metrics } from './metrics.js';
 import { KeyPool, type PoolEntry } from './pool/pool.js';
 import { QuotaRefresher } from './quota/refresh.js';
 import type { Secrets } from './secrets.js';
@@ -43,6 +44,8 @@ export interface AppContext {
   research: ResearchRegistry;
   /** The gateway, free of HTTP: the REST routes and the MCP endpoint are doors onto it. */
   gateway: GatewayCore;
+  /** Prometheus metrics (GET /metrics); null when METRICS_ENABLED=false. */
+  metrics: Metrics | null;
   adminToken: string;
   /** PostgreSQL: how instances tell each other what changed (null on SQLite: one process). */
   bus: Bus | null;
@@ -98,7 +101,9 @@ export async function createContext(
   const tokens = new TokenRegistry();
   // Created once the context can apply what it hears (below); the flush publishes through it.
   let bus: Bus | null = null;
+  let metrics: Metrics | null = null;
   const writeBehind = new WriteBehind({
+    onFlush: (seconds, ok) => metrics?.flush(seconds, ok),
     db: database.db,
     dialect: database.dialect,
     log: log.child({ component: 'request-log' }),
@@ -108,8 +113,9 @@ export async function createContext(
     },
   });
   const research = new ResearchRegistry(database.db, writeBehind);
-  const keyStates = new KeyStates(pool, writeBehind, log.child({ component: 'gateway' }));
-  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, writeBehind, research, tavily, logs, adminToken: secrets.adminToken });
+  if (config.metricsEnabled) metrics = new Metrics({ pool, writeBehind, tokenLabels: config.metricsTokenLabels });
+  const keyStates = new KeyStates(pool, writeBehind, log.child({ component: 'gateway' }), metrics);
+  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, writeBehind, research, tavily, logs, adminToken: secrets.adminToken, metrics });
 
   const reloadPool = async (ids?: readonly number[]) => {
     // Pending deductions first, so that the figures read back include them.
@@ -171,6 +177,7 @@ export async function createContext(
     log: log.child({ component: 'refresh' }),
     plainKeys,
     beforeLoad: () => writeBehind.flush(),
+    onRun: (seconds, keyFailures, ok) => metrics?.refresh(seconds, keyFailures, ok),
     // The pool takes the new figures from the refresh itself: no second read of every key.
     afterWrite: async (writes, accountWrites) => {
       // This instance and the others apply the same outcomes the same way, reading nothing again.
@@ -248,6 +255,7 @@ export async function createContext(
     writeBehind,
     research,
     gateway,
+    metrics,
     adminToken: secrets.adminToken,
     bus,
     sync,

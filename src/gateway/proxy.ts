@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { secretsEqual } from '../crypto.js';
+import type { Metrics } from '../metrics.js';
 import type { LogRepository } from '../db/repositories/logs.js';
 import type { Door } from '../db/schema.js';
 import type { WriteBehind } from '../logs/write-behind.js';
@@ -131,6 +132,8 @@ export interface GatewayDeps {
   tavily: TavilyClient;
   logs: LogRepository;
   adminToken: string;
+  /** Prometheus counters; null when METRICS_ENABLED=false. */
+  metrics?: Metrics | null;
 }
 
 function jsonObject(text: string): Json | null {
@@ -176,6 +179,7 @@ export class GatewayCore {
     const a = this.d.tokens.admit(token);
     if (a.ok) return;
     this.d.writeBehind.refusal({ tokenId: token.id, endpoint, status: a.status, error: a.message, via });
+    this.d.metrics?.request(endpoint, via, a.status, 0, token.name);
     throw new GatewayError(a.status, a.message, a.retryAfterS);
   }
 
@@ -408,8 +412,12 @@ export class GatewayCore {
 
   /** Charges a finished request's credits to its key and token (in memory, then write-behind) and queues its log row. */
   #account(r: RequestRecord): void {
-    const { tokens, writeBehind, keyStates } = this.d;
+    const { tokens, writeBehind, keyStates, metrics } = this.d;
     const ts = new Date().toISOString();
+    if (metrics) {
+      metrics.request(r.endpoint, r.via, r.status, r.credits, r.token.name);
+      if (r.key && r.latencyMs !== null && r.status < 400) metrics.upstream(r.endpoint, r.latencyMs / 1000);
+    }
     if (r.key) keyStates.spend(r.key, r.credits, ts);
     if (r.key && r.requestId && r.endpoint !== 'feedback') {
       this.#recent.set(r.requestId, { keyId: r.key.id, tokenId: r.token.id });

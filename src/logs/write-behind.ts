@@ -96,6 +96,8 @@ export interface WriteBehindOptions {
    * changed (PostgreSQL delivers a NOTIFY on commit, and drops it on rollback).
    */
   publish?: (trx: Db, changes: FlushedChanges) => Promise<void>;
+  /** After each flush: how long it took, and whether it was written. */
+  onFlush?: (seconds: number, ok: boolean) => void;
 }
 
 /** A refusal by the gateway itself (over budget, over RPM), before any key was used. */
@@ -162,6 +164,7 @@ export class WriteBehind {
       refusalWindowMs: opts.refusalWindowMs ?? 10_000,
       maxPendingRows: opts.maxPendingRows ?? 200_000,
       publish: opts.publish ?? (async () => {}),
+      onFlush: opts.onFlush ?? (() => {}),
     };
   }
 
@@ -331,9 +334,11 @@ export class WriteBehind {
         if (left) throw left.err;
         this.stats.flushes++;
         this.stats.rows += batch.logs.length;
+        this.#o.onFlush((performance.now() - t0) / 1000, true);
         this.#recovered();
         this.#o.log.debug({ rows: batch.logs.length, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request log flushed');
       } catch (err) {
+        this.#o.onFlush((performance.now() - t0) / 1000, false);
         this.#failed(err, batch.logs.length);
       } finally {
         this.#flushing = null;

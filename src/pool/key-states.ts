@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { KeyHealth } from '../db/schema.js';
 import type { WriteBehind } from '../logs/write-behind.js';
+import type { Metrics } from '../metrics.js';
 import type { KeyPool, PoolKey } from './pool.js';
 
 /** A failing key rests this long after its first failure, twice as long after each next one, up to the maximum. */
@@ -19,10 +20,12 @@ export class KeyStates {
     private readonly pool: KeyPool,
     private readonly writeBehind: WriteBehind,
     private readonly log: Logger,
+    private readonly metrics: Metrics | null = null,
   ) {}
 
   /** Tavily answered 401: the key is invalid until a refresh or an admin says otherwise. */
   invalid(key: PoolKey, message: string, endpoint: string): void {
+    this.metrics?.failover('invalid');
     this.pool.setHealth(key, 'invalid');
     this.writeBehind.keyHealth(key.id, 'invalid', `invalid key (401: ${message})`);
     this.log.warn({ key_id: key.id, endpoint }, 'key rejected by Tavily (401): marked invalid');
@@ -35,6 +38,7 @@ export class KeyStates {
    * smaller room), every key of the account is marked exhausted at once.
    */
   exhausted(key: PoolKey, status: number, message: string, endpoint: string): void {
+    this.metrics?.failover('exhausted');
     const account = key.account;
     if (account && accountRanOut(key, status)) {
       const why = `credits exhausted: its account is out of credits (${status}: ${message})`;
@@ -54,6 +58,7 @@ export class KeyStates {
 
   /** Tavily answered 429: the key rests for Retry-After seconds. */
   rateLimited(key: PoolKey, seconds: number, endpoint: string): void {
+    this.metrics?.failover('rate_limited');
     this.pool.coolDown(key, seconds);
     this.writeBehind.keyCooldown(key.id, key.coolUntil, `rate limited by Tavily (429): resting ${seconds} s`);
     this.log.warn({ key_id: key.id, endpoint, retry_after_s: seconds }, 'key rate limited by Tavily: cooling down');
@@ -65,6 +70,7 @@ export class KeyStates {
    * healthy keys take the traffic. Its status stays active: only a 401 makes a key invalid.
    */
   failed(key: PoolKey, why: string, endpoint: string, now = Date.now()): void {
+    this.metrics?.failover('failure');
     key.failStreak++;
     const restMs = Math.min(FAIL_REST_MAX_MS, FAIL_REST_FIRST_MS * 2 ** Math.min(key.failStreak - 1, 16));
     this.pool.coolUntil(key, now + restMs, now);

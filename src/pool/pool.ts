@@ -431,6 +431,19 @@ export class KeyPool {
     this.#timers.set(k.id, t);
   }
 
+  /** What the usable keys can still spend, each account counted once (unknown figures count nothing). */
+  creditsRemaining(): number {
+    let total = 0;
+    const byAccount = new Map<PoolAccount, number>();
+    for (const k of this.#keys.values()) {
+      if (!k.enabled || k.health === 'invalid') continue;
+      if (k.account) byAccount.set(k.account, (byAccount.get(k.account) ?? 0) + (k.remaining ?? 0));
+      else total += k.remaining ?? 0;
+    }
+    for (const [a, own] of byAccount) total += a.remaining === null ? own : Math.min(a.remaining, own);
+    return total;
+  }
+
   counts(now = Date.now()): PoolCounts {
     const c: PoolCounts = { total: this.#keys.size, available: 0, disabled: 0, invalid: 0, exhausted: 0, cooling: 0 };
     for (const k of this.#keys.values()) {

@@ -102,6 +102,8 @@ export interface RefresherDeps {
   plainKeys?: PlainKeyCache;
   /** Runs before the keys are loaded, and before what the pool spent is read (the gateway flushes its pending log). */
   beforeLoad?: () => Promise<void>;
+  /** After each run: its duration, the keys whose check failed, and whether its write held. */
+  onRun?: (seconds: number, keyFailures: number, ok: boolean) => void;
   /** Gets the outcomes once they are committed (the gateway updates its in-memory pool). */
   afterWrite?: (writes: readonly RefreshWrite[], accounts: readonly AccountRefreshWrite[]) => void | Promise<void>;
 }
@@ -235,6 +237,7 @@ export class QuotaRefresher {
         await this.#deps.accounts.applyRefresh(accountWrites, finishedAt, trx);
       });
     } catch (err) {
+      this.#deps.onRun?.((performance.now() - t0) / 1000, failures.length, false);
       log.error({ err, keys: candidates.length }, 'quota refresh: the write transaction failed and was rolled back');
       throw new RefreshWriteError(
         `could not store the refresh results (nothing was written): ${err instanceof Error ? err.message : String(err)}`,
@@ -260,6 +263,7 @@ export class QuotaRefresher {
       new_cycles: newCycles,
     };
     this.#last = result;
+    this.#deps.onRun?.(result.duration_ms / 1000, result.failed_count, true);
     log.info(
       { total: result.total, ok: result.success_count, failed: result.failed_count, ms: result.duration_ms, write_ms: result.write_ms, new_cycles: newCycles, drift: drift.length },
       'quota refresh finished',
