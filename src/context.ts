@@ -179,16 +179,8 @@ export async function createContext(
     beforeLoad: () => writeBehind.flush(),
     onRun: (seconds, keyFailures, ok) => metrics?.refresh(seconds, keyFailures, ok),
     // The pool takes the new figures from the refresh itself: no second read of every key.
-    afterWrite: async (writes, accountWrites) => {
-      // This instance and the others apply the same outcomes the same way, reading nothing again.
-      const items = refreshItems(writes, accountWrites);
-      const slicer = new Slicer();
-      for (const part of chunks(items, 2000)) {
-        sync.apply(part);
-        await slicer.breathe();
-      }
-      await announce(items);
-    },
+    // This instance and the others apply the same outcomes the same way, reading nothing again.
+    afterWrite: (writes, accountWrites) => applyAndAnnounce(refreshItems(writes, accountWrites)),
   });
 
   /** Tells the other instances; a failure is logged, and their periodic read catches up. */
@@ -204,11 +196,17 @@ export async function createContext(
     await reloadPool(ids);
     await announce(keyChangeItems(ids));
   };
-  const accountsChanged = async (rooms: ReadonlyMap<number, number | null>) => {
-    const items = [...rooms].map(([id, remaining]): SyncItem => ['a', id, remaining]);
-    sync.apply(items);
+  /** Changes already stored: this instance applies them (in slices), and the others are told. */
+  const applyAndAnnounce = async (items: SyncItem[]) => {
+    const slicer = new Slicer();
+    for (const part of chunks(items, 2000)) {
+      sync.apply(part);
+      await slicer.breathe();
+    }
     await announce(items);
   };
+  const accountsChanged = (rooms: ReadonlyMap<number, number | null>) =>
+    applyAndAnnounce([...rooms].map(([id, remaining]): SyncItem => ['a', id, remaining]));
   const tokensChanged = async () => {
     await reloadTokens();
     await announce([['T']]);

@@ -3,7 +3,9 @@ import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../context.js';
 import type { AccountListRow, Executor } from '../db/repositories/accounts.js';
 import { ApiError } from './errors.js';
-import { driftView, keyView } from './keys.js';
+import { driftOf } from '../db/figures.js';
+import { leastKnown } from '../pool/pool.js';
+import { keyView } from './keys.js';
 import {
   AccountCreateBody,
   AccountDetail,
@@ -30,8 +32,7 @@ function nameTaken(name: string): ApiError {
 
 export function accountView(row: AccountListRow): AccountObject {
   // Counted once: the least of the account's room and what its keys' own figures add up to.
-  const remaining =
-    row.remaining === null ? row.keys_remaining : row.keys_remaining === null ? row.remaining : Math.min(row.remaining, row.keys_remaining);
+  const remaining = leastKnown(row.remaining, row.keys_remaining);
   return {
     id: row.id,
     name: row.name,
@@ -45,7 +46,7 @@ export function accountView(row: AccountListRow): AccountObject {
     spent_7d: row.spent_7d,
     last_refreshed_at: row.last_refreshed_at,
     cycle_started_at: row.cycle_started_at,
-    drift: driftView(row),
+    drift: driftOf(row),
     created_at: row.created_at,
   };
 }
@@ -55,12 +56,20 @@ export function accountView(row: AccountListRow): AccountObject {
  * figures of every account involved again. Returns the keys that exist and the accounts' rooms.
  */
 export async function assignKeys(ctx: AppContext, ids: readonly number[], accountId: number | null, trx: Executor): Promise<AccountChange> {
-  if (accountId !== null && !(await trx.selectFrom('tavily_accounts').select('id').where('id', '=', accountId).executeTakeFirst())) {
-    throw notFound(accountId);
-  }
+  if (accountId !== null && !(await ctx.accounts.exists(accountId, trx))) throw notFound(accountId);
   const { ids: done, left } = await ctx.accounts.assign(ids, accountId, trx);
   const rooms = await ctx.accounts.recompute(accountId === null ? left : [accountId, ...left], trx);
   return { keyIds: done, rooms };
+}
+
+/** As assignKeys, but every key must exist: an unknown id is a 404, and the caller's transaction rolls back. */
+async function assignAll(ctx: AppContext, ids: readonly number[], accountId: number, trx: Executor): Promise<AccountChange> {
+  const change = await assignKeys(ctx, ids, accountId, trx);
+  if (change.keyIds.length < ids.length) {
+    const have = new Set(change.keyIds);
+    throw new ApiError(404, 'key_not_found', `no Tavily key with id ${ids.filter((k) => !have.has(k)).slice(0, 10).join(', ')}; nothing was changed`);
+  }
+  return change;
 }
 
 /** Keys whose account changed, and the rooms of the accounts involved. */
@@ -122,15 +131,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: withErrors({ 200: SuggestionsResponse }),
       },
     },
-    async () => {
-      const items = await ctx.accounts.suggestions();
-      const ids = [...new Set(items.map((s) => s.account_id).filter((id): id is number => id !== null))];
-      const names = new Map<number, string>();
-      if (ids.length > 0) {
-        for (const r of await ctx.database.db.selectFrom('tavily_accounts').select(['id', 'name']).where('id', 'in', ids).execute()) names.set(r.id, r.name);
-      }
-      return { items: items.map((s) => ({ ...s, account_name: s.account_id === null ? null : (names.get(s.account_id) ?? null) })) };
-    },
+    async () => ({ items: await ctx.accounts.suggestions() }),
   );
 
   app.post(
@@ -150,12 +151,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const id = await changeAccounts(ctx, async (trx) => {
         const row = await ctx.accounts.create(name, trx);
         if (!row) throw nameTaken(name);
-        const change: AccountChange = keyIds.length > 0 ? await assignKeys(ctx, keyIds, row.id, trx) : { keyIds: [] };
-        if (change.keyIds.length < keyIds.length) {
-          const have = new Set(change.keyIds);
-          // Nothing is made when a key is missing: the admin's list was not what they thought.
-          throw new ApiError(404, 'key_not_found', `no Tavily key with id ${keyIds.filter((k) => !have.has(k)).slice(0, 10).join(', ')}; nothing was changed`);
-        }
+        // Nothing is made when a key is missing: the admin's list was not what they thought.
+        const change: AccountChange = keyIds.length > 0 ? await assignAll(ctx, keyIds, row.id, trx) : { keyIds: [] };
         return { result: row.id, ...change };
       });
       req.log.info({ account_id: id, keys: keyIds.length }, 'account created');
@@ -184,16 +181,9 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const id = req.params.id;
       const name = req.body.name?.trim();
       await ctx.database.db.transaction().execute(async (trx) => {
-        const row = await trx.selectFrom('tavily_accounts').select(['id', 'name']).where('id', '=', id).executeTakeFirst();
-        if (!row) throw notFound(id);
-        if (name !== undefined && name !== row.name) {
-          const taken = await trx.selectFrom('tavily_accounts').select('id').where('name', '=', name).executeTakeFirst();
-          if (taken) throw nameTaken(name);
-          await ctx.accounts.rename(id, name, trx);
-        }
-        if (req.body.drift === null) {
-          await trx.updateTable('tavily_accounts').set({ drift_tavily: null, drift_pool: null, drift_since: null, drift_at: null }).where('id', '=', id).execute();
-        }
+        const outcome = await ctx.accounts.update(id, { name, clearDrift: req.body.drift === null }, trx);
+        if (outcome === 'not_found') throw notFound(id);
+        if (outcome === 'name_taken') throw nameTaken(name!);
       });
       return detail(id);
     },
@@ -232,12 +222,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const id = req.params.id;
       const ids = [...new Set(req.body.ids)];
       await changeAccounts(ctx, async (trx) => {
-        const change = await assignKeys(ctx, ids, id, trx);
-        if (change.keyIds.length < ids.length) {
-          const have = new Set(change.keyIds);
-          throw new ApiError(404, 'key_not_found', `no Tavily key with id ${ids.filter((k) => !have.has(k)).slice(0, 10).join(', ')}; nothing was changed`);
-        }
-        return { result: null, ...change };
+        return { result: null, ...(await assignAll(ctx, ids, id, trx)) };
       });
       return detail(id);
     },

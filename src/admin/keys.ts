@@ -4,6 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { KeyDecryptError } from '../crypto.js';
 import { type KeyCursor, type KeyListRow, apiStatus } from '../db/repositories/keys.js';
 import type { KeyRow } from '../db/schema.js';
+import { driftOf } from '../db/figures.js';
 import { effectiveRemaining } from '../pool/pool.js';
 import { RefreshWriteError } from '../quota/refresh.js';
 import { forEachSliced, yieldToLoop } from '../slices.js';
@@ -38,12 +39,6 @@ function resting(row: KeyRow): Pick<KeyObject, 'cooldown_until' | 'cooldown_reas
   return { cooldown_until: now ? row.cooldown_until : null, cooldown_reason: now ? row.cooldown_reason : null };
 }
 
-/** A stored drift finding, or null. */
-export function driftView(row: Pick<KeyRow, 'drift_tavily' | 'drift_pool' | 'drift_since' | 'drift_at'>): KeyObject['drift'] {
-  if (row.drift_at === null || row.drift_tavily === null || row.drift_pool === null || row.drift_since === null) return null;
-  return { tavily: row.drift_tavily, pool: row.drift_pool, since: row.drift_since, at: row.drift_at };
-}
-
 export function keyView(row: KeyListRow): KeyObject {
   return {
     id: row.id,
@@ -66,7 +61,7 @@ export function keyView(row: KeyListRow): KeyObject {
     account_id: row.account_id,
     account_name: row.account_name,
     cycle_started_at: row.cycle_started_at,
-    drift: driftView(row),
+    drift: driftOf(row),
     created_at: row.created_at,
     updated_at: row.updated_at,
   };

@@ -6,7 +6,24 @@ export type KeyHealth = 'active' | 'invalid' | 'exhausted';
 export type KeyStatus = KeyHealth | 'disabled';
 export const KEY_STATUSES: readonly KeyStatus[] = ['active', 'disabled', 'invalid', 'exhausted'];
 
-export interface TavilyKeyTable {
+/** An account's figures as /usage reports them: on each key, and on its declared account. */
+export interface PlanFigureColumns {
+  plan: string | null;
+  plan_usage: number | null;
+  plan_limit: number | null;
+  paygo_usage: number | null;
+  paygo_limit: number | null;
+}
+
+/** Usage nobody here spent: what Tavily counted between two checks, and what the pool spent then. */
+export interface DriftColumns {
+  drift_tavily: number | null;
+  drift_pool: number | null;
+  drift_since: string | null;
+  drift_at: string | null;
+}
+
+export interface TavilyKeyTable extends PlanFigureColumns, DriftColumns {
   id: Generated<number>;
   label: string | null;
   /** AES-256-GCM sealed key text (see crypto.ts). */
@@ -19,11 +36,6 @@ export interface TavilyKeyTable {
   disabled_at: string | null;
   key_usage: number | null;
   key_limit: number | null;
-  plan: string | null;
-  plan_usage: number | null;
-  plan_limit: number | null;
-  paygo_usage: number | null;
-  paygo_limit: number | null;
   /** JSON: {"key": {search_usage, …}, "account": {search_usage, …}} from /usage. */
   endpoint_usage: string | null;
   /** What the key can still spend; null until known (or when no limit applies). */
@@ -41,34 +53,19 @@ export interface TavilyKeyTable {
   usage_read_at: string | null;
   /** The check that first saw the key's usage fall: its billing cycle restarted then (or a little before). */
   cycle_started_at: string | null;
-  /** Usage nobody here spent: what Tavily counted between two checks, and what the pool spent through the key then. */
-  drift_tavily: number | null;
-  drift_pool: number | null;
-  drift_since: string | null;
-  drift_at: string | null;
   created_at: string;
   updated_at: string;
 }
 
 /** A Tavily account: keys that share its plan's credits. */
-export interface TavilyAccountTable {
+export interface TavilyAccountTable extends PlanFigureColumns, DriftColumns {
   id: Generated<number>;
   name: string;
-  /** The account's figures from its keys' /usage calls (the latest one read). */
-  plan: string | null;
-  plan_usage: number | null;
-  plan_limit: number | null;
-  paygo_usage: number | null;
-  paygo_limit: number | null;
   /** What the account can still spend: plan room plus pay-as-you-go room, counted once; null while unknown. */
   remaining: number | null;
   usage_read_at: string | null;
   last_refreshed_at: string | null;
   cycle_started_at: string | null;
-  drift_tavily: number | null;
-  drift_pool: number | null;
-  drift_since: string | null;
-  drift_at: string | null;
   created_at: string;
   updated_at: string;
 }

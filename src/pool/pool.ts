@@ -54,11 +54,15 @@ export interface PoolEntry {
   accountRemaining: number | null;
 }
 
+/** The lesser of two credit figures, either of which may be unknown (null); null when both are. */
+export function leastKnown(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  return b === null ? a : Math.min(a, b);
+}
+
 /** What a key can spend now: the least of its own room and its account's; null when neither is known. */
 export function effectiveRemaining(k: { remaining: number | null; account: { remaining: number | null } | null }): number | null {
-  const a = k.account?.remaining ?? null;
-  if (a === null) return k.remaining;
-  return k.remaining === null ? a : Math.min(k.remaining, a);
+  return leastKnown(k.remaining, k.account?.remaining ?? null);
 }
 
 /** Keeps the selectable keys; every operation is O(1). */
@@ -440,7 +444,7 @@ export class KeyPool {
       if (k.account) byAccount.set(k.account, (byAccount.get(k.account) ?? 0) + (k.remaining ?? 0));
       else total += k.remaining ?? 0;
     }
-    for (const [a, own] of byAccount) total += a.remaining === null ? own : Math.min(a.remaining, own);
+    for (const [a, own] of byAccount) total += leastKnown(a.remaining, own)!;
     return total;
   }
 

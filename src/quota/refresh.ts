@@ -2,7 +2,8 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import { type KeyCipher, KeyDecryptError } from '../crypto.js';
 import type { Db } from '../db/database.js';
-import type { AccountRefreshWrite, AccountRepository, Drift } from '../db/repositories/accounts.js';
+import { type Drift, laterReading } from '../db/figures.js';
+import type { AccountRefreshWrite, AccountRepository } from '../db/repositories/accounts.js';
 import type { KeyRepository, RefreshCandidate, RefreshWrite } from '../db/repositories/keys.js';
 import type { LogRepository, SpendWindow } from '../db/repositories/logs.js';
 import type { KeyHealth } from '../db/schema.js';
@@ -315,17 +316,32 @@ export class QuotaRefresher {
    */
   async #outcomes(checked: readonly Checked[]) {
     const { accounts, logs, driftTolerance, logRetentionMs } = this.#deps;
-    const writes: RefreshWrite[] = [];
-    const keyWindows: SpendWindow[] = [];
     const oldest = new Date(Date.now() - logRetentionMs).toISOString();
+    const drift: DriftFinding[] = [];
+    /** Comparisons with the log, for windows it still holds: what Tavily counted, and where a finding goes. */
+    const keyChecks: Comparison[] = [];
+    const accountChecks: Comparison[] = [];
+    const comparable = (from: string | null, usage: number | null): from is string => from !== null && usage !== null && from >= oldest;
+
+    const writes: RefreshWrite[] = [];
     let newCycles = 0;
     for (const { c, report, readAt } of checked) {
       const fell =
         (c.key_usage !== null && report.key.usage < c.key_usage) ||
         (c.plan_usage !== null && report.account.plan_usage !== null && report.account.plan_usage < c.plan_usage);
+      const w = { id: c.id, ok: true as const, account_id: c.account_id, ...figuresFromUsage(report, readAt), cycle_started_at: fell ? readAt : null, drift: null as Drift | null };
+      writes.push(w);
       if (fell) newCycles++;
-      else if (c.key_usage !== null && c.usage_read_at !== null && c.usage_read_at >= oldest) keyWindows.push({ id: c.id, from: c.usage_read_at, to: readAt });
-      writes.push({ id: c.id, ok: true, account_id: c.account_id, ...figuresFromUsage(report, readAt), cycle_started_at: fell ? readAt : null, drift: null });
+      else if (comparable(c.usage_read_at, c.key_usage)) {
+        keyChecks.push({
+          window: { id: c.id, from: c.usage_read_at, to: readAt },
+          tavily: report.key.usage - c.key_usage!,
+          found: (d) => {
+            w.drift = d;
+            drift.push({ id: c.id, key_masked: c.key_masked, account_id: c.account_id, ...d });
+          },
+        });
+      }
     }
 
     // Each account: the figures of its key read last.
@@ -334,11 +350,10 @@ export class QuotaRefresher {
       const id = ch.c.account_id;
       if (id === null) continue;
       const cur = latest.get(id);
-      if (!cur || ch.readAt > cur.readAt) latest.set(id, ch);
+      if (laterReading({ at: ch.readAt, usage: ch.report.account.plan_usage }, cur && { at: cur.readAt, usage: cur.report.account.plan_usage })) latest.set(id, ch);
     }
     const stored = new Map((await accounts.loadForRefresh([...latest.keys()])).map((a) => [a.id, a]));
     const accountWrites: AccountRefreshWrite[] = [];
-    const accountWindows: SpendWindow[] = [];
     for (const [id, { report, readAt }] of latest) {
       const a = report.account;
       const before = stored.get(id);
@@ -346,10 +361,7 @@ export class QuotaRefresher {
       const was = accountUsage(before);
       const now = accountUsage(a);
       const fell = was !== null && now !== null && now < was;
-      if (!fell && was !== null && now !== null && before.usage_read_at !== null && before.usage_read_at >= oldest) {
-        accountWindows.push({ id, from: before.usage_read_at, to: readAt });
-      }
-      accountWrites.push({
+      const aw: AccountRefreshWrite = {
         id,
         plan: a.current_plan,
         plan_usage: a.plan_usage,
@@ -360,41 +372,40 @@ export class QuotaRefresher {
         usage_read_at: readAt,
         cycle_started_at: fell ? readAt : null,
         drift: null,
-      });
+      };
+      accountWrites.push(aw);
+      if (!fell && now !== null && comparable(before.usage_read_at, was)) {
+        accountChecks.push({
+          window: { id, from: before.usage_read_at, to: readAt },
+          tavily: now - was!,
+          found: (d) => {
+            aw.drift = d;
+            drift.push({ id: null, key_masked: null, account_id: id, ...d });
+          },
+        });
+      }
     }
 
-    const drift: DriftFinding[] = [];
-    if (keyWindows.length > 0 || accountWindows.length > 0) {
+    if (keyChecks.length > 0 || accountChecks.length > 0) {
       // Requests this instance finished before the checks are in the log before it is read.
       await this.#deps.beforeLoad?.();
-      const [byKey, byAccount] = await Promise.all([logs.spentByKeys(keyWindows), logs.spentByAccounts(accountWindows)]);
-      const prevKey = new Map(checked.map((ch) => [ch.c.id, ch]));
-      for (const w of writes) {
-        if (!w.ok) continue;
-        const ch = prevKey.get(w.id)!;
-        if (ch.c.key_usage === null || w.cycle_started_at !== null || ch.c.usage_read_at === null || ch.c.usage_read_at < oldest) continue;
-        const tavily = ch.report.key.usage - ch.c.key_usage;
-        const pool = byKey.get(w.id) ?? 0;
-        if (tavily - pool > driftTolerance) {
-          const d: Drift = { tavily, pool, since: ch.c.usage_read_at, at: ch.readAt };
-          w.drift = d;
-          drift.push({ id: w.id, key_masked: ch.c.key_masked, account_id: ch.c.account_id, ...d });
-        }
-      }
-      const byId = new Map(accountWrites.map((a) => [a.id, a]));
-      for (const w of accountWindows) {
-        const aw = byId.get(w.id)!;
-        const before = stored.get(w.id)!;
-        const tavily = accountUsage(aw)! - accountUsage(before)!;
-        const pool = byAccount.get(w.id) ?? 0;
-        if (tavily - pool > driftTolerance) {
-          aw.drift = { tavily, pool, since: w.from, at: w.to };
-          drift.push({ id: null, key_masked: null, account_id: w.id, ...aw.drift });
+      const [byKey, byAccount] = await Promise.all([logs.spentByKeys(keyChecks.map((k) => k.window)), logs.spentByAccounts(accountChecks.map((a) => a.window))]);
+      for (const [checks, spent] of [[keyChecks, byKey], [accountChecks, byAccount]] as const) {
+        for (const { window, tavily, found } of checks) {
+          const pool = spent.get(window.id) ?? 0;
+          if (tavily - pool > driftTolerance) found({ tavily, pool, since: window.from, at: window.to });
         }
       }
     }
     return { writes, accountWrites, drift, newCycles };
   }
+}
+
+/** What Tavily counted in a window, to compare with what the log says the pool spent in it. */
+interface Comparison {
+  window: SpendWindow;
+  tavily: number;
+  found: (d: Drift) => void;
 }
 
 interface Checked {

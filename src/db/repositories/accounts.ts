@@ -1,23 +1,21 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type SqlBool, sql } from 'kysely';
 import { eachChunk } from '../../slices.js';
 import { accountRoom } from '../../tavily/usage.js';
 import type { DialectKind } from '../database.js';
+import { DRIFT_COLUMNS, type Drift, NO_DRIFT, PLAN_COLUMNS, driftValues, keepOrSetDrift, laterReading } from '../figures.js';
 import { jsonRows } from '../json-rows.js';
 import type { AccountRow, Database } from '../schema.js';
+import { likePattern } from './keys.js';
+
+export type { Drift };
 
 export type Executor = Kysely<Database>;
 
-/** The account figures a /usage answer carries, as stored on the account. */
-export interface AccountFigures {
-  plan: string | null;
-  plan_usage: number | null;
-  plan_limit: number | null;
-  paygo_usage: number | null;
-  paygo_limit: number | null;
-  /** Plan room plus pay-as-you-go room; null when the plan has no limit to count from. */
-  remaining: number | null;
-  usage_read_at: string;
-}
+/**
+ * The account figures a /usage answer carries, as stored on the account, with its room (plan
+ * room plus pay-as-you-go room; null when the plan has no limit to count from).
+ */
+export type AccountFigures = Pick<AccountRow, (typeof PLAN_COLUMNS)[number][0] | 'remaining'> & { usage_read_at: string };
 
 /** What a refresh stores on an account. */
 export interface AccountRefreshWrite extends AccountFigures {
@@ -26,14 +24,6 @@ export interface AccountRefreshWrite extends AccountFigures {
   cycle_started_at: string | null;
   /** Set when Tavily counted more than the pool spent; null keeps the last finding. */
   drift: Drift | null;
-}
-
-/** Usage nobody here spent: Tavily counted `tavily` credits between `since` and `at`; `pool` went through the pool. */
-export interface Drift {
-  tavily: number;
-  pool: number;
-  since: string;
-  at: string;
 }
 
 /** An account as the admin API lists it: its row and what its keys add up to. */
@@ -54,6 +44,7 @@ export interface Suggestion {
   keys: { id: number; key_masked: string; label: string | null; account_id: number | null }[];
   /** The declared account some of the keys already belong to (the rest would join it); null: a new account. */
   account_id: number | null;
+  account_name: string | null;
   plan: string;
   plan_usage: number;
   plan_limit: number | null;
@@ -62,21 +53,10 @@ export interface Suggestion {
   read_at: string;
 }
 
-const ACCOUNT_COLUMNS = [
-  ['id', 'integer'],
-  ['plan', 'text'],
-  ['plan_usage', 'double precision'],
-  ['plan_limit', 'double precision'],
-  ['paygo_usage', 'double precision'],
-  ['paygo_limit', 'double precision'],
-  ['remaining', 'double precision'],
-  ['usage_read_at', 'text'],
-  ['cycle_started_at', 'text'],
-  ['drift_tavily', 'double precision'],
-  ['drift_pool', 'double precision'],
-  ['drift_since', 'text'],
-  ['drift_at', 'text'],
-] as const;
+/** The figures an account takes from its keys' latest /usage answer. */
+const FIGURE_COLUMNS = [['id', 'integer'], ...PLAN_COLUMNS, ['remaining', 'double precision'], ['usage_read_at', 'text']] as const;
+/** …and what a refresh may add. */
+const REFRESH_COLUMNS = [...FIGURE_COLUMNS, ['cycle_started_at', 'text'], ...DRIFT_COLUMNS] as const;
 
 const num = (v: unknown): number => Number(v ?? 0);
 
@@ -92,7 +72,7 @@ export class AccountRepository {
 
   async list(f: { search?: string; limit: number; after?: number }, ex: Executor = this.db): Promise<{ rows: AccountListRow[]; total: number; next: number | null }> {
     let base = ex.selectFrom('tavily_accounts');
-    if (f.search) base = base.where(sql`lower(name)`, 'like', `%${f.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    if (f.search) base = base.where(sql<SqlBool>`lower(name) like ${likePattern(f.search)} escape '\\'`);
     let page = base.selectAll().orderBy('id').limit(f.limit + 1);
     if (f.after !== undefined) page = page.where('id', '>', f.after);
     const [rows, count] = await Promise.all([
@@ -182,8 +162,23 @@ export class AccountRepository {
     return out;
   }
 
-  async rename(id: number, name: string, ex: Executor = this.db): Promise<AccountRow | undefined> {
-    return ex.updateTable('tavily_accounts').set({ name, updated_at: new Date().toISOString() }).where('id', '=', id).returningAll().executeTakeFirst();
+  async exists(id: number, ex: Executor = this.db): Promise<boolean> {
+    return (await ex.selectFrom('tavily_accounts').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+  }
+
+  /** Renames the account and/or dismisses its drift finding. Call it in a transaction: the name is checked, then set. */
+  async update(id: number, patch: { name?: string; clearDrift?: boolean }, ex: Executor = this.db): Promise<'ok' | 'not_found' | 'name_taken'> {
+    const row = await ex.selectFrom('tavily_accounts').select('name').where('id', '=', id).executeTakeFirst();
+    if (!row) return 'not_found';
+    const rename = patch.name !== undefined && patch.name !== row.name;
+    if (rename && (await ex.selectFrom('tavily_accounts').select('id').where('name', '=', patch.name!).executeTakeFirst())) return 'name_taken';
+    if (!rename && !patch.clearDrift) return 'ok';
+    await ex
+      .updateTable('tavily_accounts')
+      .set({ updated_at: new Date().toISOString(), ...(rename ? { name: patch.name } : {}), ...(patch.clearDrift ? NO_DRIFT : {}) })
+      .where('id', '=', id)
+      .execute();
+    return 'ok';
   }
 
   /** Deletes the account; its keys become their own accounts again. Returns their ids, or null when there is no such account. */
@@ -223,8 +218,7 @@ export class AccountRepository {
   async applyRefresh(writes: readonly AccountRefreshWrite[], at: string, ex: Executor = this.db): Promise<void> {
     await eachChunk(writes, 500, async (part) => {
       const rows = part.map((w) => [
-        w.id, w.plan, w.plan_usage, w.plan_limit, w.paygo_usage, w.paygo_limit, w.remaining, w.usage_read_at, w.cycle_started_at,
-        w.drift?.tavily ?? null, w.drift?.pool ?? null, w.drift?.since ?? null, w.drift?.at ?? null,
+        w.id, w.plan, w.plan_usage, w.plan_limit, w.paygo_usage, w.paygo_limit, w.remaining, w.usage_read_at, w.cycle_started_at, ...driftValues(w.drift),
       ]);
       await sql`
         update tavily_accounts set
@@ -232,13 +226,10 @@ export class AccountRepository {
           paygo_usage = v.paygo_usage, paygo_limit = v.paygo_limit, remaining = v.remaining,
           usage_read_at = v.usage_read_at,
           cycle_started_at = coalesce(v.cycle_started_at, tavily_accounts.cycle_started_at),
-          drift_tavily = case when v.drift_at is null then tavily_accounts.drift_tavily else v.drift_tavily end,
-          drift_pool = case when v.drift_at is null then tavily_accounts.drift_pool else v.drift_pool end,
-          drift_since = case when v.drift_at is null then tavily_accounts.drift_since else v.drift_since end,
-          drift_at = coalesce(v.drift_at, tavily_accounts.drift_at),
+          ${keepOrSetDrift('tavily_accounts')},
           last_refreshed_at = ${at},
           updated_at = ${at}
-        from ${jsonRows(this.dialect, ACCOUNT_COLUMNS, rows)}
+        from ${jsonRows(this.dialect, REFRESH_COLUMNS, rows)}
         where tavily_accounts.id = v.id`.execute(ex);
     });
   }
@@ -263,7 +254,7 @@ export class AccountRepository {
       const latest = new Map<number, (typeof members)[number]>();
       for (const m of members) {
         const cur = latest.get(m.account_id!);
-        if (!cur || m.usage_read_at! > cur.usage_read_at! || (m.usage_read_at === cur.usage_read_at && (m.plan_usage ?? 0) > (cur.plan_usage ?? 0))) latest.set(m.account_id!, m);
+        if (laterReading({ at: m.usage_read_at!, usage: m.plan_usage }, cur && { at: cur.usage_read_at!, usage: cur.plan_usage })) latest.set(m.account_id!, m);
       }
       // What the pool spent through each account's keys since its figures were read.
       const windows = [...latest].filter(([, m]) => accountRoom(m) !== null).map(([id, m]) => [id, m.usage_read_at!]);
@@ -289,7 +280,7 @@ export class AccountRepository {
           plan = v.plan, plan_usage = v.plan_usage, plan_limit = v.plan_limit,
           paygo_usage = v.paygo_usage, paygo_limit = v.paygo_limit, remaining = v.remaining,
           usage_read_at = v.usage_read_at, updated_at = ${new Date().toISOString()}
-        from ${jsonRows(this.dialect, ACCOUNT_COLUMNS.slice(0, 8), rows)}
+        from ${jsonRows(this.dialect, FIGURE_COLUMNS, rows)}
         where tavily_accounts.id = v.id`.execute(ex);
     });
     return out;
@@ -327,11 +318,12 @@ export class AccountRepository {
       .execute();
     if (groups.length === 0) return [];
     const members = await ex
-      .selectFrom('tavily_keys')
-      .select(['id', 'key_masked', 'label', 'account_id', 'plan', 'plan_usage', 'plan_limit', 'paygo_usage', 'paygo_limit', 'last_refreshed_at'])
-      .where('last_refreshed_at', 'in', [...new Set(groups.map((g) => g.last_refreshed_at!))])
-      .where('plan_usage', 'in', [...new Set(groups.map((g) => g.plan_usage!))])
-      .orderBy('id')
+      .selectFrom('tavily_keys as k')
+      .leftJoin('tavily_accounts as a', 'a.id', 'k.account_id')
+      .select(['k.id', 'k.key_masked', 'k.label', 'k.account_id', 'a.name as account_name', 'k.plan', 'k.plan_usage', 'k.plan_limit', 'k.paygo_usage', 'k.paygo_limit', 'k.last_refreshed_at'])
+      .where('k.last_refreshed_at', 'in', [...new Set(groups.map((g) => g.last_refreshed_at!))])
+      .where('k.plan_usage', 'in', [...new Set(groups.map((g) => g.plan_usage!))])
+      .orderBy('k.id')
       .execute();
     const sig = (r: { plan: string | null; plan_usage: number | null; plan_limit: number | null; paygo_usage: number | null; paygo_limit: number | null; last_refreshed_at: string | null }) =>
       JSON.stringify([r.plan, r.plan_usage, r.plan_limit, r.paygo_usage, r.paygo_limit, r.last_refreshed_at]);
@@ -345,10 +337,12 @@ export class AccountRepository {
     return groups.flatMap((g) => {
       const keys = bySig.get(sig(g));
       if (!keys || keys.length < 2) return [];
+      const grouped = keys.find((k) => k.account_id !== null);
       return [{
         key_ids: keys.map((k) => k.id),
         keys: keys.map((k) => ({ id: k.id, key_masked: k.key_masked, label: k.label, account_id: k.account_id })),
-        account_id: keys.find((k) => k.account_id !== null)?.account_id ?? null,
+        account_id: grouped?.account_id ?? null,
+        account_name: grouped?.account_name ?? null,
         plan: g.plan!,
         plan_usage: g.plan_usage!,
         plan_limit: g.plan_limit,

@@ -4,7 +4,7 @@ import { type ColumnSpec, jsonRows } from '../json-rows.js';
 import { Slicer, chunks, eachChunk } from '../../slices.js';
 import { storableText } from '../../text.js';
 import type { Database, KeyHealth, KeyRow, KeyStatus, NewKeyRow } from '../schema.js';
-import type { Drift } from './accounts.js';
+import { DRIFT_COLUMNS, type Drift, NO_DRIFT, PLAN_COLUMNS, driftValues, keepOrSetDrift } from '../figures.js';
 
 /** A key as listed: its row, and its account's name and shared room. */
 export type KeyListRow = KeyRow & { account_name: string | null; account_remaining: number | null };
@@ -63,24 +63,14 @@ const FIGURE_COLUMNS = [
   ['status', 'text'],
   ['key_usage', 'double precision'],
   ['key_limit', 'double precision'],
-  ['plan', 'text'],
-  ['plan_usage', 'double precision'],
-  ['plan_limit', 'double precision'],
-  ['paygo_usage', 'double precision'],
-  ['paygo_limit', 'double precision'],
+  ...PLAN_COLUMNS,
   ['endpoint_usage', 'text'],
   ['remaining_quota', 'double precision'],
   ['usage_read_at', 'text'],
 ] as const satisfies ReadonlyArray<readonly [keyof KeyRow, string]>;
 
 /** What a successful check sets only when it has something to say (null keeps the stored value). */
-const REFRESH_EXTRA = [
-  ['cycle_started_at', 'text'],
-  ['drift_tavily', 'double precision'],
-  ['drift_pool', 'double precision'],
-  ['drift_since', 'text'],
-  ['drift_at', 'text'],
-] as const;
+const REFRESH_EXTRA = [['cycle_started_at', 'text'], ...DRIFT_COLUMNS] as const;
 
 /** Figures from a successful /usage call, already reduced to what is stored. */
 export type KeyFigures = Pick<KeyRow, (typeof FIGURE_COLUMNS)[number][0]>;
@@ -116,7 +106,7 @@ const REMAINING_SORT = sql<number>`coalesce(${EFFECTIVE_REMAINING}, -1)`;
 
 const chunk = chunks;
 
-function likePattern(text: string): string {
+export function likePattern(text: string): string {
   return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
@@ -134,27 +124,18 @@ export interface KeyRepositoryOptions {
 
 /** SQL types of the columns an insert may set (the JSON row source casts to them on PostgreSQL). */
 const INSERT_TYPES: Partial<Record<keyof KeyRow, string>> = {
+  // A validated import inserts a refresh's figures.
+  ...(Object.fromEntries(FIGURE_COLUMNS) as Partial<Record<keyof KeyRow, string>>),
   label: 'text',
   key_ciphertext: 'text',
   key_hash: 'text',
   key_masked: 'text',
-  status: 'text',
   disabled_at: 'text',
-  key_usage: 'double precision',
-  key_limit: 'double precision',
-  plan: 'text',
-  plan_usage: 'double precision',
-  plan_limit: 'double precision',
-  paygo_usage: 'double precision',
-  paygo_limit: 'double precision',
-  endpoint_usage: 'text',
-  remaining_quota: 'double precision',
   last_refreshed_at: 'text',
   last_error: 'text',
   last_used_at: 'text',
   cooldown_until: 'text',
   account_id: 'integer',
-  usage_read_at: 'text',
   created_at: 'text',
   updated_at: 'text',
 };
@@ -290,7 +271,7 @@ export class KeyRepository {
       .set((eb) => ({
         updated_at: now,
         ...(patch.label !== undefined ? { label: patch.label } : {}),
-        ...(patch.clearDrift ? { drift_tavily: null, drift_pool: null, drift_since: null, drift_at: null } : {}),
+        ...(patch.clearDrift ? NO_DRIFT : {}),
         ...(patch.enabled === true ? { disabled_at: null } : {}),
         // Disabling keeps the first disable time when already disabled.
         ...(patch.enabled === false ? { disabled_at: eb.fn.coalesce('disabled_at', eb.val(now)) } : {}),
@@ -425,19 +406,13 @@ export class KeyRepository {
         w.id,
         ...FIGURE_COLUMNS.map(([c]) => w[c]),
         w.cycle_started_at,
-        w.drift?.tavily ?? null,
-        w.drift?.pool ?? null,
-        w.drift?.since ?? null,
-        w.drift?.at ?? null,
+        ...driftValues(w.drift),
       ]);
       await sql`
         update tavily_keys set
           ${sql.join(FIGURE_COLUMNS.map(([c]) => sql`${sql.ref(c)} = v.${sql.ref(c)}`))},
           cycle_started_at = coalesce(v.cycle_started_at, tavily_keys.cycle_started_at),
-          drift_tavily = case when v.drift_at is null then tavily_keys.drift_tavily else v.drift_tavily end,
-          drift_pool = case when v.drift_at is null then tavily_keys.drift_pool else v.drift_pool end,
-          drift_since = case when v.drift_at is null then tavily_keys.drift_since else v.drift_since end,
-          drift_at = coalesce(v.drift_at, tavily_keys.drift_at),
+          ${keepOrSetDrift('tavily_keys')},
           last_refreshed_at = ${at},
           last_error = null,
           updated_at = ${at}

@@ -14,9 +14,7 @@ interface Stats {
 /** The day the pool runs dry at the last 7 days' burn rate, or null when nothing was spent. */
 export function forecast(remaining: number, byDay: Stats['by_day'], now = Date.now()): Date | null {
   const since = new Date(now - 7 * DAY).toISOString().slice(0, 10);
-  const spent = byDay.filter((d) => d.bucket >= since).reduce((s, d) => s + d.credits, 0);
-  if (spent <= 0) return null;
-  return new Date(now + (remaining / (spent / 7)) * DAY);
+  return runsDry(remaining, byDay.filter((d) => d.bucket >= since).reduce((s, d) => s + d.credits, 0), now);
 }
 
 /** The last `n` buckets up to now (days `YYYY-MM-DD`, or hours `YYYY-MM-DDTHH:00:00Z`), empty ones as zero. */
