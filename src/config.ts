@@ -51,6 +51,14 @@ export interface Config {
   metricsToken: string | null;
   /** Client tokens labelled by name in the metrics; the rest are `other`. */
   metricsTokenLabels: number;
+  alerts: {
+    checkIntervalMs: number;
+    pollMs: number;
+    retryBaseMs: number;
+    giveUpMs: number;
+    timeoutMs: number;
+    telegramApiUrl: string;
+  };
   /** PostgreSQL: every instance reads all keys and tokens again this often (the safety net under LISTEN/NOTIFY). */
   syncIntervalS: number;
   /** Costly upstream failures (5xx, timeouts, connection errors) one gateway request may meet before it answers 503. */
@@ -221,6 +229,14 @@ export function loadConfig(env: Env = process.env): Config {
     metricsEnabled: bool(env, 'METRICS_ENABLED', true),
     metricsToken: metricsToken ?? null,
     metricsTokenLabels: int(env, 'METRICS_TOKEN_LABELS', 50, 0, 10_000),
+    alerts: {
+      checkIntervalMs: int(env, 'ALERT_CHECK_INTERVAL_S', 60, 1, 86_400) * 1000,
+      pollMs: int(env, 'ALERT_POLL_MS', 5000, 10, 600_000),
+      retryBaseMs: int(env, 'ALERT_RETRY_BASE_MS', 30_000, 10, 3_600_000),
+      giveUpMs: int(env, 'ALERT_GIVE_UP_HOURS', 24, 1, 24 * 30) * 3600_000,
+      timeoutMs: int(env, 'ALERT_TIMEOUT_MS', 10_000, 100, 120_000),
+      telegramApiUrl: url(env, 'TELEGRAM_API_URL', 'https://api.telegram.org'),
+    },
     syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
     mcpAllowedOrigins: (nonEmpty(env, 'MCP_ALLOWED_ORIGINS') ?? '')
       .split(',')

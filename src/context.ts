@@ -21,6 +21,8 @@ import { QuotaRefresher } from './quota/refresh.js';
 import type { Secrets } from './secrets.js';
 import { Slicer, chunks, forEachSliced } from './slices.js';
 import { TavilyClient } from './tavily/client.js';
+import { Alerts } from './alerts/alerts.js';
+import { AlertRepository } from './db/repositories/alerts.js';
 
 /** Everything the routes need, built once and passed in (never imported as a singleton). */
 export interface AppContext {
@@ -44,6 +46,10 @@ export interface AppContext {
   research: ResearchRegistry;
   /** The gateway, free of HTTP: the REST routes and the MCP endpoint are doors onto it. */
   gateway: GatewayCore;
+  /** The alert tables: sinks, the outbox, deliveries. */
+  alertsRepo: AlertRepository;
+  /** Alerts: events recorded with the changes that cause them, conditions checked, the outbox delivered. */
+  alerts: Alerts;
   /** Prometheus metrics (GET /metrics); null when METRICS_ENABLED=false. */
   metrics: Metrics | null;
   adminToken: string;
@@ -88,6 +94,7 @@ export async function createContext(
   const tokensRepo = new TokenRepository(database.db);
   const accounts = new AccountRepository(database.db, database.dialect);
   const logs = new LogRepository(database.db, database.dialect);
+  const alertsRepo = new AlertRepository(database.db, database.dialect);
   const cipher = new KeyCipher(secrets.encryptionKey);
   try {
     await checkEncryptionKey(database.db, cipher);
@@ -102,8 +109,13 @@ export async function createContext(
   // Created once the context can apply what it hears (below); the flush publishes through it.
   let bus: Bus | null = null;
   let metrics: Metrics | null = null;
+  let alerts: Alerts | null = null;
   const writeBehind = new WriteBehind({
-    onFlush: (seconds, ok) => metrics?.flush(seconds, ok),
+    onFlush: (seconds, ok) => {
+      metrics?.flush(seconds, ok);
+      if (ok) alerts?.committed();
+    },
+    beforeHealth: async (trx, changes) => alerts?.keyHealth(trx, changes),
     db: database.db,
     dialect: database.dialect,
     log: log.child({ component: 'request-log' }),
@@ -114,6 +126,18 @@ export async function createContext(
   });
   const research = new ResearchRegistry(database.db, writeBehind);
   if (config.metricsEnabled) metrics = new Metrics({ pool, writeBehind, tokenLabels: config.metricsTokenLabels });
+  alerts = new Alerts({
+    db: database.db,
+    dialect: database.dialect,
+    repo: alertsRepo,
+    cipher,
+    pool,
+    tokens,
+    logs,
+    bus: () => bus,
+    log: log.child({ component: 'alerts' }),
+    config: { ...config.alerts, proxy: config.proxy },
+  });
   const keyStates = new KeyStates(pool, writeBehind, log.child({ component: 'gateway' }), metrics);
   const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, writeBehind, research, tavily, logs, adminToken: secrets.adminToken, metrics });
 
@@ -180,7 +204,11 @@ export async function createContext(
     onRun: (seconds, keyFailures, ok) => metrics?.refresh(seconds, keyFailures, ok),
     // The pool takes the new figures from the refresh itself: no second read of every key.
     // This instance and the others apply the same outcomes the same way, reading nothing again.
-    afterWrite: (writes, accountWrites) => applyAndAnnounce(refreshItems(writes, accountWrites)),
+    inTransaction: (trx, run) => alerts!.refreshed(trx, run),
+    afterWrite: async (writes, accountWrites) => {
+      alerts?.committed();
+      await applyAndAnnounce(refreshItems(writes, accountWrites));
+    },
   });
 
   /** Tells the other instances; a failure is logged, and their periodic read catches up. */
@@ -217,6 +245,7 @@ export async function createContext(
     const now = Date.now();
     const n = await logs.prune(new Date(now - config.logRetentionDays * DAY_MS).toISOString(), new Date(now).toISOString());
     research.prune(now);
+    await alerts!.prune(new Date(now - config.logRetentionDays * DAY_MS).toISOString());
     if (n > 0) log.info({ rows: n, days: config.logRetentionDays }, 'pruned old request-log rows');
     return n;
   };
@@ -227,13 +256,14 @@ export async function createContext(
       url: config.database.url,
       searchPath: opts.pgSearchPath,
       log: log.child({ component: 'sync' }),
-      handlers: { onItems: (items) => sync.apply(items), onResync: () => void sync.resync() },
+      handlers: { onItems: (items) => sync.apply(items), onResync: () => void sync.resync(), onLag: (ms) => metrics?.syncLag(ms) },
     });
     sync.start();
   }
   await reloadPool();
   await reloadTokens();
   writeBehind.start();
+  alerts.start();
 
   return {
     config,
@@ -253,6 +283,8 @@ export async function createContext(
     writeBehind,
     research,
     gateway,
+    alertsRepo,
+    alerts,
     metrics,
     adminToken: secrets.adminToken,
     bus,
@@ -267,6 +299,7 @@ export async function createContext(
       sync.stop();
       pool.close();
       const flushed = await writeBehind.close();
+      await alerts!.close();
       await sync.settled();
       await bus?.close();
       await Promise.allSettled([tavily.close(), database.close()]);

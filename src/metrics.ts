@@ -27,6 +27,8 @@ export class Metrics {
   readonly #tokenRequests: Counter<'token'>;
   readonly #tokenCredits: Counter<'token'>;
   readonly #upstream: Histogram<'endpoint'>;
+  readonly #added: Histogram<'endpoint'>;
+  readonly #syncLag: Histogram;
   readonly #failovers: Counter<'reason'>;
   readonly #refreshRuns: Counter<'result'>;
   readonly #refreshSeconds: Histogram;
@@ -45,6 +47,19 @@ export class Metrics {
     this.#tokenRequests = new Counter({ name: 'tavily_pool_token_requests_total', help: 'Requests by client token (by name; tokens past METRICS_TOKEN_LABELS are "other")', labelNames: ['token'], registers });
     this.#tokenCredits = new Counter({ name: 'tavily_pool_token_credits_total', help: 'Credits by client token (by name; tokens past METRICS_TOKEN_LABELS are "other")', labelNames: ['token'], registers });
     this.#upstream = new Histogram({ name: 'tavily_pool_upstream_seconds', help: 'Time Tavily took to answer a served request', labelNames: ['endpoint'], buckets: LATENCY_BUCKETS, registers });
+    this.#added = new Histogram({
+      name: 'tavily_pool_gateway_added_seconds',
+      help: 'Time the gateway adds to an answered request beyond waiting for Tavily (choosing keys, failover, parsing, accounting)',
+      labelNames: ['endpoint'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    });
+    this.#syncLag = new Histogram({
+      name: 'tavily_pool_sync_lag_seconds',
+      help: 'PostgreSQL: time from a change published on another instance to its notice here',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
     this.#failovers = new Counter({ name: 'tavily_pool_failovers_total', help: 'Times a request moved on from a key, by reason', labelNames: ['reason'], registers });
     this.#refreshRuns = new Counter({ name: 'tavily_pool_refresh_runs_total', help: 'Quota refreshes, by result (ok, failed: the write failed)', labelNames: ['result'], registers });
     this.#refreshSeconds = new Histogram({ name: 'tavily_pool_refresh_seconds', help: 'Duration of a quota refresh', buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900], registers });
@@ -106,6 +121,15 @@ export class Metrics {
 
   upstream(endpoint: string, seconds: number): void {
     this.#upstream.observe({ endpoint }, seconds);
+  }
+
+  added(endpoint: string, seconds: number): void {
+    this.#added.observe({ endpoint }, seconds);
+  }
+
+  /** A notice from another instance took this long (clock skew can make it negative: counted as 0). */
+  syncLag(ms: number): void {
+    this.#syncLag.observe(Math.max(0, ms) / 1000);
   }
 
   failover(reason: FailoverReason): void {

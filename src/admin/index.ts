@@ -3,6 +3,7 @@ import { bearerToken, secretsEqual } from '../crypto.js';
 import { describeError } from '../http-errors.js';
 import { assertStorableInput } from '../http-input.js';
 import { accountRoutes } from './accounts.js';
+import { alertRoutes } from './alerts.js';
 import { ApiError } from './errors.js';
 import { keyRoutes } from './keys.js';
 import { logRoutes } from './logs.js';
@@ -50,4 +51,5 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(accountRoutes);
   await app.register(tokenRoutes);
   await app.register(logRoutes);
+  await app.register(alertRoutes);
 };

@@ -33,6 +33,8 @@ export type SyncItem =
 export interface BusHandlers {
   /** Changes published by another instance. */
   onItems(items: SyncItem[]): void;
+  /** How long a notice took from its sender's publish to here (ms; clocks of the two machines permitting). */
+  onLag?(ms: number): void;
   /** Notifications may have been missed (the listening connection was lost): read everything again. */
   onResync(): void;
 }
@@ -42,6 +44,8 @@ export interface Bus {
   readonly instanceId: string;
   /** Whether notices from the other instances are heard now. */
   readonly listening: boolean;
+  /** Since when (epoch ms) they are not heard; null while listening. */
+  readonly lostSince: number | null;
   /** Sends the items to the other instances; inside a transaction they go out when it commits. */
   publish(ex: Db, items: readonly SyncItem[]): Promise<void>;
   close(): Promise<void>;
@@ -55,9 +59,10 @@ export function encodeItems(instanceId: string, seq: () => number, items: readon
   const out: string[] = [];
   let parts: string[] = [];
   let size = 0;
-  const head = () => `{"s":${JSON.stringify(instanceId)},"n":${seq()},"i":[`;
-  // The envelope with room for a 16-digit sequence number, and the closing `]}`.
-  const budget = max - `{"s":${JSON.stringify(instanceId)},"n":${'9'.repeat(16)},"i":[]}`.length;
+  // `t`: when it was sent (epoch ms), so that a receiver can tell how long a change took to reach it.
+  const head = () => `{"s":${JSON.stringify(instanceId)},"n":${seq()},"t":${Date.now()},"i":[`;
+  // The envelope with room for a 16-digit sequence number and a time, and the closing `]}`.
+  const budget = max - `{"s":${JSON.stringify(instanceId)},"n":${'9'.repeat(16)},"t":${'9'.repeat(16)},"i":[]}`.length;
   for (const item of items) {
     const text = JSON.stringify(item);
     if (parts.length > 0 && size + 1 + text.length > budget) {
@@ -72,8 +77,8 @@ export function encodeItems(instanceId: string, seq: () => number, items: readon
   return out;
 }
 
-/** The items of a payload sent by another instance, or null (our own, or not one of ours). */
-export function decodePayload(instanceId: string, payload: string): SyncItem[] | null {
+/** A payload sent by another instance: its items, and when it was sent (epoch ms, when it says). */
+export function decodeMessage(instanceId: string, payload: string): { items: SyncItem[]; sentAt: number | null } | null {
   let msg: unknown;
   try {
     msg = JSON.parse(payload);
@@ -81,9 +86,14 @@ export function decodePayload(instanceId: string, payload: string): SyncItem[] |
     return null;
   }
   if (typeof msg !== 'object' || msg === null) return null;
-  const { s, i } = msg as { s?: unknown; i?: unknown };
+  const { s, i, t } = msg as { s?: unknown; i?: unknown; t?: unknown };
   if (typeof s !== 'string' || s === instanceId || !Array.isArray(i)) return null;
-  return i.filter((x): x is SyncItem => Array.isArray(x) && typeof x[0] === 'string');
+  return { items: i.filter((x): x is SyncItem => Array.isArray(x) && typeof x[0] === 'string'), sentAt: typeof t === 'number' ? t : null };
+}
+
+/** The items of a payload sent by another instance, or null (our own, or not one of ours). */
+export function decodePayload(instanceId: string, payload: string): SyncItem[] | null {
+  return decodeMessage(instanceId, payload)?.items ?? null;
 }
 
 /**
@@ -101,6 +111,7 @@ export class PgBus implements Bus {
   #seq = 0;
   #retry: NodeJS.Timeout | null = null;
   #backoffMs = 250;
+  #lostSince: number | null = null;
 
   private constructor(
     private readonly opts: { url: string; searchPath?: string; log: Logger; handlers: BusHandlers },
@@ -122,6 +133,10 @@ export class PgBus implements Bus {
     return this.#client !== null;
   }
 
+  get lostSince(): number | null {
+    return this.#client === null && !this.#closed ? (this.#lostSince ?? Date.now()) : null;
+  }
+
   async #connect(): Promise<void> {
     const client = new pg.Client({
       connectionString: this.opts.url,
@@ -137,10 +152,11 @@ export class PgBus implements Bus {
       await client.query(`listen ${channel}`);
       client.on('notification', (n) => {
         if (n.channel !== this.#channel || !n.payload) return;
-        const items = decodePayload(this.instanceId, n.payload);
-        if (!items || items.length === 0) return;
+        const msg = decodeMessage(this.instanceId, n.payload);
+        if (!msg || msg.items.length === 0) return;
         try {
-          this.opts.handlers.onItems(items);
+          if (msg.sentAt !== null) this.opts.handlers.onLag?.(Date.now() - msg.sentAt);
+          this.opts.handlers.onItems(msg.items);
         } catch (err) {
           // Never into the driver's parser: a throw there would take the connection down.
           this.opts.log.error({ err }, 'could not apply a change from another instance; the next full read corrects it');
@@ -148,6 +164,7 @@ export class PgBus implements Bus {
       });
       this.#channel = channel;
       this.#client = client;
+      this.#lostSince = null;
       this.#backoffMs = 250;
     } catch (err) {
       client.removeAllListeners('end');
@@ -161,6 +178,7 @@ export class PgBus implements Bus {
     this.#client = null;
     client.removeAllListeners('notification');
     if (this.#closed) return;
+    this.#lostSince = Date.now();
     this.opts.log.warn({ err }, 'lost the connection that listens for other instances; reconnecting');
     client.end().catch(() => {});
     this.#reconnect();

@@ -6,11 +6,11 @@ import type { Database } from './schema.js';
  * Tables copied, in an order that keeps references valid (logs and tasks point at keys and
  * tokens). Settings carry the ENCRYPTION_KEY's fingerprint, which travels with the sealed keys.
  */
-export const COPIED_TABLES = ['settings', 'tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'research_tasks'] as const satisfies readonly (keyof Database)[];
+export const COPIED_TABLES = ['settings', 'tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'research_tasks', 'alert_sinks', 'alert_events', 'alert_deliveries', 'alert_active'] as const satisfies readonly (keyof Database)[];
 export type CopiedTable = (typeof COPIED_TABLES)[number];
 
 /** Tables whose id is a sequence on PostgreSQL: moved past the copied ids. */
-const SERIAL: readonly CopiedTable[] = ['tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs'];
+const SERIAL: readonly CopiedTable[] = ['tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'alert_sinks', 'alert_events', 'alert_deliveries'];
 
 export interface TableCopy {
   table: CopiedTable;
@@ -36,7 +36,7 @@ export async function copyTables(from: Db, to: Db, opts: CopyOptions = {}): Prom
   const batch = opts.batch ?? 2000;
   const out: TableCopy[] = [];
   for (const table of COPIED_TABLES) {
-    const key = table === 'research_tasks' ? 'request_id' : table === 'settings' ? 'name' : 'id';
+    const key = table === 'research_tasks' ? 'request_id' : table === 'settings' || table === 'alert_active' ? 'name' : 'id';
     const counts: TableCopy = { table, read: 0, inserted: 0, skipped: 0 };
     let after: number | string | null = null;
     for (;;) {

@@ -128,6 +128,61 @@ export interface Database {
   request_logs: RequestLogTable;
   research_tasks: ResearchTaskTable;
   settings: SettingTable;
+  alert_sinks: AlertSinkTable;
+  alert_events: AlertEventTable;
+  alert_deliveries: AlertDeliveryTable;
+  alert_active: AlertActiveTable;
+}
+
+export type SinkKind = 'webhook' | 'slack' | 'telegram';
+export type DeliveryState = 'pending' | 'delivered' | 'failed';
+
+/** Where alerts are sent. */
+export interface AlertSinkTable {
+  id: Generated<number>;
+  name: string;
+  kind: SinkKind;
+  /** Sealed webhook URL (webhook, slack) or bot token (telegram). */
+  target_ciphertext: string;
+  target_masked: string;
+  /** Sealed signing secret (webhook). */
+  secret_ciphertext: string | null;
+  /** Telegram: the chat the bot writes to. */
+  chat_id: string | null;
+  /** JSON array of event types; null: every type. */
+  events: string | null;
+  disabled_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** The outbox: one row per event, written with the change that caused it. */
+export interface AlertEventTable {
+  id: Generated<number>;
+  type: string;
+  created_at: string;
+  summary: string;
+  /** JSON: what the event is about (keys, figures, thresholds). */
+  data: string;
+}
+
+export interface AlertDeliveryTable {
+  id: Generated<number>;
+  event_id: number;
+  sink_id: number;
+  state: DeliveryState;
+  attempts: Generated<number>;
+  /** When the next attempt is due (or, while one runs, when its claim lapses). */
+  next_at: string;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: string | null;
+  created_at: string;
+}
+
+export interface AlertActiveTable {
+  name: string;
+  since: string;
 }
 
 export interface SettingTable {

@@ -112,6 +112,11 @@ interface RequestRecord {
   error: string | null;
 }
 
+/** Time spent waiting for Tavily during one call, over all its attempts. */
+interface Clock {
+  upstreamMs: number;
+}
+
 interface Attempted {
   res: UpstreamAnswer;
   /** A 2xx answer's JSON object (null for the request's own 4xx, and for a passed-through stream). */
@@ -185,17 +190,44 @@ export class GatewayCore {
 
   /** Serves one request: admitted, sent with one key after another, accounted and logged. */
   async call(c: Call): Promise<Outcome> {
+    const metrics = this.d.metrics;
+    if (!metrics) return this.#serve(c, null);
+    // The time the gateway adds: the whole call less the time spent waiting for Tavily.
+    const clock: Clock = { upstreamMs: 0 };
+    const t0 = performance.now();
+    const out = await this.#serve(c, clock);
+    if (out.kind === 'answer') metrics.added(c.endpoint, Math.max(0, performance.now() - t0 - clock.upstreamMs) / 1000);
+    return out;
+  }
+
+  /** A send that adds the time it waits for Tavily to the clock. */
+  #timed(clock: Clock | null, send: (key: PoolKey) => Promise<UpstreamAnswer>): (key: PoolKey) => Promise<UpstreamAnswer> {
+    if (!clock) return send;
+    return async (key) => {
+      const t = performance.now();
+      try {
+        return await send(key);
+      } finally {
+        clock.upstreamMs += performance.now() - t;
+      }
+    };
+  }
+
+  async #serve(c: Call, clock: Clock | null): Promise<Outcome> {
     if (!c.admitted) this.admit(c.token, c.endpoint, c.via);
-    if (c.endpoint === 'research.get') return this.#poll(c);
-    if (c.endpoint === 'feedback') return this.#feedback(c);
+    if (c.endpoint === 'research.get') return this.#poll(c, clock);
+    if (c.endpoint === 'feedback') return this.#feedback(c, clock);
     const spec = ENDPOINTS[c.endpoint];
     const upstreamBody = JSON.stringify({ ...c.body, include_usage: true });
     const stream = c.endpoint === 'research' && c.body.stream === true;
     const headers = { 'content-type': 'application/json', accept: 'application/json', ...c.headers };
     let r: Attempted;
     try {
-      r = await this.#tryKeys(c.endpoint, (key) =>
-        this.d.tavily.forward({ method: 'POST', path: spec.route, key: key.plain, headers, body: upstreamBody, timeoutMs: stream ? null : spec.timeoutMs, stream, signal: c.signal }),
+      r = await this.#tryKeys(
+        c.endpoint,
+        this.#timed(clock, (key) =>
+          this.d.tavily.forward({ method: 'POST', path: spec.route, key: key.plain, headers, body: upstreamBody, timeoutMs: stream ? null : spec.timeoutMs, stream, signal: c.signal }),
+        ),
       );
     } catch (err) {
       if (c.signal.aborted) return { kind: 'cancelled' };
@@ -221,7 +253,7 @@ export class GatewayCore {
   }
 
   /** A research poll, through the key that created the task, for the token that created it. */
-  async #poll(c: Call): Promise<Outcome> {
+  async #poll(c: Call, clock: Clock | null): Promise<Outcome> {
     const { research, pool } = this.d;
     const id = c.requestId!;
     const task = await research.lookup(id);
@@ -230,8 +262,11 @@ export class GatewayCore {
     if (!task || !key) throw new GatewayError(404, 'Research task not found.');
     const headers = { accept: 'application/json', ...c.headers };
     const path = `/research/${encodeURIComponent(id)}?include_usage=true`;
-    const r = await this.#withKey(c, key, 'the key that created the task', (k) =>
-      this.d.tavily.forward({ method: 'GET', path, key: k.plain, headers, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal }),
+    const r = await this.#withKey(
+      c,
+      key,
+      'the key that created the task',
+      this.#timed(clock, (k) => this.d.tavily.forward({ method: 'GET', path, key: k.plain, headers, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal })),
     );
     if (!r) return { kind: 'cancelled' };
     // Research is billed once, on the first poll that finds it done; later polls count nothing.
@@ -243,12 +278,12 @@ export class GatewayCore {
    * Feedback on a request, sent with the key that served it (Tavily files it under that key),
    * free of charge. A request the gateway does not know (or another token's) goes with any key.
    */
-  async #feedback(c: Call): Promise<Outcome> {
+  async #feedback(c: Call, clock: Clock | null): Promise<Outcome> {
     const requestId = typeof c.body.request_id === 'string' ? c.body.request_id : null;
     const owner = requestId ? await this.#servedBy(c.token.id, requestId) : null;
     const body = JSON.stringify(c.body);
     const headers = { 'content-type': 'application/json', accept: 'application/json', ...c.headers };
-    const send = (k: PoolKey) => this.d.tavily.forward({ method: 'POST', path: ENDPOINTS.feedback.route, key: k.plain, headers, body, timeoutMs: ENDPOINTS.feedback.timeoutMs, signal: c.signal });
+    const send = this.#timed(clock, (k: PoolKey) => this.d.tavily.forward({ method: 'POST', path: ENDPOINTS.feedback.route, key: k.plain, headers, body, timeoutMs: ENDPOINTS.feedback.timeoutMs, signal: c.signal }));
     let r: Attempted | null;
     try {
       r = owner ? await this.#withKey(c, owner, 'the key that served the request', send) : await this.#tryKeys('feedback', send);

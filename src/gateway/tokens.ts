@@ -67,6 +67,11 @@ export class TokenRegistry {
     }
   }
 
+  /** Every live token (not revoked). */
+  all(): IterableIterator<TokenState> {
+    return this.#byId.values();
+  }
+
   /** The live state of a token by id (admin views show its current spend). */
   byId(id: number): TokenState | undefined {
     return this.#byId.get(id);

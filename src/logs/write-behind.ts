@@ -98,6 +98,8 @@ export interface WriteBehindOptions {
   publish?: (trx: Db, changes: FlushedChanges) => Promise<void>;
   /** After each flush: how long it took, and whether it was written. */
   onFlush?: (seconds: number, ok: boolean) => void;
+  /** Runs inside the flush's transaction before key health is written (the alerts record what changed). */
+  beforeHealth?: (trx: Db, changes: Array<{ id: number; status: KeyHealth; reason: string }>) => Promise<void>;
 }
 
 /** A refusal by the gateway itself (over budget, over RPM), before any key was used. */
@@ -165,6 +167,7 @@ export class WriteBehind {
       maxPendingRows: opts.maxPendingRows ?? 200_000,
       publish: opts.publish ?? (async () => {}),
       onFlush: opts.onFlush ?? (() => {}),
+      beforeHealth: opts.beforeHealth ?? (async () => {}),
     };
   }
 
@@ -559,6 +562,7 @@ export class WriteBehind {
         where client_tokens.id = v.id and v.month >= client_tokens.spent_month`.execute(trx);
     }
     if (b.health.size > 0) {
+      await this.#o.beforeHealth(trx, [...b.health].map(([id, h]) => ({ id, status: h.status, reason: h.error })));
       const rows = [...b.health].map(([id, h]) => [id, h.status, h.error]);
       const cols = [['id', 'integer'], ['status', 'text'], ['error', 'text']] as const;
       await sql`

@@ -105,6 +105,8 @@ export interface RefresherDeps {
   beforeLoad?: () => Promise<void>;
   /** After each run: its duration, the keys whose check failed, and whether its write held. */
   onRun?: (seconds: number, keyFailures: number, ok: boolean) => void;
+  /** Runs in the write transaction, before the writes (the alerts record what changed). */
+  inTransaction?: (trx: Db, run: { total: number; failures: readonly RefreshFailure[]; writes: readonly RefreshWrite[]; accountWrites: readonly AccountRefreshWrite[]; drift: readonly DriftFinding[] }) => Promise<void>;
   /** Gets the outcomes once they are committed (the gateway updates its in-memory pool). */
   afterWrite?: (writes: readonly RefreshWrite[], accounts: readonly AccountRefreshWrite[]) => void | Promise<void>;
 }
@@ -234,6 +236,7 @@ export class QuotaRefresher {
     const w0 = performance.now();
     try {
       await db.transaction().execute(async (trx) => {
+        await this.#deps.inTransaction?.(trx, { total: progress.total, failures, writes, accountWrites, drift });
         await keys.applyRefresh(writes, finishedAt, trx);
         await this.#deps.accounts.applyRefresh(accountWrites, finishedAt, trx);
       });

@@ -29,7 +29,11 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
       await source.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${tok.json().token}` }, payload: { query: `q${i}` } });
     }
     await source.app.inject({ method: 'POST', url: '/research', headers: { authorization: `Bearer ${tok.json().token}` }, payload: { input: 'a topic' } });
+    // An alert sink, a token past 80% of its budget: a sink, an event, its delivery, a condition.
+    await source.app.inject({ method: 'POST', url: '/api/v1/admin/alerts/sinks', headers: source.auth, payload: { name: 'hook', kind: 'webhook', url: 'http://127.0.0.1:9/hook', enabled: true } });
+    await source.app.inject({ method: 'PATCH', url: `/api/v1/admin/tokens/${tok.json().item.id}`, headers: source.auth, payload: { monthly_budget: 30 } });
     await source.ctx.writeBehind.flush();
+    await source.ctx.alerts.check();
     pgDb = await postgres.create();
     target = await openDatabase(pgDb.config, pgDb.open);
   });
@@ -47,6 +51,10 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     tokens: await db.selectFrom('client_tokens').selectAll().orderBy('id').execute(),
     logs: await db.selectFrom('request_logs').selectAll().orderBy('id').execute(),
     research: await db.selectFrom('research_tasks').selectAll().orderBy('request_id').execute(),
+    sinks: await db.selectFrom('alert_sinks').selectAll().orderBy('id').execute(),
+    events: await db.selectFrom('alert_events').selectAll().orderBy('id').execute(),
+    deliveries: await db.selectFrom('alert_deliveries').selectAll().orderBy('id').execute(),
+    active: await db.selectFrom('alert_active').selectAll().orderBy('name').execute(),
   });
 
   test('copies every row with its id, in batches; a second run copies nothing twice', async () => {
@@ -61,6 +69,10 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
         ['client_tokens', 1, 1, 0],
         ['request_logs', 26, 26, 0],
         ['research_tasks', 1, 1, 0],
+        ['alert_sinks', 1, 1, 0],
+        ['alert_events', 1, 1, 0],
+        ['alert_deliveries', 1, 1, 0],
+        ['alert_active', 1, 1, 0],
       ],
     );
     const src = await dump(source.ctx.database.db);
@@ -68,8 +80,8 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     assert.deepEqual(dst, src, 'the rows arrive exactly as they were');
 
     const again = await copyTables(source.ctx.database.db, target.db);
-    assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0, 0, 0]);
-    assert.deepEqual(again.map((r) => r.skipped), [1, 1, 30, 1, 26, 1]);
+    assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(again.map((r) => r.skipped), [1, 1, 30, 1, 26, 1, 1, 1, 1, 1]);
     assert.equal(dst.keys.filter((k) => k.account_id === dst.accounts[0]!.id).length, 10);
   });
 

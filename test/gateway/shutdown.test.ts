@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
@@ -8,36 +7,11 @@ import { Pool } from 'undici';
 import { generateEncryptionKey } from '../../src/crypto.js';
 import { dialects, tempDir } from '../support/db.js';
 import { FakeTavily } from '../support/fake-tavily.js';
+import { type Server, startServer as startWith } from '../support/server.js';
 
 const ADMIN = 'shutdown-test-admin-token';
+const startServer = (env: Record<string, string>) => startWith({ ADMIN_TOKEN: ADMIN, ...env });
 const postgres = dialects.find((d) => d.name === 'postgres')!;
-
-interface Server {
-  url: string;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  output(): string;
-}
-
-/** Starts the real server entry in a process of its own, as `npm start` does. */
-async function startServer(env: Record<string, string>): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('src/server.ts')], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  let url = '';
-  for (let i = 0; i < 300 && !url; i++) {
-    url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1] ?? '';
-    if (!url) await new Promise((r) => setTimeout(r, 50));
-  }
-  if (!url) child.kill('SIGKILL');
-  assert.ok(url, `server did not start:\n${out}`);
-  return { url, child, exited, output: () => out };
-}
 
 const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
 

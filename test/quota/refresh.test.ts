@@ -183,15 +183,22 @@ describeEachDialect('quota refresh', (dialect) => {
     withApp({}, async (t) => {
       await addKeys(t, [...manyKeys(300, 'tx'), 'tvly-dev-invalid-tx0001', 'tvly-dev-error5xx-tx001']);
       const s = t.ctx.database.stats;
+      const eventsBefore = (await t.ctx.alertsRepo.listEvents({ limit: 100 })).events.length;
       const before = { ...s };
       const r = await refresh(t);
+      const queries = s.queries - before.queries;
       assert.equal(r.total, 302);
+      // The invalid key is one event: its row, and its deliveries (one statement for every sink).
+      const events = (await t.ctx.alertsRepo.listEvents({ limit: 100 })).events.length - eventsBefore;
+      assert.equal(events, 1);
       assert.equal(s.transactions - before.transactions, 1);
       assert.equal(s.commits - before.commits, 1);
       assert.equal(s.rollbacks - before.rollbacks, 0);
       // One select, one update for the successes, one for the failures: not a statement per key.
+      // The alerts add two reads in the transaction (the keys' stored health, to tell what
+      // changed; the conditions that hold) and write nothing when nothing changed.
       // On PostgreSQL one more tells the other instances the outcomes (a single pg_notify statement).
-      assert.equal(s.queries - before.queries, t.ctx.bus ? 4 : 3);
+      assert.equal(queries - 2 * events, t.ctx.bus ? 6 : 5);
     }));
 
   test('a failing write rolls back: nothing is half-written', () =>

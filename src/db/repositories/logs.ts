@@ -99,6 +99,12 @@ export class LogRepository {
     return { rows, next: more ? rows.at(-1)!.id : null };
   }
 
+  /** Credits spent through the pool since `from` (the burn rate of the alerts' forecast). */
+  async creditsSince(from: string, ex: Executor = this.db): Promise<number> {
+    const r = await ex.selectFrom('request_logs').select(sql<number>`coalesce(sum(credits), 0)`.as('credits')).where('ts', '>=', from).executeTakeFirst();
+    return Number(r?.credits ?? 0);
+  }
+
   /** Requests, credits and errors (status ≥ 400) by hour, day, key and token, over [from, to). */
   async stats(from: string, to: string, ex: Executor = this.db): Promise<Stats> {
     const range = ex.selectFrom('request_logs').where('request_logs.ts', '>=', from).where('request_logs.ts', '<', to);
