@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import { type Bus, PgBus, type SyncItem } from './cluster/bus.js';
+import { ChangeAnnouncer } from './cluster/changes.js';
 import { ClusterSync, flushItems, keyChangeItems, refreshItems } from './cluster/sync.js';
 import type { Config } from './config.js';
-import { KeyCipher, KeyDecryptError } from './crypto.js';
+import { KeyCipher } from './crypto.js';
 import { type DatabaseHandle, type OpenOptions, openDatabase } from './db/database.js';
 import { checkEncryptionKey } from './db/encryption-check.js';
 import { AccountRepository } from './db/repositories/accounts.js';
@@ -12,14 +13,15 @@ import { TokenRepository } from './db/repositories/tokens.js';
 import { GatewayCore } from './gateway/proxy.js';
 import { ResearchRegistry } from './gateway/research.js';
 import { TokenRegistry } from './gateway/tokens.js';
+import { pruneOld } from './logs/prune.js';
 import { WriteBehind } from './logs/write-behind.js';
 import { PlainKeyCache } from './pool/key-cache.js';
 import { KeyStates } from './pool/key-states.js';
 import { Metrics } from './metrics.js';
-import { KeyPool, type PoolEntry } from './pool/pool.js';
+import { KeyPool } from './pool/pool.js';
+import { PoolLoader } from './pool/loader.js';
 import { QuotaRefresher } from './quota/refresh.js';
 import type { Secrets } from './secrets.js';
-import { Slicer, chunks, forEachSliced } from './slices.js';
 import { TavilyClient } from './tavily/client.js';
 import { Alerts } from './alerts/alerts.js';
 import { AlertRepository } from './db/repositories/alerts.js';
@@ -137,54 +139,13 @@ export async function createContext(
     bus: () => bus,
     log: log.child({ component: 'alerts' }),
     config: { ...config.alerts, proxy: config.proxy },
+    onDelivery: (result) => metrics?.alertDelivery(result),
   });
   const keyStates = new KeyStates(pool, writeBehind, log.child({ component: 'gateway' }), metrics);
   const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, writeBehind, research, tavily, logs, adminToken: secrets.adminToken, metrics });
 
-  const reloadPool = async (ids?: readonly number[]) => {
-    // Pending deductions first, so that the figures read back include them.
-    await writeBehind.flush();
-    const rows = await keys.loadForPool(ids);
-    const entries: PoolEntry[] = [];
-    // Decrypting keys not cached yet takes a few microseconds each: in slices.
-    await forEachSliced(rows, (r) => {
-      let plain: string;
-      try {
-        plain = plainKeys.get(r.id, r.key_ciphertext);
-      } catch (err) {
-        if (!(err instanceof KeyDecryptError)) throw err;
-        log.error({ key_id: r.id }, 'a stored key cannot be decrypted (was ENCRYPTION_KEY changed?); it is left out of the pool');
-        return;
-      }
-      entries.push({
-        id: r.id,
-        plain,
-        masked: r.key_masked,
-        health: r.status,
-        enabled: r.disabled_at === null,
-        remaining: r.remaining_quota,
-        lastUsed: r.last_used_at ? Date.parse(r.last_used_at) : 0,
-        coolUntil: r.cooldown_until ? Date.parse(r.cooldown_until) : 0,
-        accountId: r.account_id,
-        accountRemaining: r.account_remaining,
-      });
-    });
-    const found = new Set(rows.map((r) => r.id));
-    // A full read replaces the pool: keys no longer in the database go. Either way the pool is
-    // changed a thousand keys at a time, so that a pool of 100,000 keys read again (every
-    // SYNC_INTERVAL_S on PostgreSQL) does not hold the event loop.
-    const gone = (ids ?? pool.ids()).filter((id) => !found.has(id));
-    if (!ids) plainKeys.retain(found);
-    const slicer = new Slicer();
-    for (const part of chunks(gone, 1000)) {
-      pool.update([], part);
-      await slicer.breathe();
-    }
-    for (const part of chunks(entries, 1000)) {
-      pool.update(part);
-      await slicer.breathe();
-    }
-  };
+  const loader = new PoolLoader({ keys, plainKeys, pool, beforeRead: () => writeBehind.flush(), log });
+  const reloadPool = (ids?: readonly number[]) => loader.load(ids);
   const reloadTokens = async () => tokens.load(await tokensRepo.list(true));
 
   const refresher = new QuotaRefresher({
@@ -211,27 +172,12 @@ export async function createContext(
     },
   });
 
-  /** Tells the other instances; a failure is logged, and their periodic read catches up. */
-  const announce = async (items: SyncItem[]) => {
-    if (!bus || items.length === 0) return;
-    try {
-      await bus.publish(database.db, items);
-    } catch (err) {
-      log.error({ err }, 'could not tell the other instances about a change; they will read it within SYNC_INTERVAL_S');
-    }
-  };
+  const changes = new ChangeAnnouncer({ db: database.db, bus: () => bus, sync: () => sync, log });
+  const announce = (items: SyncItem[]) => changes.announce(items);
+  const applyAndAnnounce = (items: SyncItem[]) => changes.applyAndAnnounce(items);
   const keysChanged = async (ids?: readonly number[]) => {
     await reloadPool(ids);
     await announce(keyChangeItems(ids));
-  };
-  /** Changes already stored: this instance applies them (in slices), and the others are told. */
-  const applyAndAnnounce = async (items: SyncItem[]) => {
-    const slicer = new Slicer();
-    for (const part of chunks(items, 2000)) {
-      sync.apply(part);
-      await slicer.breathe();
-    }
-    await announce(items);
   };
   const accountsChanged = (rooms: ReadonlyMap<number, number | null>) =>
     applyAndAnnounce([...rooms].map(([id, remaining]): SyncItem => ['a', id, remaining]));
@@ -241,14 +187,7 @@ export async function createContext(
   };
   const sync = new ClusterSync({ keyStates, tokens, research, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
 
-  const pruneLogs = async () => {
-    const now = Date.now();
-    const n = await logs.prune(new Date(now - config.logRetentionDays * DAY_MS).toISOString(), new Date(now).toISOString());
-    research.prune(now);
-    await alerts!.prune(new Date(now - config.logRetentionDays * DAY_MS).toISOString());
-    if (n > 0) log.info({ rows: n, days: config.logRetentionDays }, 'pruned old request-log rows');
-    return n;
-  };
+  const pruneLogs = () => pruneOld({ logs, research, alerts: alerts!, retentionDays: config.logRetentionDays, log });
 
   if (config.database.kind === 'postgres') {
     // Listen before the first read, so that no change made in between is missed.

@@ -35,6 +35,7 @@ export class Metrics {
   readonly #refreshKeyFailures: Counter;
   readonly #flushSeconds: Histogram;
   readonly #flushFailures: Counter;
+  readonly #alertDeliveries: Counter<'result'>;
   readonly #tokenNames = new Map<string, string>();
   readonly #tokenLabels: number;
 
@@ -66,6 +67,7 @@ export class Metrics {
     this.#refreshKeyFailures = new Counter({ name: 'tavily_pool_refresh_key_failures_total', help: 'Keys whose /usage check failed in a refresh', registers });
     this.#flushSeconds = new Histogram({ name: 'tavily_pool_request_log_flush_seconds', help: 'Duration of a request-log flush (log rows, spend, key health)', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers });
     this.#flushFailures = new Counter({ name: 'tavily_pool_request_log_flush_failures_total', help: 'Request-log flushes that failed (their rows are kept and retried)', registers });
+    this.#alertDeliveries = new Counter({ name: 'tavily_pool_alert_deliveries_total', help: 'Alert deliveries attempted, by result (delivered, retry, failed: given up)', labelNames: ['result'], registers });
     const pool = o.pool;
     const wb = o.writeBehind;
     new Gauge({
@@ -145,6 +147,10 @@ export class Metrics {
   flush(seconds: number, ok: boolean): void {
     if (ok) this.#flushSeconds.observe(seconds);
     else this.#flushFailures.inc();
+  }
+
+  alertDelivery(result: 'delivered' | 'retry' | 'failed', n = 1): void {
+    this.#alertDeliveries.inc({ result }, n);
   }
 
   /** The token's label: its name, for the first METRICS_TOKEN_LABELS names seen; `other` after. */

@@ -6,7 +6,6 @@ import { readRules, writeRules } from '../alerts/rules.js';
 import { AlertRules, CreateSink, EventObject, PatchSink, RulesResponse, SUBSCRIBABLE, SinkObject, type SinkView, TestResult } from '../alerts/schemas.js';
 import { maskTarget } from '../alerts/sinks.js';
 import type { SinkPatch, SinkRow } from '../db/repositories/alerts.js';
-import type { SinkKind } from '../db/schema.js';
 import { ApiError } from './errors.js';
 import { Nullable, RowId, withErrors } from './schemas.js';
 

@@ -39,6 +39,8 @@ export interface AlertsDeps {
   bus: () => Bus | null;
   log: Logger;
   config: AlertsConfig;
+  /** Each delivery's outcome (the metrics count them). */
+  onDelivery?: (result: 'delivered' | 'retry' | 'failed') => void;
 }
 
 /** What a refresh found, as its transaction writes it. */
@@ -79,6 +81,9 @@ export class Alerts {
       retryBaseMs: d.config.retryBaseMs,
       giveUpMs: d.config.giveUpMs,
       leaseMs: d.config.timeoutMs + 5000,
+      onSettled: (outcomes) => {
+        for (const o of outcomes) d.onDelivery?.(o.state === 'pending' ? 'retry' : o.state);
+      },
     });
   }
 

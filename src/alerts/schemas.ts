@@ -1,4 +1,4 @@
-import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { Nullable } from '../admin/schemas.js';
 import type { SinkKind } from '../db/schema.js';
 import { ALERT_TYPE_NAMES, type AlertType } from './events.js';
@@ -8,20 +8,18 @@ import { ALERT_TYPE_NAMES, type AlertType } from './events.js';
  * their static types.
  */
 
-const OrNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
-
 /** When the pool's conditions raise an alert. Stored in the settings table; every instance reads it. */
 export const AlertRules = Type.Object(
   {
-    credits_below: OrNull(Type.Number({ minimum: 0, description: 'alert when the credits the pool can spend fall below this (null: off)' })),
-    days_left_below: OrNull(Type.Number({ minimum: 0, description: 'alert when the credits will last fewer days than this at the last 7 days’ rate (null: off)' })),
-    active_keys_below: OrNull(Type.Integer({ minimum: 1, description: 'alert when fewer keys than this can serve (null: off)' })),
+    credits_below: Nullable(Type.Number({ minimum: 0, description: 'alert when the credits the pool can spend fall below this (null: off)' })),
+    days_left_below: Nullable(Type.Number({ minimum: 0, description: 'alert when the credits will last fewer days than this at the last 7 days’ rate (null: off)' })),
+    active_keys_below: Nullable(Type.Integer({ minimum: 1, description: 'alert when fewer keys than this can serve (null: off)' })),
     token_budget_percents: Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), {
       maxItems: 10,
       uniqueItems: true,
       description: 'alert when a token reaches these percentages of its monthly budget, each once a month',
     }),
-    refresh_failure_share: OrNull(Type.Number({ minimum: 0, maximum: 1, description: 'alert when more than this share of a refresh’s checks fail (null: off)' })),
+    refresh_failure_share: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'alert when more than this share of a refresh’s checks fail (null: off)' })),
     feed_lost_after_s: Type.Integer({ minimum: 10, maximum: 86_400, description: 'PostgreSQL: alert when an instance has not heard the others for this long' }),
   },
   { additionalProperties: false },

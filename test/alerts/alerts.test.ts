@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import { Alerts } from '../../src/alerts/alerts.js';
 import { type TestApp, fakeUpstream, keysAndToken, startCluster } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 import { behaviourByName } from '../support/fake-tavily.js';
@@ -99,7 +100,9 @@ describeEachDialect('alerts', (dialect) => {
       fresh();
       await addSink(t, { name: 'ops', kind: 'webhook', url: rx.url('/hook') });
       const c = await keysAndToken(t, ['tvly-dev-invalid-gw00001', 'tvly-dev-plan432-gw00001', 'tvly-dev-alertgwgood001']);
-      for (let i = 0; i < 3; i++) {
+      // Keys are picked at random among equals: search until both bad keys have been tried.
+      const tried = (k: string) => (up.fake.stats.requestsByKey.get(k) ?? 0) > 0;
+      for (let i = 0; i < 50 && !(tried('tvly-dev-invalid-gw00001') && tried('tvly-dev-plan432-gw00001')); i++) {
         const res = await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: { query: `q${i}` } });
         assert.equal(res.statusCode, 200, res.body);
       }
@@ -230,6 +233,62 @@ describeEachDialect('alerts', (dialect) => {
       await refresh(t);
       await drained(t);
       assert.deepEqual(delivered(rx).map((e) => e.data.state), ['firing', 'resolved']);
+    }));
+
+  test('an instance that has not heard the others for longer than set fires once, and resolves', () =>
+    up.withApp(ENV, async (t) => {
+      fresh();
+      await addSink(t, { name: 'ops', kind: 'webhook', url: rx.url('/hook'), events: ['instance.feed_lost'] });
+      // The change feed as PostgreSQL's bus reports it: lost since a given time, or listening.
+      const feed = { instanceId: 'inst-a', listening: false, lostSince: Date.now() - 30_000 as number | null, publish: async () => {}, close: async () => {} };
+      const alerts = new Alerts({
+        db: t.ctx.database.db,
+        dialect: t.ctx.database.dialect,
+        repo: t.ctx.alertsRepo,
+        cipher: t.ctx.cipher,
+        pool: t.ctx.pool,
+        tokens: t.ctx.tokens,
+        logs: t.ctx.logs,
+        bus: () => feed,
+        log: t.ctx.log,
+        config: t.ctx.config.alerts,
+      });
+      try {
+        await rules(t, { feed_lost_after_s: 60 });
+        assert.equal(await alerts.check(), 0, '30 s is not yet a minute');
+        feed.lostSince = Date.now() - 61_000;
+        assert.equal(await alerts.check(), 1);
+        assert.equal(await alerts.check(), 0, 'once');
+        feed.listening = true;
+        feed.lostSince = null;
+        assert.equal(await alerts.check(), 1);
+        await drained(t);
+        assert.deepEqual(delivered(rx).map((e) => [e.type, e.data.state, e.data.instance]), [
+          ['instance.feed_lost', 'firing', 'inst-a'],
+          ['instance.feed_lost', 'resolved', 'inst-a'],
+        ]);
+      } finally {
+        await alerts.close();
+      }
+    }));
+
+  test('usage outside the pool fires once per key, quiet while it lasts', () =>
+    up.withApp(ENV, async (t) => {
+      fresh();
+      await addSink(t, { name: 'ops', kind: 'webhook', url: rx.url('/hook'), events: ['account.drift'] });
+      const key = `tvly-dev-alertdrift${dialect.name}01`;
+      up.fake.addAccount(`drift-${dialect.name}`, { plan: 'Bootstrap', planLimit: 15000, planUsage: 100, keys: [key] });
+      await addKeys(t, [key]);
+      await refresh(t);
+      up.fake.spendOutside(key, 50);
+      await refresh(t);
+      up.fake.spendOutside(key, 50);
+      await refresh(t);
+      await drained(t);
+      const events = delivered(rx);
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.data.findings[0].tavily, 50);
+      assert.equal(events[0]!.data.findings[0].pool, 0);
     }));
 
   test('Slack-compatible and Telegram messages have the shapes those services document', () =>

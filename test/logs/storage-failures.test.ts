@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sql } from 'kysely';
 import type { TestApp } from '../support/app.js';
-import { fakeUpstream } from '../support/app.js';
+import { fakeUpstream, startTestApp } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 
 /**
@@ -25,8 +25,11 @@ async function fillDisk(t: TestApp): Promise<void> {
 describeEachDialect('a full disk', (dialect) => {
   const up = fakeUpstream(dialect);
 
-  test('is reported as what it is: /readyz 503 naming it, imports 503 storage_full, requests still served', () =>
-    up.withApp({}, async (t) => {
+  test('is reported as what it is: /readyz 503 naming it, imports 503 storage_full, requests still served', async () => {
+    // No timed flush while the 200 requests run: the one flush below must write all of them
+    // (more than the free room of a page), whatever the machine's speed.
+    const t = await startTestApp(dialect, { tavilyBaseUrl: up.fake.url, flushIntervalMs: 600_000 });
+    try {
       const add = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys', headers: t.auth, payload: { keys: ['tvly-dev-fulldisk00001'] } });
       assert.equal(add.statusCode, 201);
       const tok = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: { name: 'agent' } });
@@ -54,5 +57,8 @@ describeEachDialect('a full disk', (dialect) => {
       assert.match(body.error, /request log cannot be written: .*(database or disk is full|No space left on device)/);
       assert.doesNotMatch(t.logs.text, /cannot rollback - no transaction is active/);
       assert.match(t.logs.text, /database or disk is full|No space left on device/);
-    }));
+    } finally {
+      await t.close();
+    }
+  });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { type TestApp, fakeUpstream, keysAndToken } from '../support/app.js';
@@ -66,6 +67,7 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       assert.equal(m.value('tavily_pool_refresh_runs_total', { result: 'ok' }), 1);
       assert.equal(m.observed('tavily_pool_upstream_seconds', { endpoint: 'search' }), 9, 'a latency per served search');
       assert.equal(m.observed('tavily_pool_upstream_seconds', { endpoint: 'extract' }), 1);
+      assert.equal(m.observed('tavily_pool_gateway_added_seconds', { endpoint: 'search' }), 9, 'the time added, per answered search');
       // Token labels are bounded (METRICS_TOKEN_LABELS=1): the second token name seen is "other".
       assert.equal(m.value('tavily_pool_token_requests_total', { token: 'agents' }), 10);
       assert.equal(m.value('tavily_pool_token_requests_total', { token: 'other' }), 1);
@@ -75,6 +77,26 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       assert.ok(after.observed('tavily_pool_request_log_flush_seconds') >= 1, 'flushes are timed');
       assert.equal(after.value('tavily_pool_request_log_pending_rows'), 0);
       assert.ok(after.families.has('process_cpu_seconds_total'), 'process metrics too');
+    }));
+
+  test('every series the Grafana dashboard in deploy/ queries is served', () =>
+    up.withApp(env, async (t) => {
+      const dashboard = JSON.parse(readFileSync('deploy/grafana/tavily-pool.json', 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+      const exprs = dashboard.panels.flatMap((p) => p.targets.map((x) => x.expr));
+      const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:tavily_pool|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|count|sum)$/, ''))));
+      assert.ok(names.size >= 15, [...names].join(', '));
+      // Histograms and labelled counters appear once something is observed: a refresh, a request, a delivery.
+      const c = await keysAndToken(t, ['tvly-dev-grafanakey0001']);
+      await t.ctx.refresher.refresh();
+      await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: { query: 'q' } });
+      await t.ctx.writeBehind.flush();
+      t.ctx.metrics!.failover('failure');
+      t.ctx.metrics!.syncLag(3);
+      t.ctx.metrics!.alertDelivery('delivered');
+      const m = await scrape(t);
+      const json = await t.ctx.metrics!.registry.getMetricsAsJSON();
+      const served = new Set([...m.families.keys(), ...json.map((f) => f.name)]);
+      for (const n of names) assert.ok(served.has(n), `the dashboard queries ${n}, which /metrics does not serve`);
     }));
 
   test('METRICS_TOKEN guards /metrics; METRICS_ENABLED=false removes it', async () => {

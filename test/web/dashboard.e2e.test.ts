@@ -8,6 +8,7 @@ import { webDist } from '../../src/paths.js';
 import { ADMIN_TOKEN, type TestApp, startTestApp } from '../support/app.js';
 import { dialects } from '../support/db.js';
 import { FakeTavily } from '../support/fake-tavily.js';
+import { Receiver, until } from '../support/receiver.js';
 
 /** Debian's chromium, never a downloaded browser. */
 function chromiumPath(): string | null {
@@ -37,7 +38,7 @@ describe('dashboard (Chromium)', { skip }, () => {
 
   before(async () => {
     fake = await FakeTavily.start({ latencyMs: 150 });
-    t = await startTestApp(dialects[0]!, { tavilyBaseUrl: fake.url, env: { REFRESH_CONCURRENCY: '10' } });
+    t = await startTestApp(dialects[0]!, { tavilyBaseUrl: fake.url, env: { REFRESH_CONCURRENCY: '10', ALERT_POLL_MS: '50' } });
     url = await t.app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({
       executablePath: CHROMIUM!,
@@ -228,6 +229,56 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.getByRole('heading', { name: 'Accounts' }).waitFor();
     assert.equal(await page.getByTestId(`account-remaining-${made.id}`).textContent(), new Intl.NumberFormat('en-US').format(15000 - 4321));
     await page.screenshot({ path: path.join(SHOTS, 'accounts.png'), fullPage: true });
+  });
+
+  test('add a webhook sink, send it a test, and see an event delivered', async () => {
+    const rx = await Receiver.start();
+    try {
+      await page.getByRole('link', { name: 'Alerts' }).click();
+      await page.getByRole('heading', { name: 'Alerts', exact: true }).waitFor();
+      const form = page.getByRole('form', { name: 'Add a sink' });
+      await form.getByLabel('Name').fill('ops hook');
+      await form.getByLabel('URL').fill(rx.url('/e2e'));
+      await form.getByLabel('Few active keys').uncheck();
+      await form.getByRole('button', { name: 'Add sink' }).click();
+      await page.getByRole('status', { name: 'Signing secret' }).waitFor();
+      const secret = await page.getByTestId('sink-secret').textContent();
+      assert.match(secret ?? '', /^whsec_/);
+      const row = page.getByRole('table', { name: 'Sinks' }).getByRole('row', { name: /ops hook/ });
+      await row.waitFor();
+      assert.match((await row.textContent()) ?? '', /all but Few active keys/);
+
+      await page.getByRole('button', { name: 'Send a test to ops hook' }).click();
+      await page.getByRole('status').filter({ hasText: 'Test sent to “ops hook”: the receiver answered 200' }).waitFor();
+      assert.equal(JSON.parse(rx.requests.at(-1)!.body).events[0].type, 'test');
+
+      // A key found invalid: one event, delivered to the sink, listed with its delivery.
+      await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys', headers: t.auth, payload: { keys: ['tvly-dev-invalid-e2ealert1'] } });
+      await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth, payload: {} });
+      await until(() => rx.acknowledged.length >= 2, 'the event delivered to the receiver');
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.getByRole('link', { name: 'Alerts' }).click();
+      const events = page.getByRole('table', { name: 'Events' });
+      await events.getByText('1 key became invalid').waitFor();
+      await events.getByText(/ops hook: delivered/).first().waitFor();
+      await page.screenshot({ path: path.join(SHOTS, 'alerts.png'), fullPage: true });
+
+      // Rules: a bad value is refused with the API's words, a good one saved.
+      const rules = page.getByRole('form', { name: 'Alert rules' });
+      await rules.getByLabel('Token budget at (%)').fill('80, 150');
+      await rules.getByRole('button', { name: 'Save rules' }).click();
+      await page.getByRole('alert').filter({ hasText: 'token_budget_percents[1]' }).waitFor();
+      // The browser logs the deliberate 400 as a failed load; nothing else may be there.
+      assert.ok(consoleErrors.every((e) => e.includes('400')), consoleErrors.join('\n'));
+      consoleErrors.length = 0;
+      await rules.getByLabel('Token budget at (%)').fill('50, 100');
+      await rules.getByRole('button', { name: 'Save rules' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+      const saved = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/alerts/rules', headers: t.auth })).json();
+      assert.deepEqual(saved.rules.token_budget_percents, [50, 100]);
+    } finally {
+      await rx.close();
+    }
   });
 
   test('works in a narrow window, and nothing went wrong in the console', async () => {

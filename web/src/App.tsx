@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { getToken, handleUnauthorized, setToken } from './api';
 import { AccountsPage } from './pages/Accounts';
+import { AlertsPage } from './pages/Alerts';
 import { KeysPage } from './pages/Keys';
 import { LogsPage } from './pages/Logs';
 import { TokensPage } from './pages/Tokens';
@@ -13,6 +14,7 @@ const PAGES = [
   { hash: '#/accounts', label: 'Accounts', render: () => <AccountsPage /> },
   { hash: '#/tokens', label: 'Tokens', render: () => <TokensPage /> },
   { hash: '#/logs', label: 'Logs', render: () => <LogsPage /> },
+  { hash: '#/alerts', label: 'Alerts', render: () => <AlertsPage /> },
 ] as const;
 
 function useHash(): string {

@@ -49,6 +49,7 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
 // The API's own types, shared with the server (type-only imports: nothing of the server is bundled).
 import type { AccountObject as Account, KeyObject as Key, Suggestion } from '../../src/admin/schemas';
 export type { Account, Key, Suggestion };
+export type { AlertRules, EventView, RulesView, SinkView, TestResultView } from '../../src/alerts/schemas';
 export type { LogRow } from '../../src/db/schema';
 
 export interface Summary {

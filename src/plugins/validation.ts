@@ -1,0 +1,91 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv, type ErrorObject } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+type AddFormats = (ajv: Ajv) => Ajv;
+const addFormats: AddFormats =
+  (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
+
+function makeAjv(coerce: boolean): Ajv {
+  const ajv = new Ajv({
+    allErrors: false,
+    strict: false,
+    useDefaults: true,
+    // Unknown fields are an error that names them, not silently dropped.
+    removeAdditional: false,
+    // Query strings and path parameters arrive as text; JSON bodies must carry the right types.
+    coerceTypes: coerce ? 'array' : false,
+    // Errors carry their schema, so that a pattern's description can name what is expected.
+    verbose: true,
+  });
+  addFormats(ajv);
+  return ajv;
+}
+
+/** `/keys/0` → `body.keys[0]` */
+function fieldPath(dataVar: string, instancePath: string): string {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : `${acc}.${part.replace(/~1/g, '/').replace(/~0/g, '~')}`), dataVar);
+}
+
+/** One clear sentence naming the field that is wrong and why. */
+export function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Error {
+  const specific = errors.filter((x) => x.keyword !== 'anyOf' && x.keyword !== 'oneOf');
+  // Of a union's branches, the one whose type matched says what is wrong with the value
+  // (`urls: []` is an empty array, not "not a string").
+  const e = specific.find((x) => x.keyword !== 'type') ?? specific[0] ?? errors[0]!;
+  const where = fieldPath(dataVar, e.instancePath);
+  const params = e.params as Record<string, unknown>;
+  let text: string;
+  switch (e.keyword) {
+    case 'minItems':
+    case 'minLength':
+      text = params.limit === 1 ? `${where} must not be empty` : `${where} ${e.message ?? 'is too short'}`;
+      break;
+    case 'pattern': {
+      const description = (e.parentSchema as { description?: unknown } | undefined)?.description;
+      text = typeof description === 'string' ? `${where} must be ${description}` : `${where} ${e.message ?? 'is invalid'}`;
+      break;
+    }
+    case 'additionalProperties':
+      text = `${where} has an unknown field "${String(params.additionalProperty)}"`;
+      break;
+    case 'required':
+      text = `${where} is missing the field "${String(params.missingProperty)}"`;
+      break;
+    case 'enum':
+      text = `${where} must be one of: ${(params.allowedValues as unknown[]).join(', ')}`;
+      break;
+    case 'minProperties':
+      text = `${where} must have at least ${String(params.limit)} field(s)`;
+      break;
+    default:
+      text = `${where} ${e.message ?? 'is invalid'}`;
+  }
+  return new Error(text);
+}
+
+/**
+ * How requests are read and checked, for every route: JSON bodies strictly typed, query
+ * strings and path parameters coerced from text, unknown fields refused by name, and an empty
+ * JSON body taken as no body (POST …/refresh-quota with no options) rather than a parse error.
+ */
+export const validation = fp(
+  async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    const bodyAjv = makeAjv(false);
+    const textAjv = makeAjv(true);
+    app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+    const jsonParser = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+      if (typeof body === 'string' && body.trim() === '') return done(null, undefined);
+      jsonParser(req, body as string, done);
+    });
+  },
+  { name: 'validation' },
+);
