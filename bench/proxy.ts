@@ -307,11 +307,18 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   mp.stdout!.on('data', (d) => (mpOut += d));
   const minimal: Target = { name: 'minimal Node proxy', origin: await waitFor(() => mpOut, /listening at (\S+)/, 'minimal proxy'), headers: direct.headers };
   const gateway: Target = { name: 'gateway', origin: gw.url, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } };
-  // The same gateway with METRICS_ENABLED=false, measured in the same rounds: what counting costs.
-  // (SQLite only: a second instance on one PostgreSQL schema would also hear the first's changes.)
-  const gwOff = dbEnv.DATABASE_URL ? null : await startGateway({ TAVILY_BASE_URL: fakeUrl, METRICS_ENABLED: 'false' });
-  const offToken = gwOff ? await setUpGateway(gwOff.url) : null;
-  const gatewayOff: Target | null = gwOff ? { name: 'gateway, metrics off', origin: gwOff.url, headers: { authorization: `Bearer ${offToken}`, 'content-type': 'application/json' } } : null;
+  // What counting costs: two more gateways, alike but for METRICS_ENABLED, serving only the
+  // same REST search in the same rounds. (The first gateway also serves MCP, which leaves it
+  // more state: compared with it, even two gateways without metrics differ by ~10%.)
+  // SQLite only: a second instance on one PostgreSQL schema would also hear the first's changes.
+  const pair = async (on: boolean): Promise<{ target: Target; pid: number } | null> => {
+    if (dbEnv.DATABASE_URL) return null;
+    const g = await startGateway({ TAVILY_BASE_URL: fakeUrl, METRICS_ENABLED: on ? 'true' : 'false' });
+    const tok = await setUpGateway(g.url);
+    return { target: { name: `gateway, metrics ${on ? 'on' : 'off'}`, origin: g.url, headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' } }, pid: g.pid };
+  };
+  const metricsOn = await pair(true);
+  const metricsOff = await pair(false);
   // The same search as an MCP tools/call (stateless: no initialize needed), answered as an event stream.
   const mcp: Target = {
     name: 'gateway MCP',
@@ -330,10 +337,10 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
     [minimal.name, mp.pid!],
     [gateway.name, gw.pid],
     [mcp.name, gw.pid],
-    ...(gwOff && gatewayOff ? [[gatewayOff.name, gwOff.pid] as const] : []),
+    ...[metricsOn, metricsOff].flatMap((m) => (m ? [[m.target.name, m.pid] as const] : [])),
   ]);
   const cpu = new Map<string, { seconds: number; requests: number }>();
-  const sat = await alternate([direct, minimal, gateway, ...(gatewayOff ? [gatewayOff] : []), mcp], async (t, ms) => {
+  const sat = await alternate([direct, minimal, gateway, mcp, ...[metricsOn, metricsOff].flatMap((m) => (m ? [m.target] : []))], async (t, ms) => {
     const pid = pids.get(t.name);
     const c0 = pid ? cpuSeconds(pid) : 0;
     const r = await saturate(t, ms);
@@ -377,8 +384,8 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
     [`saturation (${CONNECTIONS} connections)`, 'direct', satDirect, null],
     [`saturation (${CONNECTIONS} connections)`, 'minimal Node proxy (floor)', satMinimal, minimal.name],
     [`saturation (${CONNECTIONS} connections)`, 'gateway (REST)', satGateway, gateway.name],
-    ...(gatewayOff ? ([[`saturation (${CONNECTIONS} connections)`, 'gateway (REST), METRICS_ENABLED=false', sat.get(gatewayOff.name)!, gatewayOff.name]] as const) : []),
     [`saturation (${CONNECTIONS} connections)`, 'gateway (MCP tools/call)', satMcp, mcp.name],
+    ...[metricsOn, metricsOff].flatMap((m) => (m ? [[`saturation (${CONNECTIONS} connections)`, `${m.target.name} (REST only)`, sat.get(m.target.name)!, m.target.name] as const] : [])),
     [`${RATE} requests/s`, 'direct', rateDirect, null],
     [`${RATE} requests/s`, 'gateway (REST)', rateGateway, null],
     [`${RATE} requests/s`, 'gateway (MCP tools/call)', rateMcp, null],
@@ -387,8 +394,10 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   }
   console.log('');
   console.log(`- gateway CPU per request: ${(perRequest(gateway.name) / perRequest(minimal.name)).toFixed(2)}× the minimal Node proxy's (${Math.round(perRequest(gateway.name))} µs vs ${Math.round(perRequest(minimal.name))} µs)`);
-  if (gatewayOff) {
-    console.log(`- metrics: CPU per request with them on is ${(perRequest(gateway.name) / perRequest(gatewayOff.name)).toFixed(2)}× the same gateway's with METRICS_ENABLED=false (${Math.round(perRequest(gateway.name))} µs vs ${Math.round(perRequest(gatewayOff.name))} µs); throughput ${((satGateway.rps / sat.get(gatewayOff.name)!.rps) * 100).toFixed(0)}% of it`);
+  if (metricsOn && metricsOff) {
+    const on = metricsOn.target.name;
+    const off = metricsOff.target.name;
+    console.log(`- metrics: CPU per request with them on is ${(perRequest(on) / perRequest(off)).toFixed(2)}× a like gateway's with METRICS_ENABLED=false (${Math.round(perRequest(on))} µs vs ${Math.round(perRequest(off))} µs); throughput ${((sat.get(on)!.rps / sat.get(off)!.rps) * 100).toFixed(0)}% of it`);
   }
   console.log(`- gateway throughput at saturation: ${((satGateway.rps / satDirect.rps) * 100).toFixed(0)}% of direct (target ≥ 50%); a minimal Node proxy: ${((satMinimal.rps / satDirect.rps) * 100).toFixed(0)}%`);
   console.log(`- added latency at ${RATE} requests/s: p50 ${f(rateGateway.p50 - rateDirect.p50)} (target ≤ 1 ms), p99 ${f(rateGateway.p99 - rateDirect.p99)} (target ≤ 5 ms)`);

@@ -14,27 +14,35 @@ export interface HealthChange {
 /**
  * The events of key health changes about to be written, in the writer's transaction: keys
  * whose stored health differs from the new one, grouped by what they became (200 keys found
- * invalid make one event). On PostgreSQL the rows are locked until the transaction ends, so
- * that two instances writing the same change cannot both announce it.
+ * invalid make one event). Two reads, neither of every written key: the keys stored as not
+ * active (few, in a healthy pool: the only ones that can become active again), and the keys
+ * about to be written as invalid or exhausted. On PostgreSQL the rows read are locked until the
+ * transaction ends, so that two instances writing the same change cannot both announce it.
  */
 export async function healthEvents(ex: Db, dialect: DialectKind, changes: readonly HealthChange[], source: string): Promise<NewAlertEvent[]> {
   const wanted = changes.filter((c) => c.status !== null);
   if (wanted.length === 0) return [];
-  const next = new Map(wanted.map((c) => [c.id, c]));
+  const lock = dialect === 'postgres' ? sql` for update` : sql``;
+  type Row = { id: number; status: KeyHealth; key_masked: string; label: string | null };
+  const stored = new Map<number, Row>();
+  if (wanted.some((c) => c.status === 'active')) {
+    const { rows } = await sql<Row>`select id, status, key_masked, label from tavily_keys where status <> 'active'${lock}`.execute(ex);
+    for (const r of rows) stored.set(Number(r.id), r);
+  }
+  const bad = wanted.filter((c) => c.status !== 'active' && !stored.has(c.id)).map((c) => [c.id]);
+  for (let i = 0; i < bad.length; i += 5000) {
+    const { rows } = await sql<Row>`
+      select id, status, key_masked, label from tavily_keys
+      where id in (select v.id from ${jsonRows(dialect, [['id', 'integer']], bad.slice(i, i + 5000))})${lock}`.execute(ex);
+    for (const r of rows) stored.set(Number(r.id), r);
+  }
   const byType: Record<'key.invalid' | 'key.exhausted' | 'key.active', KeyRef[]> = { 'key.invalid': [], 'key.exhausted': [], 'key.active': [] };
-  const lock = dialect === 'postgres' ? sql`for update of k` : sql``;
-  for (let i = 0; i < wanted.length; i += 5000) {
-    const ids = wanted.slice(i, i + 5000).map((c) => [c.id]);
-    const { rows } = await sql<{ id: number; status: KeyHealth; key_masked: string; label: string | null }>`
-      select k.id, k.status, k.key_masked, k.label from tavily_keys k
-      join ${jsonRows(dialect, [['id', 'integer']], ids)} on k.id = v.id
-      order by k.id ${lock}`.execute(ex);
-    for (const r of rows) {
-      const c = next.get(Number(r.id))!;
-      if (c.status === r.status) continue;
-      const type = c.status === 'invalid' ? 'key.invalid' : c.status === 'exhausted' ? 'key.exhausted' : 'key.active';
-      byType[type].push({ id: Number(r.id), key_masked: r.key_masked, label: r.label, ...(c.reason ? { reason: c.reason } : {}) });
-    }
+  for (const c of wanted) {
+    const r = stored.get(c.id);
+    // Not read: stored as active, and written as active.
+    if (!r || r.status === c.status) continue;
+    const type = c.status === 'invalid' ? 'key.invalid' : c.status === 'exhausted' ? 'key.exhausted' : 'key.active';
+    byType[type].push({ id: c.id, key_masked: r.key_masked, label: r.label, ...(c.reason ? { reason: c.reason } : {}) });
   }
   return (Object.entries(byType) as Array<[keyof typeof byType, KeyRef[]]>).filter(([, keys]) => keys.length > 0).map(([type, keys]) => keysEvent(type, keys, source));
 }
