@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { type TestApp, fakeUpstream, keysAndToken } from '../support/app.js';
+import { type TestApp, fakeUpstream, keysAndToken, startCluster } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 
 const METRICS_TOKEN = 'metrics-token-0123456789';
@@ -113,5 +113,29 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       assert.equal(t.ctx.metrics, null);
       assert.equal((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404);
     });
+  });
+});
+
+describeEachDialect('Prometheus metrics across instances', (dialect) => {
+  if (dialect.name !== 'postgres') {
+    test('the change feed’s lag', { skip: 'needs PostgreSQL: SQLite runs one instance' }, () => {});
+    return;
+  }
+  const up = fakeUpstream(dialect);
+  test('the time a change takes to reach the other instance is observed there', async () => {
+    const cluster = await startCluster(dialect, 2, { tavilyBaseUrl: up.fake.url, env: { METRICS_TOKEN } });
+    try {
+      const [a, b] = cluster.instances as [TestApp, TestApp];
+      const lag = async (t: TestApp) => (await scrape(t)).observed('tavily_pool_sync_lag_seconds');
+      const before = await lag(b);
+      // An admin change on A: B hears it.
+      await a.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: a.auth, payload: { name: 'heard' } });
+      const deadline = Date.now() + 10_000;
+      while ((await lag(b)) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok((await lag(b)) > before, 'B observed the lag of A’s notice');
+      assert.equal(await lag(a), 0, 'an instance does not hear itself');
+    } finally {
+      await cluster.close();
+    }
   });
 });
