@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 /**
- * tavily-pool [serve]                                   start the gateway (as npm start does)
+ * tavily-pool [serve]                 start the gateway (as npm start does)
  * tavily-pool migrate --from sqlite:<file> --to postgres://…
- *     copy keys, tokens, the request log and research tasks from a SQLite file into
- *     PostgreSQL; idempotent (run it again and nothing is copied twice); prints counts.
+ *     copy everything from a SQLite file into PostgreSQL; idempotent; prints counts.
+ * tavily-pool keys|tokens|status …    administer a running server through its admin API
+ *     (see `tavily-pool --help`; cli/commands.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Command, CommanderError } from 'commander';
+import { CliError } from './cli/client.js';
+import { adminCommands } from './cli/commands.js';
+import { packageVersion } from './paths.js';
 import { ENCRYPTION_KEY_FILE } from './secrets.js';
 
 const USAGE = `usage:
@@ -93,13 +98,42 @@ function readIfExists(file: string): string | undefined {
   }
 }
 
-const [command, ...rest] = process.argv.slice(2);
-if (command === undefined || command === 'serve') {
-  await import('./server.js');
-} else if (command === 'migrate') {
-  await migrate(rest).catch((err: unknown) => fail(`migration failed: ${(err as Error).message}`));
-} else if (command === '--help' || command === 'help') {
-  process.stdout.write(`${USAGE}\n`);
-} else {
-  fail(`unknown command "${command}"\n${USAGE}`);
+const program = new Command('tavily-pool')
+  .description('A pool of Tavily API keys behind one endpoint: run the server, or administer a running one')
+  .version(packageVersion())
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride();
+program.configureOutput({ writeErr: (text) => process.stderr.write(text), writeOut: (text) => process.stdout.write(text) });
+program
+  .command('serve')
+  .description('start the gateway (as npm start does), configured from the environment')
+  .action(async () => {
+    await import('./server.js');
+  });
+program
+  .command('migrate')
+  .description('copy keys, tokens, the request log and alerts from a SQLite file into PostgreSQL (idempotent)')
+  .option('--from <sqlite:file>', 'the SQLite database, as sqlite:<file>')
+  .option('--to <postgres://…>', 'the PostgreSQL database')
+  .option('--batch <rows>', 'rows per statement and transaction')
+  .action(async (o: { from?: string; to?: string; batch?: string }) => {
+    const args = Object.entries(o).flatMap(([k, v]) => [`--${k}`, String(v)]);
+    await migrate(args).catch((err: unknown) => fail(`migration failed: ${(err as Error).message}`));
+  });
+adminCommands(program, { out: process.stdout, err: process.stderr, stdin: process.stdin, env: process.env });
+
+try {
+  // No command at all starts the server, as `npm start` does.
+  await program.parseAsync(process.argv.length <= 2 ? [...process.argv, 'serve'] : process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and --version exit 0; any other usage error 2 (commander printed it).
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`tavily-pool: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`tavily-pool: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
 }

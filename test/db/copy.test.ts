@@ -116,7 +116,9 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     assert.match(missing.stderr, /no SQLite database at \/nonexistent\/x\.db/);
     assert.match(cli('migrate', '--from', `sqlite:${file}`).stderr, /--to is required/);
     assert.match(cli('migrate', '--from', 'mysql://x', '--to', url.toString()).stderr, /--from must be sqlite:<file>/);
-    assert.match(cli('frobnicate').stderr, /unknown command "frobnicate"/);
+    const unknown = cli('frobnicate');
+    assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+    assert.equal(unknown.status, 2);
   });
 
   test('the command refuses a PostgreSQL database whose instances use another ENCRYPTION_KEY, and copies nothing', async () => {

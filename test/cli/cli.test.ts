@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { tempDir } from '../support/db.js';
+import { FakeTavily } from '../support/fake-tavily.js';
+import { type Server, startServer } from '../support/server.js';
+
+const ENTRY = path.resolve('src/cli.ts');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `tavily-pool …` as a user would, in a process of its own. */
+function cli(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+describe('the tavily-pool CLI against a running server', () => {
+  let fake: FakeTavily;
+  let server: Server;
+  let dataDir: string;
+  let env: Record<string, string>;
+  let work: string;
+
+  before(async () => {
+    fake = await FakeTavily.start();
+    dataDir = tempDir('tavily-pool-cli-');
+    work = tempDir('tavily-pool-cli-work-');
+    // No ADMIN_TOKEN: the server generates one in DATA_DIR, where the CLI finds it.
+    server = await startServer({ DATA_DIR: dataDir, TAVILY_BASE_URL: fake.url, REFRESH_ON_START: 'false', VALIDATE_ON_IMPORT: 'false' });
+    env = { TAVILY_POOL_URL: server.url, DATA_DIR: dataDir };
+  });
+  after(async () => {
+    if (server?.child.exitCode === null) server.child.kill('SIGTERM');
+    await server?.exited;
+    await fake?.close();
+  });
+
+  test('keys add takes any text from a file or standard input, with a label and an account', async () => {
+    const file = path.join(work, 'keys.txt');
+    fs.writeFileSync(file, 'first: tvly-dev-clikey000001\nsecond tvly-dev-clikey000002, and noise\ntvly-dev-clikey000001\n');
+    const r = await cli(['keys', 'add', file], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'added 2 keys; 1 duplicate; 0 rejected\n');
+    const piped = await cli(['keys', 'add', '-', '--label', 'team b', '--account', 'b@example.com', '--json'], env, 'tvly-dev-clikey000003\ntvly-dev-clikey000002\n');
+    assert.equal(piped.code, 0, piped.stderr);
+    const j = JSON.parse(piped.stdout);
+    assert.deepEqual([j.added, j.duplicates, j.accounts], [1, 1, 1]);
+    const list = await cli(['keys', 'list', '--json'], env);
+    const labelled = JSON.parse(list.stdout).items.find((k: { key_masked: string }) => k.key_masked.endsWith('0003'));
+    assert.equal(labelled.label, 'team b');
+    assert.equal(labelled.account_name, 'b@example.com');
+  });
+
+  test('keys list prints a table, filters as the API does, and says when it shows a part', async () => {
+    const r = await cli(['keys', 'list'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^ID\s+KEY\s+STATUS\s+REMAINING\s+LABEL\s+ACCOUNT\s+REFRESHED$/);
+    assert.equal(lines.length, 4);
+    assert.match(r.stdout, /tvly-dev-…0003\s+active\s+–\s+team b\s+b@example\.com/);
+    const one = await cli(['keys', 'list', '--limit', '1'], env);
+    assert.equal(one.stdout.trim().split('\n').length, 2);
+    assert.match(one.stderr, /1 of 3 keys shown/);
+    const none = await cli(['keys', 'list', '--status', 'invalid', '--json'], env);
+    assert.equal(JSON.parse(none.stdout).items.length, 0);
+  });
+
+  test('keys refresh on 1,000 keys at 200 ms shows its progress and ends with the right counts', async () => {
+    const keys = Array.from({ length: 995 }, (_, i) => `tvly-dev-clirefresh${String(i).padStart(5, '0')}`);
+    const bad = Array.from({ length: 5 }, (_, i) => `tvly-dev-invalid-clirf${i}`);
+    const add = await cli(['keys', 'add', '-'], env, [...keys, ...bad].join('\n'));
+    assert.equal(add.code, 0, add.stderr);
+    fake.latencyMs = 200;
+    try {
+      const r = await cli(['keys', 'refresh'], env);
+      assert.equal(r.code, 0, r.stderr);
+      // Not a terminal: the bar is printed as lines now and then, and once at the end.
+      const bars = r.stderr.split('\n').filter((l) => /^refresh \[.*\] \d+\/1003 keys/.test(l));
+      assert.ok(bars.length >= 2, r.stderr);
+      assert.ok(bars.some((l) => !/ 1003\/1003 /.test(l)), `a bar before the end: ${bars.join(' | ')}`);
+      assert.match(bars.at(-1)!, / 1003\/1003 keys, 5 failed/);
+      assert.match(r.stdout, /^refreshed 1003 keys in [\d.]+ s: 998 ok, 5 failed\n/);
+      assert.equal(r.stdout.split('\n').filter((l) => /tvly-dev-invalid-…|401/.test(l)).length, 5, r.stdout);
+    } finally {
+      fake.latencyMs = 0;
+    }
+  });
+
+  test('keys export prints every key in full; -o writes a private file', async () => {
+    const r = await cli(['keys', 'export'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1003);
+    assert.ok(lines.includes('tvly-dev-clikey000001'));
+    const out = path.join(work, 'export.txt');
+    const f = await cli(['keys', 'export', '--status', 'invalid', '-o', out], env);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(fs.readFileSync(out, 'utf8').trim().split('\n').length, 5);
+    assert.equal(fs.statSync(out).mode & 0o777, 0o600);
+  });
+
+  test('keys disable, enable and delete by id; an unknown id fails with exit code 1', async () => {
+    // The three added first (the list is newest first).
+    const all = JSON.parse((await cli(['keys', 'list', '--json', '--limit', '0'], env)).stdout).items as Array<{ id: number }>;
+    assert.equal(all.length, 1003, 'every page read');
+    const ids = all.slice(-3).map((k) => k.id);
+    const d = await cli(['keys', 'disable', String(ids[0]), String(ids[1])], env);
+    assert.equal(d.stdout, 'disabled 2 keys\n');
+    assert.equal(JSON.parse((await cli(['keys', 'list', '--json', '--status', 'disabled'], env)).stdout).items.length, 2);
+    assert.equal((await cli(['keys', 'enable', String(ids[0])], env)).stdout, 'enabled 1 key\n');
+    const gone = await cli(['keys', 'delete', String(ids[2]), '999999'], env);
+    assert.equal(gone.code, 1);
+    assert.equal(gone.stdout, 'deleted 1 key\n');
+    assert.match(gone.stderr, /no key with id 999999/);
+    const usage = await cli(['keys', 'delete', 'abc'], env);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /a key id must be a whole number/);
+  });
+
+  test('tokens create, list and revoke; the token works at the gateway until revoked', async () => {
+    const c = await cli(['tokens', 'create', 'agents', '--budget', '100', '--rpm', '10'], env);
+    assert.equal(c.code, 0, c.stderr);
+    const token = c.stdout.trim();
+    assert.match(token, /^tp_/);
+    assert.match(c.stderr, /not shown again/);
+    const search = () => fetch(`${server.url}/search`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query: 'cli' }) });
+    assert.equal((await search()).status, 200);
+    const list = await cli(['tokens', 'list'], env);
+    assert.match(list.stdout, /^ID\s+NAME\s+TOKEN\s+SPENT\s+BUDGET\s+RPM/);
+    assert.match(list.stdout, /agents\s+tp_\S+\s+1\s+100\s+10/);
+    const id = JSON.parse((await cli(['tokens', 'list', '--json'], env)).stdout).items[0].id as number;
+    const rv = await cli(['tokens', 'revoke', String(id)], env);
+    assert.equal(rv.stdout, `revoked token ${id} “agents”\n`);
+    assert.equal((await search()).status, 401);
+    assert.match((await cli(['tokens', 'list', '--revoked'], env)).stdout, /agents/);
+    const missing = await cli(['tokens', 'revoke', '424242'], env);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no client token with id 424242/);
+  });
+
+  test('status says what the pool holds and that the server is ready', async () => {
+    const r = await cli(['status'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^server +${server.url.replace(/[.]/g, '\\.')}: ok`, 'm'));
+    // 1,003 added, one deleted, one still disabled.
+    assert.match(r.stdout, /^keys +1002: 996 active, 1 disabled, 5 invalid, 0 exhausted$/m);
+    assert.match(r.stdout, /^last refresh +\d{4}-\d\d-\d\d \d\d:\d\d$/m);
+  });
+
+  test('errors say what to do, with exit codes scripts can test', async () => {
+    const wrong = await cli(['keys', 'list'], { ...env, ADMIN_TOKEN: 'not-the-admin-token' });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /refused the admin token from ADMIN_TOKEN: pass the server's ADMIN_TOKEN with --token/);
+    const down = await cli(['status', '--url', 'http://127.0.0.1:9'], env);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /no tavily-pool server answers at http:\/\/127\.0\.0\.1:9: start one with `tavily-pool serve`, or pass --url/);
+    const noToken = await cli(['keys', 'list'], { TAVILY_POOL_URL: server.url, DATA_DIR: path.join(work, 'nothing-here') });
+    assert.equal(noToken.code, 2);
+    assert.match(noToken.stderr, /no admin token: pass --token, set ADMIN_TOKEN/);
+    const badUrl = await cli(['status', '--url', 'ftp://x'], env);
+    assert.equal(badUrl.code, 2);
+    const unknown = await cli(['keys', 'lst'], env);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command 'lst'/);
+    const noFile = await cli(['keys', 'add', path.join(work, 'missing.txt')], env);
+    assert.equal(noFile.code, 2);
+    assert.match(noFile.stderr, /cannot read .*missing\.txt: no such file/);
+    const badStatus = await cli(['keys', 'list', '--status', 'gone'], env);
+    assert.equal(badStatus.code, 2);
+    const help = await cli(['keys', '--help'], env);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /refresh \[options\]/);
+  });
+});
