@@ -51,6 +51,7 @@ export interface Config {
   metricsToken: string | null;
   /** Client tokens labelled by name in the metrics; the rest are `other`. */
   metricsTokenLabels: number;
+  auditRetentionDays: number;
   alerts: {
     checkIntervalMs: number;
     pollMs: number;
@@ -229,6 +230,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsEnabled: bool(env, 'METRICS_ENABLED', true),
     metricsToken: metricsToken ?? null,
     metricsTokenLabels: int(env, 'METRICS_TOKEN_LABELS', 50, 0, 10_000),
+    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 365, 1, 36500),
     alerts: {
       checkIntervalMs: int(env, 'ALERT_CHECK_INTERVAL_S', 60, 1, 86_400) * 1000,
       pollMs: int(env, 'ALERT_POLL_MS', 5000, 10, 600_000),

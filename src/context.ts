@@ -25,6 +25,8 @@ import type { Secrets } from './secrets.js';
 import { TavilyClient } from './tavily/client.js';
 import { Alerts } from './alerts/alerts.js';
 import { AlertRepository } from './db/repositories/alerts.js';
+import { AuditLog } from './audit/audit.js';
+import { AuditRepository } from './db/repositories/audit.js';
 
 /** Everything the routes need, built once and passed in (never imported as a singleton). */
 export interface AppContext {
@@ -48,6 +50,9 @@ export interface AppContext {
   research: ResearchRegistry;
   /** The gateway, free of HTTP: the REST routes and the MCP endpoint are doors onto it. */
   gateway: GatewayCore;
+  /** Who changed what (admin changes, refused credentials). */
+  audit: AuditLog;
+  auditRepo: AuditRepository;
   /** The alert tables: sinks, the outbox, deliveries. */
   alertsRepo: AlertRepository;
   /** Alerts: events recorded with the changes that cause them, conditions checked, the outbox delivered. */
@@ -97,6 +102,8 @@ export async function createContext(
   const accounts = new AccountRepository(database.db, database.dialect);
   const logs = new LogRepository(database.db, database.dialect);
   const alertsRepo = new AlertRepository(database.db, database.dialect);
+  const auditRepo = new AuditRepository(database.db);
+  const audit = new AuditLog(auditRepo, log.child({ component: 'audit' }));
   const cipher = new KeyCipher(secrets.encryptionKey);
   try {
     await checkEncryptionKey(database.db, cipher);
@@ -187,7 +194,7 @@ export async function createContext(
   };
   const sync = new ClusterSync({ keyStates, tokens, research, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
 
-  const pruneLogs = () => pruneOld({ logs, research, alerts: alerts!, retentionDays: config.logRetentionDays, log });
+  const pruneLogs = () => pruneOld({ logs, research, alerts: alerts!, audit: auditRepo, retentionDays: config.logRetentionDays, auditRetentionDays: config.auditRetentionDays, log });
 
   if (config.database.kind === 'postgres') {
     // Listen before the first read, so that no change made in between is missed.
@@ -224,6 +231,8 @@ export async function createContext(
     gateway,
     alertsRepo,
     alerts,
+    audit,
+    auditRepo,
     metrics,
     adminToken: secrets.adminToken,
     bus,
@@ -238,6 +247,7 @@ export async function createContext(
       sync.stop();
       pool.close();
       const flushed = await writeBehind.close();
+      await audit.flush();
       await alerts!.close();
       await sync.settled();
       await bus?.close();

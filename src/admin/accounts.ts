@@ -153,6 +153,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (!row) throw nameTaken(name);
         // Nothing is made when a key is missing: the admin's list was not what they thought.
         const change: AccountChange = keyIds.length > 0 ? await assignAll(ctx, keyIds, row.id, trx) : { keyIds: [] };
+        await ctx.audit.record(req, trx, 'accounts.create', { id: row.id, name, keys: keyIds.length });
         return { result: row.id, ...change };
       });
       req.log.info({ account_id: id, keys: keyIds.length }, 'account created');
@@ -184,6 +185,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const outcome = await ctx.accounts.update(id, { name, clearDrift: req.body.drift === null }, trx);
         if (outcome === 'not_found') throw notFound(id);
         if (outcome === 'name_taken') throw nameTaken(name!);
+        await ctx.audit.record(req, trx, 'accounts.update', { id, fields: Object.keys(req.body) });
       });
       return detail(id);
     },
@@ -199,6 +201,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await changeAccounts(ctx, async (trx) => {
         const members = await ctx.accounts.delete(id, trx);
         if (members === null) throw notFound(id);
+        await ctx.audit.record(req, trx, 'accounts.delete', { id, keys: members.length });
         return { result: null, keyIds: members };
       });
       req.log.info({ account_id: id }, 'account deleted');
@@ -222,7 +225,9 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const id = req.params.id;
       const ids = [...new Set(req.body.ids)];
       await changeAccounts(ctx, async (trx) => {
-        return { result: null, ...(await assignAll(ctx, ids, id, trx)) };
+        const change = await assignAll(ctx, ids, id, trx);
+        await ctx.audit.record(req, trx, 'accounts.add_keys', { id, keys: ids.slice(0, 1000) });
+        return { result: null, ...change };
       });
       return detail(id);
     },

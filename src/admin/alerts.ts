@@ -45,7 +45,10 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { tags, summary: 'Change when alerts fire (fields left out keep their value)', body: Type.Partial(AlertRules, { additionalProperties: false, minProperties: 1 }), response: withErrors({ 200: RulesResponse }) } },
     async (req) => {
       const rules = { ...(await readRules(ctx.database.db)), ...req.body };
-      await writeRules(ctx.database.db, rules);
+      await ctx.database.db.transaction().execute(async (trx) => {
+        await writeRules(trx, rules);
+        await ctx.audit.record(req, trx, 'alerts.rules', { ...req.body });
+      });
       ctx.alerts.setRules(rules);
       req.log.info({ rules }, 'alert rules changed');
       void ctx.alerts.check();
@@ -83,17 +86,24 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
         target = b.url;
       }
       const secret = b.kind === 'webhook' ? (b.secret ?? `whsec_${randomBytes(24).toString('base64url')}`) : null;
-      const row = await repo.createSink({
-        name: b.name.trim(),
-        kind: b.kind,
-        target_ciphertext: seal(target),
-        target_masked: maskTarget(b.kind, target),
-        secret_ciphertext: secret ? seal(secret) : null,
-        chat_id: b.chat_id ?? null,
-        events: b.events ?? null,
-        disabled: b.enabled === false,
+      const row = await ctx.database.db.transaction().execute(async (trx) => {
+        const made = await repo.createSink(
+          {
+            name: b.name.trim(),
+            kind: b.kind,
+            target_ciphertext: seal(target),
+            target_masked: maskTarget(b.kind, target),
+            secret_ciphertext: secret ? seal(secret) : null,
+            chat_id: b.chat_id ?? null,
+            events: b.events ?? null,
+            disabled: b.enabled === false,
+          },
+          trx,
+        );
+        if (!made) throw new ApiError(409, 'sink_name_taken', `an alert sink named "${b.name.trim()}" exists already`);
+        await ctx.audit.record(req, trx, 'alerts.sink_create', { id: made.id, name: made.name, kind: made.kind, target: made.target_masked, events: made.events });
+        return made;
       });
-      if (!row) throw new ApiError(409, 'sink_name_taken', `an alert sink named "${b.name.trim()}" exists already`);
       req.log.info({ sink_id: row.id, kind: row.kind }, 'alert sink added');
       return reply.code(201).send({ item: view(row), ...(secret ? { secret } : {}) });
     },
@@ -129,9 +139,13 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       const secret = b.rotate_secret ? `whsec_${randomBytes(24).toString('base64url')}` : null;
       if (secret) patch.secret_ciphertext = seal(secret);
-      const r = await repo.updateSink(req.params.id, patch);
-      if (r === 'not_found') throw notFound(req.params.id);
-      if (r === 'name_taken') throw new ApiError(409, 'sink_name_taken', `an alert sink named "${patch.name}" exists already`);
+      const r = await ctx.database.db.transaction().execute(async (trx) => {
+        const changed = await repo.updateSink(req.params.id, patch, trx);
+        if (changed === 'not_found') throw notFound(req.params.id);
+        if (changed === 'name_taken') throw new ApiError(409, 'sink_name_taken', `an alert sink named "${patch.name}" exists already`);
+        await ctx.audit.record(req, trx, 'alerts.sink_update', { id: changed.id, fields: Object.keys(b) });
+        return changed;
+      });
       req.log.info({ sink_id: r.id, fields: Object.keys(b) }, 'alert sink changed');
       return { item: view(r), ...(secret ? { secret } : {}) };
     },
@@ -141,7 +155,10 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/alerts/sinks/:id',
     { schema: { tags, summary: 'Remove a sink (its pending deliveries go with it)', params: IdParams, response: withErrors({ 200: Type.Object({ deleted: Type.Integer() }) }) } },
     async (req) => {
-      if (!(await repo.deleteSink(req.params.id))) throw notFound(req.params.id);
+      await ctx.database.db.transaction().execute(async (trx) => {
+        if (!(await repo.deleteSink(req.params.id, trx))) throw notFound(req.params.id);
+        await ctx.audit.record(req, trx, 'alerts.sink_delete', { id: req.params.id });
+      });
       req.log.info({ sink_id: req.params.id }, 'alert sink removed');
       return { deleted: req.params.id };
     },

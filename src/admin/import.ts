@@ -1,3 +1,4 @@
+import type { Executor } from '../db/repositories/tokens.js';
 import { maskInput, maskKey } from '../crypto.js';
 import type { AppContext } from '../context.js';
 import type { KeyFigures, KeyListRow } from '../db/repositories/keys.js';
@@ -20,6 +21,8 @@ export interface ImportRequest {
   account?: string | null;
   label: string | null;
   validate: boolean;
+  /** Runs in the insert's transaction with the ids added (the audit log's row). */
+  audit?: (trx: Executor, addedIds: number[]) => Promise<void>;
 }
 
 export interface ImportResult {
@@ -121,6 +124,7 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
       const got = await ctx.keys.insertMany(rows, trx);
       // Their figures count again with the new keys' (when they were checked).
       rooms = await ctx.accounts.recompute([...ids.values()], trx);
+      await req.audit?.(trx, got.map((g) => g.id));
       return got;
     });
   } catch (err) {

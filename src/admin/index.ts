@@ -4,6 +4,7 @@ import { describeError } from '../http-errors.js';
 import { assertStorableInput } from '../http-input.js';
 import { accountRoutes } from './accounts.js';
 import { alertRoutes } from './alerts.js';
+import { auditRoutes } from './audit.js';
 import { ApiError } from './errors.js';
 import { keyRoutes } from './keys.js';
 import { logRoutes } from './logs.js';
@@ -16,6 +17,7 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', async (req, reply) => {
     const presented = bearerToken(req.headers.authorization);
     if (presented === null || !secretsEqual(presented, token)) {
+      app.ctx.audit.refused(req, 'admin.signin_failed');
       reply.header('www-authenticate', 'Bearer realm="tavily-pool admin"');
       // Answered before the body is read; the connection is not kept for more.
       reply.header('connection', 'close');
@@ -52,4 +54,5 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(tokenRoutes);
   await app.register(logRoutes);
   await app.register(alertRoutes);
+  await app.register(auditRoutes);
 };

@@ -154,7 +154,14 @@ const importRoute: FastifyPluginAsyncTypebox = async (app) => {
       } else {
         throw new ApiError(400, 'invalid_request', 'send JSON {"keys": [...]} or a text/plain body');
       }
-      const result = await importKeys(ctx, { inputs, accounts, account, label, validate: req.query.validate });
+      const result = await importKeys(ctx, {
+        inputs,
+        accounts,
+        account,
+        label,
+        validate: req.query.validate,
+        audit: (trx, added) => ctx.audit.record(req, trx, 'keys.add', { added: added.length, ids: added.slice(0, 1000), label, account: account ?? null, validate: req.query.validate }),
+      });
       if (result.added > 0) await ctx.keysChanged(result.addedIds);
       const { addedIds, accountIds: _, ...answer } = result;
       if (addedIds.length > 0 && !req.query.validate && ctx.config.validateOnImport) {
@@ -235,6 +242,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const status = req.query.status;
       // The first page is read and opened before anything is sent: a wrong ENCRYPTION_KEY is
       // still a clean 500, not a truncated download.
+      await ctx.audit.record(req, ctx.database.db, 'keys.export', { status: status ?? 'all' });
       const first = await ctx.keys.sealedKeysPage(status, 0, EXPORT_PAGE);
       const firstLines = first.map((r) => openKey(r.id, r.key_ciphertext));
       const bad = firstLines.filter((l) => l === null).length;
@@ -293,6 +301,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
+      await ctx.audit.record(req, ctx.database.db, 'keys.refresh', { ids: req.body.ids?.slice(0, 1000) ?? 'all', stale_after_s: req.body.stale_after_s ?? null });
       try {
         return await ctx.refresher.refresh({ ids: req.body.ids, staleAfterS: req.body.stale_after_s });
       } catch (err) {
@@ -346,6 +355,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const accountId = name !== undefined ? (await ctx.accounts.ensureNames([name], trx)).get(name)! : req.body.account_id!;
           change = await assignKeys(ctx, unique, accountId, trx);
         }
+        await ctx.audit.record(req, trx, 'keys.bulk', { action, affected: change.keyIds.length, ids: change.keyIds.slice(0, 1000), ...(action === 'assign' ? { account_id: req.body.account_id ?? null, account: req.body.account ?? null } : {}) });
         return { result: change.keyIds, ...change };
       });
       const hit = new Set(done);
@@ -384,6 +394,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (Object.keys(patch).length > 0 || drift === null) {
           if (!(await ctx.keys.update(id, { ...patch, clearDrift: drift === null }, trx))) throw notFound(id);
         }
+        await ctx.audit.record(req, trx, 'keys.update', { id, fields: Object.keys(req.body) });
         if (accountId !== undefined) {
           const change = await assignKeys(ctx, [id], accountId, trx);
           if (change.keyIds.length === 0) throw notFound(id);
@@ -401,8 +412,12 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags, summary: 'Delete a key', params: KeyIdParams, response: withErrors({ 204: Type.Null() }) },
     },
     async (req, reply) => {
-      const [gone] = await ctx.keys.deleteMany([req.params.id]);
-      if (gone === undefined) throw notFound(req.params.id);
+      const gone = await ctx.database.db.transaction().execute(async (trx) => {
+        const [id] = await ctx.keys.deleteMany([req.params.id], trx);
+        if (id === undefined) throw notFound(req.params.id);
+        await ctx.audit.record(req, trx, 'keys.delete', { id });
+        return id;
+      });
       await ctx.keysChanged([gone]);
       return reply.code(204).send(null);
     },

@@ -69,12 +69,19 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req, reply) => {
       const token = generateToken('tp_');
-      const row = await ctx.tokensRepo.create({
-        name: req.body.name,
-        token_hash: hashToken(token).toString('hex'),
-        token_prefix: tokenPrefix(token),
-        monthly_budget: req.body.monthly_budget ?? null,
-        rpm_limit: req.body.rpm_limit ?? null,
+      const row = await ctx.database.db.transaction().execute(async (trx) => {
+        const made = await ctx.tokensRepo.create(
+          {
+            name: req.body.name,
+            token_hash: hashToken(token).toString('hex'),
+            token_prefix: tokenPrefix(token),
+            monthly_budget: req.body.monthly_budget ?? null,
+            rpm_limit: req.body.rpm_limit ?? null,
+          },
+          trx,
+        );
+        await ctx.audit.record(req, trx, 'tokens.create', { id: made.id, name: made.name, monthly_budget: made.monthly_budget, rpm_limit: made.rpm_limit });
+        return made;
       });
       await ctx.tokensChanged();
       req.log.info({ token_id: row.id }, 'client token created');
@@ -111,7 +118,11 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags, summary: 'Rename a token or change its budget or RPM limit', params: IdParams, body: PatchBody, response: withErrors({ 200: Type.Ref('ClientToken') }) },
     },
     async (req) => {
-      const row = await ctx.tokensRepo.update(req.params.id, req.body);
+      const row = await ctx.database.db.transaction().execute(async (trx) => {
+        const changed = await ctx.tokensRepo.update(req.params.id, req.body, trx);
+        if (changed) await ctx.audit.record(req, trx, 'tokens.update', { id: changed.id, ...req.body });
+        return changed;
+      });
       if (!row) {
         const existing = await ctx.tokensRepo.getById(req.params.id);
         if (existing?.revoked_at) throw new ApiError(409, 'token_revoked', `client token ${req.params.id} was revoked on ${existing.revoked_at}; a revoked token cannot be changed`);
@@ -126,8 +137,12 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/tokens/:id',
     { schema: { tags, summary: 'Revoke a token (its log rows stay)', params: IdParams, response: withErrors({ 200: Type.Ref('ClientToken') }) } },
     async (req) => {
-      const row = await ctx.tokensRepo.revoke(req.params.id);
-      if (!row) throw notFound(req.params.id);
+      const row = await ctx.database.db.transaction().execute(async (trx) => {
+        const revoked = await ctx.tokensRepo.revoke(req.params.id, trx);
+        if (!revoked) throw notFound(req.params.id);
+        await ctx.audit.record(req, trx, 'tokens.revoke', { id: revoked.id, name: revoked.name });
+        return revoked;
+      });
       await ctx.tokensChanged();
       req.log.info({ token_id: row.id }, 'client token revoked');
       return view(row);

@@ -6,11 +6,11 @@ import type { Database } from './schema.js';
  * Tables copied, in an order that keeps references valid (logs and tasks point at keys and
  * tokens). Settings carry the ENCRYPTION_KEY's fingerprint, which travels with the sealed keys.
  */
-export const COPIED_TABLES = ['settings', 'tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'research_tasks', 'alert_sinks', 'alert_events', 'alert_deliveries', 'alert_active'] as const satisfies readonly (keyof Database)[];
+export const COPIED_TABLES = ['settings', 'tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'research_tasks', 'alert_sinks', 'alert_events', 'alert_deliveries', 'alert_active', 'audit_log'] as const satisfies readonly (keyof Database)[];
 export type CopiedTable = (typeof COPIED_TABLES)[number];
 
 /** Tables whose id is a sequence on PostgreSQL: moved past the copied ids. */
-const SERIAL: readonly CopiedTable[] = ['tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'alert_sinks', 'alert_events', 'alert_deliveries'];
+const SERIAL: readonly CopiedTable[] = ['tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'alert_sinks', 'alert_events', 'alert_deliveries', 'audit_log'];
 
 export interface TableCopy {
   table: CopiedTable;

@@ -243,6 +243,25 @@ function migrations(dialect: DialectKind): Record<string, Migration> {
         for (const t of ['alert_active', 'alert_deliveries', 'alert_events', 'alert_sinks']) await db.schema.dropTable(t).execute();
       },
     },
+    '0010_audit': {
+      async up(db: Kysely<any>) {
+        // Who changed what: written in the transaction of the change. Never a key or a token.
+        await db.schema
+          .createTable('audit_log')
+          .addColumn('id', dialect === 'postgres' ? 'serial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('targets', 'text')
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('remote_addr', 'text')
+          .addColumn('user_agent', 'text')
+          .execute();
+        await db.schema.createIndex('audit_log_at_idx').on('audit_log').column('at').execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('audit_log').execute();
+      },
+    },
   };
 }
 

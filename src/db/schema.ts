@@ -132,6 +132,20 @@ export interface Database {
   alert_events: AlertEventTable;
   alert_deliveries: AlertDeliveryTable;
   alert_active: AlertActiveTable;
+  audit_log: AuditLogTable;
+}
+
+/** One admin change (or a refused sign-in), as the audit log keeps it. */
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: string;
+  action: string;
+  /** JSON: what it was done to (ids, names, counts); never a key or a token. */
+  targets: string | null;
+  /** `ok`, or what went wrong (`refused` for a sign-in). */
+  outcome: string;
+  remote_addr: string | null;
+  user_agent: string | null;
 }
 
 export type SinkKind = 'webhook' | 'slack' | 'telegram';

@@ -86,8 +86,16 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   /** The calling token: from the Authorization header (checked before the body was read), or `api_key`. */
-  const authenticate = (req: FastifyRequest, fields: { api_key?: unknown } | null): TokenState =>
-    req.clientToken ?? gateway.authenticate(presentedToken(req, fields));
+  const authenticate = (req: FastifyRequest, fields: { api_key?: unknown } | null): TokenState => {
+    if (req.clientToken) return req.clientToken;
+    try {
+      return gateway.authenticate(presentedToken(req, fields));
+    } catch (err) {
+      // Counted per address, written a row a minute: a misconfigured client or a probe shows up.
+      if (err instanceof GatewayError) app.ctx.audit.refused(req, 'gateway.unknown_token');
+      throw err;
+    }
+  };
 
   app.decorateRequest('clientToken', undefined);
   // A request whose Authorization header names no client token is answered at once, before
@@ -97,7 +105,10 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const bearer = bearerToken(req.headers.authorization);
     if (bearer === null) return done();
     const token = tokens.authenticate(bearer);
-    if (!token) return done(new GatewayError(401, gateway.refusal(bearer), undefined, 0, true));
+    if (!token) {
+      app.ctx.audit.refused(req, 'gateway.unknown_token');
+      return done(new GatewayError(401, gateway.refusal(bearer), undefined, 0, true));
+    }
     req.clientToken = token;
     done();
   });

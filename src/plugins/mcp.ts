@@ -65,6 +65,7 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
       return ctx.gateway.authenticate(presented);
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
+      ctx.audit.refused(req, 'gateway.unknown_token');
       reply.header('www-authenticate', `Bearer realm="tavily-pool", error="invalid_token", error_description="${err.message.replace(/"/g, "'")}"`);
       reply.header('connection', 'close');
       void rpcError(reply, 401, -32001, err.message);
