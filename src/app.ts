@@ -49,7 +49,9 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       // Node checks those limits this often (30 s by default, which would let a 1 s limit last 30 s).
       connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 2)),
     },
-    trustProxy: true,
+    // X-Forwarded-For is believed only from the proxies listed in TRUSTED_PROXIES: otherwise any
+    // client could claim any address (the audit log and the tokens' network limits use it).
+    trustProxy: ctx.config.trustedProxies.length > 0 ? ctx.config.trustedProxies : false,
     // A base URL with a trailing slash (http://host:8080/) makes the SDKs call //search.
     routerOptions: { ignoreDuplicateSlashes: true },
     // Validation errors name the field and what it must be (plugins/validation.ts).

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseCidr } from './gateway/scopes.js';
 import { Cron } from 'croner';
 import { KEY_STRATEGIES, type KeyStrategy } from './pool/pool.js';
 
@@ -52,6 +53,8 @@ export interface Config {
   /** Client tokens labelled by name in the metrics; the rest are `other`. */
   metricsTokenLabels: number;
   auditRetentionDays: number;
+  /** Proxies whose X-Forwarded-For is believed (addresses, networks, or loopback / linklocal / uniquelocal); none by default. */
+  trustedProxies: string[];
   alerts: {
     checkIntervalMs: number;
     pollMs: number;
@@ -231,6 +234,19 @@ export function loadConfig(env: Env = process.env): Config {
     metricsToken: metricsToken ?? null,
     metricsTokenLabels: int(env, 'METRICS_TOKEN_LABELS', 50, 0, 10_000),
     auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 365, 1, 36500),
+    trustedProxies: (nonEmpty(env, 'TRUSTED_PROXIES') ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .map((p) => {
+        if (['loopback', 'linklocal', 'uniquelocal'].includes(p)) return p;
+        try {
+          parseCidr(p);
+        } catch (err) {
+          throw new ConfigError('TRUSTED_PROXIES', `${(err as Error).message}; or one of loopback, linklocal, uniquelocal`);
+        }
+        return p;
+      }),
     alerts: {
       checkIntervalMs: int(env, 'ALERT_CHECK_INTERVAL_S', 60, 1, 86_400) * 1000,
       pollMs: int(env, 'ALERT_POLL_MS', 5000, 10, 600_000),

@@ -2,7 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { generateToken } from '../crypto.js';
 import type { TokenRow } from '../db/schema.js';
-import { hashToken, tokenPrefix } from '../gateway/tokens.js';
+import { type RequestCaps, RequestCapsSchema, SCOPE_ENDPOINTS, type ScopeEndpoint, parseCidr } from '../gateway/scopes.js';
+import { hashToken, scopesOfRow, tokenPrefix } from '../gateway/tokens.js';
+import type { TokenScopeColumns } from '../db/repositories/tokens.js';
 import { ApiError } from './errors.js';
 import { Nullable, RowId, withErrors } from './schemas.js';
 
@@ -17,6 +19,10 @@ export const TokenObject = Type.Object(
     month_spent: Type.Number(),
     revoked_at: Nullable(Type.String({ format: 'date-time' })),
     last_used_at: Nullable(Type.String({ format: 'date-time' })),
+    endpoints: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the endpoints (and MCP tools) it may use; null: all' }),
+    networks: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the networks it may be used from (CIDR); null: any' }),
+    expires_at: Nullable(Type.String({ format: 'date-time', description: 'refused after this; null: never' })),
+    caps: Type.Union([RequestCapsSchema, Type.Null()], { description: 'caps on what one request may cost; null: none' }),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -28,7 +34,43 @@ const MAX_BUDGET = 1_000_000_000;
 const Limits = {
   monthly_budget: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_BUDGET, description: 'whole credits a UTC month; null: no budget' }), Type.Null()])),
   rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
+  endpoints: Type.Optional(
+    Type.Union([Type.Array(Type.Unsafe<ScopeEndpoint>({ type: 'string', enum: [...SCOPE_ENDPOINTS] }), { minItems: 1, uniqueItems: true }), Type.Null()], {
+      description: 'the endpoints (and their MCP tools) it may use; null: all',
+    }),
+  ),
+  networks: Type.Optional(
+    Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { minItems: 1, maxItems: 100 }), Type.Null()], {
+      description: 'IPv4 and IPv6 networks (10.0.0.0/8, 2001:db8::/32, or an address) it may be used from; null: any',
+    }),
+  ),
+  expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'refused after this time; null: never' })),
+  caps: Type.Optional(Type.Union([RequestCapsSchema, Type.Null()])),
 };
+
+/** The scope fields of a create or patch body, checked and made storable (undefined: not given). */
+function scopeColumns(b: { endpoints?: ScopeEndpoint[] | null; networks?: string[] | null; expires_at?: string | null; caps?: RequestCaps | null }): TokenScopeColumns {
+  const out: TokenScopeColumns = {};
+  if (b.endpoints !== undefined) out.endpoints = b.endpoints === null ? null : JSON.stringify(b.endpoints);
+  if (b.networks !== undefined) {
+    if (b.networks !== null) {
+      b.networks.forEach((n, i) => {
+        try {
+          parseCidr(n);
+        } catch (err) {
+          throw new ApiError(400, 'invalid_request', `body.networks[${i}]: ${(err as Error).message}`);
+        }
+      });
+    }
+    out.networks = b.networks === null ? null : JSON.stringify(b.networks.map((n) => n.trim()));
+  }
+  if (b.expires_at !== undefined) {
+    if (b.expires_at !== null && Date.parse(b.expires_at) <= Date.now()) throw new ApiError(400, 'invalid_request', `body.expires_at is in the past (${b.expires_at})`);
+    out.expires_at = b.expires_at === null ? null : new Date(b.expires_at).toISOString();
+  }
+  if (b.caps !== undefined) out.caps = b.caps === null || Object.keys(b.caps).length === 0 ? null : JSON.stringify(b.caps);
+  return out;
+}
 const CreateBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), ...Limits }, { additionalProperties: false });
 const PatchBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })), ...Limits }, { additionalProperties: false, minProperties: 1 });
 const IdParams = Type.Object({ id: RowId() });
@@ -51,6 +93,10 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
       month_spent: live?.spent ?? r.month_spent,
       revoked_at: r.revoked_at,
       last_used_at: r.last_used_at,
+      ...(() => {
+        const s = scopesOfRow(r);
+        return { endpoints: s.endpoints, networks: s.networks, expires_at: s.expiresAt, caps: s.caps };
+      })(),
       created_at: r.created_at,
       updated_at: r.updated_at,
     };
@@ -77,6 +123,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
             token_prefix: tokenPrefix(token),
             monthly_budget: req.body.monthly_budget ?? null,
             rpm_limit: req.body.rpm_limit ?? null,
+            ...scopeColumns(req.body),
           },
           trx,
         );
@@ -115,11 +162,12 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch(
     '/tokens/:id',
     {
-      schema: { tags, summary: 'Rename a token or change its budget or RPM limit', params: IdParams, body: PatchBody, response: withErrors({ 200: Type.Ref('ClientToken') }) },
+      schema: { tags, summary: 'Rename a token, or change its budget, RPM limit or scopes (endpoints, networks, expiry, caps)', params: IdParams, body: PatchBody, response: withErrors({ 200: Type.Ref('ClientToken') }) },
     },
     async (req) => {
       const row = await ctx.database.db.transaction().execute(async (trx) => {
-        const changed = await ctx.tokensRepo.update(req.params.id, req.body, trx);
+        const { endpoints: _e, networks: _n, expires_at: _x, caps: _c, ...limits } = req.body;
+        const changed = await ctx.tokensRepo.update(req.params.id, { ...limits, ...scopeColumns(req.body) }, trx);
         if (changed) await ctx.audit.record(req, trx, 'tokens.update', { id: changed.id, ...req.body });
         return changed;
       });

@@ -86,6 +86,14 @@ export interface ClientTokenTable {
   month_spent: number;
   revoked_at: string | null;
   last_used_at: string | null;
+  /** JSON array of the endpoints it may use; null: all. */
+  endpoints: string | null;
+  /** JSON array of the networks (CIDR) it may be used from; null: any. */
+  networks: string | null;
+  /** After this it is refused; null: never. */
+  expires_at: string | null;
+  /** JSON: caps on what one request may cost; null: none. */
+  caps: string | null;
   created_at: string;
   updated_at: string;
 }

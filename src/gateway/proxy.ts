@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { secretsEqual } from '../crypto.js';
 import type { Metrics } from '../metrics.js';
+import { scopeRefusal } from './scopes.js';
 import type { LogRepository } from '../db/repositories/logs.js';
 import type { Door } from '../db/schema.js';
 import type { WriteBehind } from '../logs/write-behind.js';
@@ -76,6 +77,8 @@ export interface Call {
   signal: CancelSignal;
   /** The door the request came through (REST when not said): its log row says so. */
   via?: Door;
+  /** The client's address (as the server trusts it: TRUSTED_PROXIES), for a token limited to networks. */
+  remote?: string | null;
   /**
    * Already admitted: a follow-up of a request that was (the MCP research tool's polls of the
    * task it created), so that its polling does not spend the token's RPM allowance.
@@ -165,6 +168,8 @@ export class GatewayCore {
     if (presented.startsWith('tvly-')) return 'tavily-pool: that is a Tavily API key: the gateway holds the Tavily keys itself, so send a client token instead.';
     const revoked = this.d.tokens.revokedAt(presented);
     if (revoked) return `tavily-pool: this client token was revoked on ${revoked.slice(0, 10)}.`;
+    const expired = this.d.tokens.expiredAt(presented);
+    if (expired) return `tavily-pool: this client token expired at ${expired}.`;
     return 'tavily-pool: unknown client token: check it, or create one in the dashboard.';
   }
 
@@ -214,7 +219,16 @@ export class GatewayCore {
   }
 
   async #serve(c: Call, clock: Clock | null): Promise<Outcome> {
-    if (!c.admitted) this.admit(c.token, c.endpoint, c.via);
+    if (!c.admitted) {
+      // The token's scopes first: a refused request spends no key, budget or RPM allowance.
+      const why = scopeRefusal(c.token.scopes, c.endpoint, c.body, c.remote);
+      if (why) {
+        this.d.writeBehind.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status: 403, error: why, via: c.via ?? 'rest' });
+        this.d.metrics?.request(c.endpoint, c.via ?? 'rest', 403, 0, c.token.name);
+        throw new GatewayError(403, why);
+      }
+      this.admit(c.token, c.endpoint, c.via);
+    }
     if (c.endpoint === 'research.get') return this.#poll(c, clock);
     if (c.endpoint === 'feedback') return this.#feedback(c, clock);
     const spec = ENDPOINTS[c.endpoint];

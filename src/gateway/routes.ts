@@ -131,7 +131,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (req, reply) => {
         const { api_key: _dropped, ...body } = req.body as Json;
         const token = authenticate(req, req.body as Json);
-        return send(reply, await gateway.call({ token, endpoint, body, headers: forwardHeaders(req), signal: cancelOnDisconnect(reply) }));
+        return send(reply, await gateway.call({ token, endpoint, body, headers: forwardHeaders(req), signal: cancelOnDisconnect(reply), remote: req.ip }));
       },
     );
   }
@@ -158,6 +158,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
         requestId: req.params.request_id,
         headers: forwardHeaders(req),
         signal: cancelOnDisconnect(reply),
+        remote: req.ip,
       });
       return send(reply, outcome);
     },

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { utcMonth } from '../db/repositories/tokens.js';
 import type { TokenRow } from '../db/schema.js';
 import { count } from '../text.js';
+import { type CompiledScopes, type TokenScopes, compileScopes } from './scopes.js';
 
 /** A client token as the gateway holds it in memory. */
 export interface TokenState {
@@ -16,6 +17,18 @@ export interface TokenState {
   /** Token bucket for the RPM limit. */
   allowance: number;
   allowanceAt: number;
+  /** What it may do (endpoints, networks, expiry, caps); null: everything. */
+  scopes: CompiledScopes | null;
+}
+
+/** The scopes stored on a token row. */
+export function scopesOfRow(r: Pick<TokenRow, 'endpoints' | 'networks' | 'expires_at' | 'caps'>): TokenScopes {
+  return {
+    endpoints: r.endpoints ? (JSON.parse(r.endpoints) as TokenScopes['endpoints']) : null,
+    networks: r.networks ? (JSON.parse(r.networks) as string[]) : null,
+    expiresAt: r.expires_at,
+    caps: r.caps ? (JSON.parse(r.caps) as TokenScopes['caps']) : null,
+  };
 }
 
 export function hashToken(token: string): Buffer {
@@ -61,6 +74,7 @@ export class TokenRegistry {
         spent: spentNow,
         allowance: old?.allowance ?? r.rpm_limit ?? 0,
         allowanceAt: old?.allowanceAt ?? Date.now(),
+        scopes: compileScopes(scopesOfRow(r)),
       };
       this.#byHash.set(r.token_hash, state);
       this.#byId.set(r.id, state);
@@ -77,7 +91,22 @@ export class TokenRegistry {
     return this.#byId.get(id);
   }
 
-  authenticate(token: string): TokenState | null {
+  /** The token's state, or null (unknown, revoked, or past its expiry). */
+  authenticate(token: string, now = Date.now()): TokenState | null {
+    const t = this.#find(token);
+    if (!t) return null;
+    const expires = t.scopes?.expiresAtMs ?? null;
+    return expires !== null && now >= expires ? null : t;
+  }
+
+  /** When the token expired, if it is a client token past its expiry. */
+  expiredAt(token: string, now = Date.now()): string | null {
+    const t = this.#find(token);
+    const expires = t?.scopes?.expiresAtMs ?? null;
+    return t && expires !== null && now >= expires ? t.scopes!.expiresAt : null;
+  }
+
+  #find(token: string): TokenState | null {
     const h = hashToken(token);
     const t = this.#byHash.get(h.toString('hex'));
     return t && timingSafeEqual(t.hash, h) ? t : null;

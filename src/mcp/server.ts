@@ -5,6 +5,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
 import type { GatewayCore, Outcome } from '../gateway/proxy.js';
 import { GatewayError } from '../gateway/proxy.js';
+import { endpointAllowed } from '../gateway/scopes.js';
 import type { TokenState } from '../gateway/tokens.js';
 import { upstreamMessage } from '../tavily/client.js';
 import { MCP_TOOLS, MCP_TOOL_ENDPOINTS, type McpToolName, type ToolSpec } from './tools.js';
@@ -74,7 +75,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * credits, the request log), and every failure inside a tool is a tool result with
  * `isError`, never a broken session.
  */
-export function createMcpServer(deps: McpDeps, token: TokenState): Server {
+export function createMcpServer(deps: McpDeps, token: TokenState, remote: string | null = null): Server {
   const server = new Server(
     { name: 'tavily-pool', version: deps.version, title: 'Tavily through tavily-pool' },
     {
@@ -84,7 +85,8 @@ export function createMcpServer(deps: McpDeps, token: TokenState): Server {
     },
   );
 
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: TOOLS }));
+  // A token limited to some endpoints sees only their tools (the others are refused if called anyway).
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: TOOLS.filter((t) => endpointAllowed(token.scopes, MCP_TOOL_ENDPOINTS.get(t.name as McpToolName)!)) }));
 
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const name = request.params.name as McpToolName;
@@ -100,7 +102,7 @@ export function createMcpServer(deps: McpDeps, token: TokenState): Server {
     const tool = MCP_TOOLS[name];
     const headers = { 'x-client-source': 'MCP' };
     try {
-      const o = await deps.gateway.call({ token, endpoint, body: tool.request(args), headers, signal: extra.signal, via: 'mcp' });
+      const o = await deps.gateway.call({ token, endpoint, body: tool.request(args), headers, signal: extra.signal, via: 'mcp', remote });
       if (o.kind === 'cancelled') return failure('cancelled');
       if (o.kind === 'stream') return failure('tavily-pool: an event stream cannot be a tool result');
       if (o.status >= 400 || !o.data) return failure(refusedAnswer(o));
@@ -124,7 +126,7 @@ export function createMcpServer(deps: McpDeps, token: TokenState): Server {
         if (extra.signal.aborted) return failure('cancelled');
         wait = Math.min(wait * 1.5, RESEARCH_POLL_MAX_MS);
         // The task's polls were admitted with the tool call: they do not spend its RPM allowance.
-        const o = await deps.gateway.call({ token, endpoint: 'research.get', requestId, body: {}, headers, signal: extra.signal, via: 'mcp', admitted: true });
+        const o = await deps.gateway.call({ token, endpoint: 'research.get', requestId, body: {}, headers, signal: extra.signal, via: 'mcp', admitted: true, remote });
         if (o.kind !== 'answer') return failure('cancelled');
         if (o.status >= 400 || !o.data) return failure(refusedAnswer(o));
         const status = String(o.data.status ?? '');

@@ -77,7 +77,7 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
     if (originRefused(req, reply)) return reply;
     const token = authenticate(req, reply);
     if (!token) return reply;
-    const server = createMcpServer(deps, token);
+    const server = createMcpServer(deps, token, req.ip);
     // A plain JSON answer, unless the message may need to stream progress first (a research
     // call): an event stream costs more to open and to read.
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !mayStream(req.body) });

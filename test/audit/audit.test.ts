@@ -22,7 +22,7 @@ describeEachDialect('the audit log', (dialect) => {
   const up = fakeUpstream(dialect);
 
   test('every admin route’s change leaves exactly one row, with who and from where; a refused change leaves none', () =>
-    up.withApp({}, async (t) => {
+    up.withApp({ TRUSTED_PROXIES: '127.0.0.1' }, async (t) => {
       const keys = ['tvly-dev-auditkey000001', 'tvly-dev-auditkey000002', 'tvly-dev-auditkey000003'];
       const headers = { ...t.auth, 'user-agent': 'audit-test/1.0', 'x-forwarded-for': '203.0.113.7' };
       const call = (method: Method, url: string, payload?: unknown) => t.app.inject({ method, url: `/api/v1/admin${url}`, headers, ...(payload !== undefined ? { payload: payload as object } : {}) });
@@ -58,7 +58,7 @@ describeEachDialect('the audit log', (dialect) => {
         assert.equal(row.action, action, name);
         assert.equal(row.outcome, 'ok');
         assert.equal(row.user_agent, 'audit-test/1.0');
-        assert.ok(row.remote_addr, 'the address is kept');
+        assert.equal(row.remote_addr, '203.0.113.7', 'the address the trusted proxy gave');
         covered.add(`${method} ${url().replace(/\/\d+/g, '/:id')}`);
         if (name === 'import') {
           const items = res.json().items as Array<{ id: number }>;
@@ -115,7 +115,7 @@ describeEachDialect('the audit log', (dialect) => {
     }));
 
   test('refused credentials are counted per address and written in bounded form', () =>
-    up.withApp({}, async (t) => {
+    up.withApp({ TRUSTED_PROXIES: '127.0.0.1' }, async (t) => {
       for (let i = 0; i < 50; i++) {
         const r = await t.app.inject({ method: 'GET', url: '/api/v1/admin/summary', headers: { authorization: `Bearer wrong-token-${i}-0123456789`, 'x-forwarded-for': '198.51.100.4' } });
         assert.equal(r.statusCode, 401);

@@ -1,22 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { type TestApp, fakeUpstream, keysAndToken } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
+import { connect, text } from '../support/mcp.js';
 
-/** An MCP client of the SDK over Streamable HTTP, as Claude, Cursor or VS Code connect. */
-async function connect(url: string, token: string | null, query = ''): Promise<Client> {
-  const client = new Client({ name: 'tavily-pool-test', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp${query}`), {
-    requestInit: token ? { headers: { authorization: `Bearer ${token}` } } : {},
-  });
-  await client.connect(transport);
-  return client;
-}
-
-const text = (r: CallToolResult) => r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
 
 async function logRows(t: TestApp) {
   await t.ctx.writeBehind.flush();

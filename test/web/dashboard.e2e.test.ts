@@ -281,6 +281,22 @@ describe('dashboard (Chromium)', { skip }, () => {
     }
   });
 
+  test('the audit page lists who changed what, filtered by family', async () => {
+    await t.ctx.audit.flush();
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    const table = page.getByRole('table', { name: 'Audit log' });
+    await table.getByRole('cell', { name: 'keys.add', exact: true }).first().waitFor();
+    await page.getByLabel('Show').selectOption('tokens');
+    await table.getByRole('cell', { name: 'tokens.create', exact: true }).waitFor();
+    assert.equal(await table.getByRole('cell', { name: 'keys.add', exact: true }).count(), 0);
+    await page.getByLabel('Show').selectOption('admin');
+    const refused = table.getByRole('row', { name: /admin\.signin_failed/ });
+    await refused.waitFor();
+    assert.match((await refused.textContent()) ?? '', /attempts 1.*refused/);
+    await page.screenshot({ path: path.join(SHOTS, 'audit.png'), fullPage: true });
+  });
+
   test('works in a narrow window, and nothing went wrong in the console', async () => {
     await page.setViewportSize({ width: 390, height: 800 });
     await page.getByRole('link', { name: 'Keys' }).click();

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import { getToken, handleUnauthorized, setToken } from './api';
 import { AccountsPage } from './pages/Accounts';
 import { AlertsPage } from './pages/Alerts';
+import { AuditPage } from './pages/Audit';
 import { KeysPage } from './pages/Keys';
 import { LogsPage } from './pages/Logs';
 import { TokensPage } from './pages/Tokens';
@@ -15,6 +16,7 @@ const PAGES = [
   { hash: '#/tokens', label: 'Tokens', render: () => <TokensPage /> },
   { hash: '#/logs', label: 'Logs', render: () => <LogsPage /> },
   { hash: '#/alerts', label: 'Alerts', render: () => <AlertsPage /> },
+  { hash: '#/audit', label: 'Audit', render: () => <AuditPage /> },
 ] as const;
 
 function useHash(): string {

@@ -50,6 +50,7 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
 import type { AccountObject as Account, KeyObject as Key, Suggestion } from '../../src/admin/schemas';
 export type { Account, Key, Suggestion };
 export type { AlertRules, EventView, RulesView, SinkView, TestResultView } from '../../src/alerts/schemas';
+export type { AuditView } from '../../src/audit/schemas';
 export type { LogRow } from '../../src/db/schema';
 
 export interface Summary {

@@ -3,7 +3,15 @@ import type { Database, TokenRow } from '../schema.js';
 
 export type Executor = Kysely<Database>;
 
-export interface NewToken {
+/** A token's scopes as stored: JSON text, or null for no limit of that kind. */
+export interface TokenScopeColumns {
+  endpoints?: string | null;
+  networks?: string | null;
+  expires_at?: string | null;
+  caps?: string | null;
+}
+
+export interface NewToken extends TokenScopeColumns {
   name: string;
   token_hash: string;
   token_prefix: string;
@@ -11,7 +19,7 @@ export interface NewToken {
   rpm_limit: number | null;
 }
 
-export interface TokenPatch {
+export interface TokenPatch extends TokenScopeColumns {
   name?: string;
   monthly_budget?: number | null;
   rpm_limit?: number | null;
