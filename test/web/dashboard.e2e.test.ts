@@ -281,6 +281,24 @@ describe('dashboard (Chromium)', { skip }, () => {
     }
   });
 
+  test('a scoped token shows what it may do, and its refusals are one click away', async () => {
+    const made = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: { name: 'narrow', endpoints: ['search'], caps: { advanced: false } } });
+    const { token, item } = made.json() as { token: string; item: { id: number } };
+    const refused = await fetch(`${url}/extract`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ urls: ['https://example.com'] }) });
+    assert.equal(refused.status, 403);
+    await t.ctx.writeBehind.flush();
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    const row = page.getByRole('table', { name: 'Tokens' }).getByRole('row', { name: /narrow/ });
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /only search; no advanced/);
+    await page.getByRole('link', { name: 'Refusals of narrow' }).click();
+    const logRow = page.getByRole('table', { name: 'Requests' }).getByRole('row').filter({ hasText: 'may not use extract' });
+    await logRow.waitFor();
+    assert.match((await logRow.textContent()) ?? '', /narrow.*extract.*403/);
+    assert.equal(await page.getByLabel('Status').inputValue(), '403');
+    assert.equal(await page.getByLabel('Token').inputValue(), String(item.id));
+  });
+
   test('the audit page lists who changed what, filtered by family', async () => {
     await t.ctx.audit.flush();
     await page.getByRole('link', { name: 'Audit' }).click();
@@ -288,7 +306,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     const table = page.getByRole('table', { name: 'Audit log' });
     await table.getByRole('cell', { name: 'keys.add', exact: true }).first().waitFor();
     await page.getByLabel('Show').selectOption('tokens');
-    await table.getByRole('cell', { name: 'tokens.create', exact: true }).waitFor();
+    await table.getByRole('cell', { name: 'tokens.create', exact: true }).first().waitFor();
     assert.equal(await table.getByRole('cell', { name: 'keys.add', exact: true }).count(), 0);
     await page.getByLabel('Show').selectOption('admin');
     const refused = table.getByRole('row', { name: /admin\.signin_failed/ });

@@ -10,13 +10,19 @@ const ENDPOINTS = ENDPOINT_NAMES;
 /** `datetime-local` value (local time) → ISO instant; '' → undefined. */
 const toIso = (local: string) => (local ? new Date(local).toISOString() : undefined);
 
+/** Filters a link may set: `#/logs?token_id=3&status=403`. */
+function hashParams(): URLSearchParams {
+  return new URLSearchParams(window.location.hash.split('?')[1] ?? '');
+}
+
 export function LogsPage() {
+  const initial = hashParams();
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
-  const [tokenId, setTokenId] = useState('');
-  const [keyId, setKeyId] = useState('');
-  const [endpoint, setEndpoint] = useState('');
-  const [status, setStatus] = useState('');
+  const [tokenId, setTokenId] = useState(initial.get('token_id') ?? '');
+  const [keyId, setKeyId] = useState(initial.get('key_id') ?? '');
+  const [endpoint, setEndpoint] = useState(initial.get('endpoint') ?? '');
+  const [status, setStatus] = useState(initial.get('status') ?? '');
   const [tokens, setTokens] = useState<{ id: number; name: string }[]>([]);
   const [rows, setRows] = useState<LogRow[] | null>(null);
   const [next, setNext] = useState<string | null>(null);

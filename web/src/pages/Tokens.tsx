@@ -12,6 +12,26 @@ interface Token {
   month_spent: number;
   revoked_at: string | null;
   last_used_at: string | null;
+  endpoints: string[] | null;
+  networks: string[] | null;
+  expires_at: string | null;
+  caps: { max_credits?: number; max_results?: number; advanced?: boolean; research_pro?: boolean } | null;
+}
+
+/** A token's scopes in a line: what it may use, from where, until when, with which caps. */
+function scopesText(t: Token): string {
+  const parts: string[] = [];
+  if (t.endpoints) parts.push(`only ${t.endpoints.join(', ')}`);
+  if (t.networks) parts.push(`from ${t.networks.join(', ')}`);
+  if (t.expires_at) parts.push(`until ${new Date(t.expires_at).toLocaleString()}`);
+  const c = t.caps;
+  if (c) {
+    if (c.advanced === false) parts.push('no advanced');
+    if (c.research_pro === false) parts.push('no pro research');
+    if (c.max_results !== undefined) parts.push(`≤ ${c.max_results} results`);
+    if (c.max_credits !== undefined) parts.push(`≤ ${c.max_credits} credits a request`);
+  }
+  return parts.length ? parts.join('; ') : 'everything';
 }
 
 const fmt = new Intl.NumberFormat('en-US');
@@ -97,7 +117,7 @@ export function TokensPage() {
       ) : items.length === 0 ? (
         <p>No tokens yet: create one for your clients.</p>
       ) : (
-        <DataTable label="Tokens" columns={['Name', 'Token', 'Spent this month', 'Budget', 'RPM limit', 'Last used', 'Actions']}>
+        <DataTable label="Tokens" columns={['Name', 'Token', 'Spent this month', 'Budget', 'RPM limit', 'May', 'Last used', 'Actions']}>
               {items.map((t) => (
                 <tr key={t.id}>
                   <td>{t.name}</td>
@@ -105,8 +125,12 @@ export function TokensPage() {
                   <td data-testid={`spent-${t.id}`}>{fmt.format(t.month_spent)}</td>
                   <td>{t.monthly_budget === null ? 'none' : fmt.format(t.monthly_budget)}</td>
                   <td>{t.rpm_limit ?? 'none'}</td>
+                  <td>{scopesText(t)}</td>
                   <td>{t.last_used_at ? new Date(t.last_used_at).toLocaleString() : 'never'}</td>
                   <td>
+                    <a href={`#/logs?token_id=${t.id}&status=403`} aria-label={`Refusals of ${t.name}`}>
+                      Refusals
+                    </a>{' '}
                     <button type="button" className="danger" aria-label={`Revoke ${t.name}`} onClick={() => revoke(t)}>Revoke</button>
                   </td>
                 </tr>
