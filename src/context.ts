@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import { type Bus, PgBus, type SyncItem } from './cluster/bus.js';
 import { ChangeAnnouncer } from './cluster/changes.js';
+import { HOST, Instances } from './cluster/instances.js';
+import { packageVersion } from './paths.js';
+import { randomBytes } from 'node:crypto';
 import { ClusterSync, flushItems, keyChangeItems, refreshItems } from './cluster/sync.js';
 import type { Config } from './config.js';
 import { KeyCipher } from './crypto.js';
@@ -64,6 +67,8 @@ export interface AppContext {
   bus: Bus | null;
   /** Applies other instances' changes; reads everything again now and then. */
   sync: ClusterSync;
+  /** This instance and (PostgreSQL) the others, from their heartbeats. */
+  instances: Instances;
   /** Re-reads keys into the in-memory pool: all of them, or only `ids`. */
   reloadPool(ids?: readonly number[]): Promise<void>;
   /** Re-reads the client tokens into memory. */
@@ -192,7 +197,33 @@ export async function createContext(
     await reloadTokens();
     await announce([['T']]);
   };
-  const sync = new ClusterSync({ keyStates, tokens, research, reloadPool, reloadTokens, log: log.child({ component: 'sync' }), intervalMs: config.syncIntervalS * 1000 });
+  const startedAt = new Date().toISOString();
+  const version = packageVersion();
+  const localId = randomBytes(6).toString('hex');
+  const instances = new Instances({
+    self: () => ({
+      id: bus?.instanceId ?? localId,
+      host: HOST,
+      version,
+      started_at: startedAt,
+      listening: bus ? bus.listening : true,
+      request_log_ok: !writeBehind.health.failing,
+      pending_rows: writeBehind.pendingRows,
+      keys_available: pool.counts().available,
+      credits_remaining: pool.creditsRemaining(),
+    }),
+    announce: config.database.kind === 'postgres' ? (info) => announce([['I', info]]) : null,
+  });
+  const sync = new ClusterSync({
+    keyStates,
+    tokens,
+    research,
+    reloadPool,
+    reloadTokens,
+    log: log.child({ component: 'sync' }),
+    intervalMs: config.syncIntervalS * 1000,
+    onInstance: (info) => instances.heard(info),
+  });
 
   const pruneLogs = () => pruneOld({ logs, research, alerts: alerts!, audit: auditRepo, retentionDays: config.logRetentionDays, auditRetentionDays: config.auditRetentionDays, log });
 
@@ -210,6 +241,7 @@ export async function createContext(
   await reloadTokens();
   writeBehind.start();
   alerts.start();
+  instances.start();
 
   return {
     config,
@@ -237,6 +269,7 @@ export async function createContext(
     adminToken: secrets.adminToken,
     bus,
     sync,
+    instances,
     reloadPool,
     reloadTokens,
     keysChanged,
@@ -245,6 +278,7 @@ export async function createContext(
     pruneLogs,
     async close() {
       sync.stop();
+      instances.stop();
       pool.close();
       const flushed = await writeBehind.close();
       await audit.flush();

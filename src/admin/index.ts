@@ -5,6 +5,7 @@ import { assertStorableInput } from '../http-input.js';
 import { accountRoutes } from './accounts.js';
 import { alertRoutes } from './alerts.js';
 import { auditRoutes } from './audit.js';
+import { instanceRoutes } from './instances.js';
 import { ApiError } from './errors.js';
 import { keyRoutes } from './keys.js';
 import { logRoutes } from './logs.js';
@@ -55,4 +56,5 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(logRoutes);
   await app.register(alertRoutes);
   await app.register(auditRoutes);
+  await app.register(instanceRoutes);
 };

@@ -274,17 +274,32 @@ export function adminCommands(program: Command, io: Io): void {
     .description('keys by status, credits left, the last refresh, and how the server is')
     .action(async (_o: unknown, cmd: Command) => {
       const { api, json } = client(cmd);
-      const [summary, ready] = await Promise.all([
+      const [summary, ready, instances] = await Promise.all([
         api.request<{ keys: { total: number; by_status: Record<string, number> }; total_remaining: number; unknown_quota: number; accounts: number; last_refreshed_at: string | null; refresh: { running: boolean } }>('GET', '/summary'),
         api.send('GET', '/readyz').then(async (r) => ({ http: r.status, ...((await r.body.json()) as { status: string; error?: string; instance?: string; sync?: string }) })),
+        api.request<{ items: Array<{ id: string; self: boolean; host: string; version: string; started_at: string; last_seen: string; lost: boolean; listening: boolean; request_log_ok: boolean; pending_rows: number; keys_available: number }> }>('GET', '/instances'),
       ]);
-      if (json) return asJson({ summary, ready });
+      if (json) return asJson({ summary, ready, instances: instances.items });
       const s = summary;
       print(`server        ${api.c.url}: ${ready.status}${ready.error ? ` (${ready.error})` : ''}${ready.instance ? `, instance ${ready.instance} ${ready.sync ?? ''}` : ''}\n`);
       print(`keys          ${s.keys.total}: ${Object.entries(s.keys.by_status).map(([k, v]) => `${v} ${k}`).join(', ')}\n`);
       print(`credits left  ${s.total_remaining}${s.unknown_quota ? ` (${s.unknown_quota} keys not refreshed yet)` : ''}\n`);
       print(`accounts      ${s.accounts}\n`);
-      print(`last refresh  ${when(s.last_refreshed_at) ?? 'never'}${s.refresh.running ? ' (one is running)' : ''}\n`);
+      print(`last refresh  ${when(s.last_refreshed_at) ?? 'never'}${s.refresh.running ? ' (one is running)' : ''}\n\n`);
+      print(
+        table(
+          ['INSTANCE', 'HOST', 'VERSION', 'STARTED', 'STATE', 'LOG', 'KEYS'],
+          instances.items.map((i) => [
+            `${i.id}${i.self ? ' *' : ''}`,
+            i.host,
+            i.version,
+            when(i.started_at),
+            i.lost ? `lost (last seen ${when(i.last_seen)})` : i.listening ? 'ok' : 'not hearing the others',
+            i.request_log_ok ? `ok, ${i.pending_rows} pending` : 'failing',
+            i.keys_available,
+          ]),
+        ),
+      );
       if (ready.http !== 200) throw new CliError(`the server is not ready: ${ready.error ?? ready.status}`);
     });
 }

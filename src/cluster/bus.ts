@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import type { KeyHealth } from '../db/schema.js';
+import type { InstanceInfo } from './instances.js';
 
 /**
  * One change another instance must apply to its in-memory state. Short tuples, because a
@@ -28,7 +29,9 @@ export type SyncItem =
   /** An admin changed this key (or, with null, many keys): read it again. */
   | ['K', id: number | null]
   /** An admin changed the client tokens: read them again. */
-  | ['T'];
+  | ['T']
+  /** An instance's heartbeat: what it says of itself. */
+  | ['I', info: InstanceInfo];
 
 export interface BusHandlers {
   /** Changes published by another instance. */

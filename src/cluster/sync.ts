@@ -6,6 +6,7 @@ import type { TokenRegistry } from '../gateway/tokens.js';
 import type { FlushedChanges } from '../logs/write-behind.js';
 import type { KeyStates } from '../pool/key-states.js';
 import type { SyncItem } from './bus.js';
+import type { InstanceInfo } from './instances.js';
 
 /** More keys than this in one admin change are announced as "many keys": one full re-read. */
 const MAX_LISTED_IDS = 1000;
@@ -51,6 +52,8 @@ export interface ClusterSyncDeps {
   log: Logger;
   /** The safety net: everything is read again this often, whatever was heard. */
   intervalMs: number;
+  /** Another instance's heartbeat. */
+  onInstance?: (info: InstanceInfo) => void;
 }
 
 /**
@@ -109,6 +112,9 @@ export class ClusterSync {
           break;
         case 'T':
           this.#tokens = true;
+          break;
+        case 'I':
+          this.deps.onInstance?.(item[1]);
           break;
       }
     }

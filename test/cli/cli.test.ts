@@ -159,6 +159,9 @@ describe('the tavily-pool CLI against a running server', () => {
     // 1,003 added, one deleted, one still disabled.
     assert.match(r.stdout, /^keys +1002: 996 active, 1 disabled, 5 invalid, 0 exhausted$/m);
     assert.match(r.stdout, /^last refresh +\d{4}-\d\d-\d\d \d\d:\d\d$/m);
+    // The instances: on SQLite only the one that answered (marked *).
+    assert.match(r.stdout, /^INSTANCE\s+HOST\s+VERSION\s+STARTED\s+STATE\s+LOG\s+KEYS$/m);
+    assert.match(r.stdout, /^[0-9a-f]{12} \*\s+\S+\s+0\.1\.0\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+ok\s+ok, \d+ pending\s+\d+$/m);
   });
 
   test('errors say what to do, with exit codes scripts can test', async () => {

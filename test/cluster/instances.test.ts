@@ -54,6 +54,19 @@ else
       await cluster?.close();
     });
 
+    test('each instance lists the others from their heartbeats, with what they report', async () => {
+      const [a, b] = await start(2);
+      const list = async (t: TestApp) => (await t.app.inject({ method: 'GET', url: '/api/v1/admin/instances', headers: t.auth })).json().items as Array<{ id: string; self: boolean; lost: boolean; listening: boolean; version: string }>;
+      // B started last: A heard its first heartbeat, and B heard A's answer to it.
+      await within(5000, 'both instances on each', async () => (await list(a)).length === 2 && (await list(b)).length === 2);
+      const fromA = await list(a);
+      const fromB = await list(b);
+      assert.equal(fromA.find((i) => i.self)!.id, a.ctx.bus!.instanceId);
+      assert.equal(fromA.find((i) => !i.self)!.id, b.ctx.bus!.instanceId);
+      assert.equal(fromB.find((i) => !i.self)!.id, a.ctx.bus!.instanceId);
+      assert.ok(fromA.every((i) => !i.lost && i.listening && i.version === fromA[0]!.version));
+    });
+
     test('a key marked invalid, exhausted or cooling on A is skipped by B within 2 s', async (tc) => {
       const [a, b] = await start(2, { KEY_STRATEGY: 'round-robin', MAX_ATTEMPTS: '5' });
       const good = ['tvly-dev-clustergood001', 'tvly-dev-clustergood002'];
