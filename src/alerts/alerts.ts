@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../cluster/bus.js';
+import type { Config } from '../config.js';
 import type { KeyCipher } from '../crypto.js';
 import type { Db, DialectKind } from '../db/database.js';
 import type { AccountRefreshWrite } from '../db/repositories/accounts.js';
@@ -16,16 +17,8 @@ import { type HealthChange, healthEvents } from './keys.js';
 import { type AlertRules, DEFAULT_RULES, readRules } from './rules.js';
 import { type OpenSink, type SendResult, SinkSender } from './sinks.js';
 
-export interface AlertsConfig {
-  /** The pool's conditions are checked this often. */
-  checkIntervalMs: number;
-  pollMs: number;
-  retryBaseMs: number;
-  giveUpMs: number;
-  timeoutMs: number;
-  telegramApiUrl: string;
-  proxy?: ProxySettings;
-}
+/** The ALERT_* settings, and the proxy deliveries go through. */
+export type AlertsConfig = Config['alerts'] & { proxy?: ProxySettings };
 
 export interface AlertsDeps {
   db: Db;

@@ -55,7 +55,7 @@ else
     });
 
     test('each instance lists the others from their heartbeats, with what they report', async () => {
-      const [a, b] = await start(2);
+      const [a, b] = (await start(2)) as [TestApp, TestApp];
       const list = async (t: TestApp) => (await t.app.inject({ method: 'GET', url: '/api/v1/admin/instances', headers: t.auth })).json().items as Array<{ id: string; self: boolean; lost: boolean; listening: boolean; version: string }>;
       // B started last: A heard its first heartbeat, and B heard A's answer to it.
       await within(5000, 'both instances on each', async () => (await list(a)).length === 2 && (await list(b)).length === 2);

@@ -1,36 +1,15 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AlertEvent, AlertType, NewAlertEvent } from '../../alerts/events.js';
 import type { DialectKind } from '../database.js';
-import type { AlertSinkTable, Database, DeliveryState, SinkKind } from '../schema.js';
+import type { AlertSinkTable, Database, DeliveryState } from '../schema.js';
 import { storableText } from '../../text.js';
 
 type Executor = Kysely<Database>;
 
-export interface SinkRow {
-  id: number;
-  name: string;
-  kind: SinkKind;
-  target_ciphertext: string;
-  target_masked: string;
-  secret_ciphertext: string | null;
-  chat_id: string | null;
-  /** null: every event type. */
-  events: AlertType[] | null;
-  disabled_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/** A sink's row, its event types read (null: every type). */
+export type SinkRow = Omit<Selectable<AlertSinkTable>, 'events'> & { events: AlertType[] | null };
 
-export interface NewSink {
-  name: string;
-  kind: SinkKind;
-  target_ciphertext: string;
-  target_masked: string;
-  secret_ciphertext: string | null;
-  chat_id: string | null;
-  events: AlertType[] | null;
-  disabled: boolean;
-}
+export type NewSink = Pick<SinkRow, 'name' | 'kind' | 'target_ciphertext' | 'target_masked' | 'secret_ciphertext' | 'chat_id' | 'events'> & { disabled: boolean };
 
 export type SinkPatch = Partial<NewSink>;
 
