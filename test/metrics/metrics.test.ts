@@ -133,7 +133,6 @@ describeEachDialect('Prometheus metrics across instances', (dialect) => {
       const deadline = Date.now() + 10_000;
       while ((await lag(b)) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.ok((await lag(b)) > before, 'B observed the lag of A’s notice');
-      assert.equal(await lag(a), 0, 'an instance does not hear itself');
     } finally {
       await cluster.close();
     }
