@@ -35,6 +35,8 @@ describe('dashboard (Chromium)', { skip }, () => {
   let page: Page;
   let url: string;
   const consoleErrors: string[] = [];
+  /** How the next browser dialog (confirm) is answered. */
+  let dialogAnswer: 'accept' | 'dismiss' = 'accept';
 
   before(async () => {
     fake = await FakeTavily.start({ latencyMs: 150 });
@@ -48,7 +50,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     page = await context.newPage();
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     page.on('pageerror', (e) => consoleErrors.push(e.message));
-    page.on('dialog', (d) => void d.accept());
+    page.on('dialog', (d) => void (dialogAnswer === 'accept' ? d.accept() : d.dismiss()));
     fs.mkdirSync(SHOTS, { recursive: true });
   });
   after(async () => {
@@ -122,7 +124,17 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.getByText('2 keys · page 1 of 1').waitFor();
     await page.getByLabel('Select all on this page').check();
     await page.getByText('2 selected').waitFor();
+    // Cancelled at the confirm: nothing is deleted, and nothing says it was.
+    dialogAnswer = 'dismiss';
+    const deletes = (await t.ctx.auditRepo.list({ action: 'keys.bulk', limit: 10 })).items.length;
     await page.getByRole('button', { name: 'Delete selected' }).click();
+    await page.getByText('2 keys · page 1 of 1').waitFor();
+    assert.equal(await page.getByRole('status').filter({ hasText: 'Done: deleted' }).count(), 0);
+    assert.equal((await t.ctx.auditRepo.list({ action: 'keys.bulk', limit: 10 })).items.length, deletes, 'no bulk change reached the server');
+    await page.getByText('2 selected').waitFor();
+    dialogAnswer = 'accept';
+    await page.getByRole('button', { name: 'Delete selected' }).click();
+    await page.getByRole('status').filter({ hasText: 'Done: deleted 2 keys.' }).waitFor();
     await page.getByText('No keys match.').waitFor();
     await page.getByLabel('Search').fill('');
     await page.getByText('50 keys · page 1 of 1').waitFor();

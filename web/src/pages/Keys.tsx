@@ -74,12 +74,14 @@ export function KeysPage() {
     }
   };
 
-  const bulk = (action: 'enable' | 'disable' | 'delete') =>
-    act(`${action}d ${selected.size} keys`, async () => {
-      if (action === 'delete' && !window.confirm(`Delete ${selected.size} keys?`)) return;
+  const bulk = (action: 'enable' | 'disable' | 'delete') => {
+    // A cancelled confirm does nothing and says nothing.
+    if (action === 'delete' && !window.confirm(`Delete ${selected.size} keys?`)) return;
+    void act(`${action}d ${selected.size} keys`, async () => {
       await api('/tavily-keys/bulk', { json: { action, ids: [...selected] } });
       setSelected(new Set());
     });
+  };
 
   const assign = (name: string | null) =>
     act(name === null ? `took ${selected.size} keys out of their account` : `put ${selected.size} keys in ${name}`, async () => {
