@@ -327,6 +327,29 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.screenshot({ path: path.join(SHOTS, 'audit.png'), fullPage: true });
   });
 
+  test('dark mode follows the system, and the toggle overrides it across reloads', async () => {
+    const background = () => page.evaluate<string>('getComputedStyle(document.body).backgroundColor');
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.reload();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    assert.equal(await background(), 'rgb(247, 248, 250)');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    // The system changed while the page was open: it follows.
+    await page.waitForFunction("document.documentElement.dataset.theme === 'dark'");
+    assert.equal(await background(), 'rgb(16, 20, 24)');
+    await page.screenshot({ path: path.join(SHOTS, 'overview-dark.png'), fullPage: true });
+    // The toggle wins over the system, and is remembered.
+    await page.getByLabel('Theme').selectOption('light');
+    assert.equal(await background(), 'rgb(247, 248, 250)');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    assert.equal(await background(), 'rgb(247, 248, 250)', 'light, though the system is dark');
+    await page.getByLabel('Theme').selectOption('system');
+    assert.equal(await background(), 'rgb(16, 20, 24)');
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
   test('works in a narrow window, and nothing went wrong in the console', async () => {
     await page.setViewportSize({ width: 390, height: 800 });
     await page.getByRole('link', { name: 'Keys' }).click();

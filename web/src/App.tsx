@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { getToken, handleUnauthorized, setToken } from './api';
+import { type ThemeChoice, setThemeChoice, themeChoice } from './theme';
 import { AccountsPage } from './pages/Accounts';
 import { AlertsPage } from './pages/Alerts';
 import { AuditPage } from './pages/Audit';
@@ -32,6 +33,7 @@ function useHash(): string {
 export function App() {
   const [signedIn, setSignedIn] = useState(getToken() !== null);
   const hash = useHash();
+  const [theme, setTheme] = useState<ThemeChoice>(themeChoice());
   useEffect(() => handleUnauthorized(() => {
     setToken(null);
     setSignedIn(false);
@@ -51,6 +53,21 @@ export function App() {
             </a>
           ))}
         </nav>
+        <label className="theme">
+          Theme{' '}
+          <select
+            value={theme}
+            onChange={(e) => {
+              const choice = e.target.value as ThemeChoice;
+              setThemeChoice(choice);
+              setTheme(choice);
+            }}
+          >
+            <option value="system">system</option>
+            <option value="light">light</option>
+            <option value="dark">dark</option>
+          </select>
+        </label>
         <button
           type="button"
           className="secondary"

@@ -37,7 +37,7 @@ export function BarChart({ title, bars, series }: { title: string; bars: Bar[]; 
                   );
                 })}
                 {(bars.length <= 14 || i % Math.ceil(bars.length / 12) === 0) && (
-                  <text x={i * bw + bw / 2} y={h + 14} textAnchor="middle" fontSize="10" fill="#667085">
+                  <text x={i * bw + bw / 2} y={h + 14} textAnchor="middle" fontSize="10" className="axis">
                     {b.label}
                   </text>
                 )}
