@@ -8,7 +8,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Command, CommanderError } from 'commander';
 import { CliError } from './cli/client.js';
 import { adminCommands } from './cli/commands.js';
@@ -24,13 +23,8 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-async function migrate(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { from: { type: 'string' }, to: { type: 'string' }, batch: { type: 'string' } } }));
-  } catch (err) {
-    fail(`${(err as Error).message}\n${USAGE}`);
-  }
+/** The options commander read for `migrate`. */
+async function migrate(values: { from?: string; to?: string; batch?: string }): Promise<void> {
   const from = values.from ?? fail(`--from is required\n${USAGE}`);
   const to = values.to ?? fail(`--to is required\n${USAGE}`);
   if (!from.startsWith('sqlite:')) fail('--from must be sqlite:<file>');
@@ -117,8 +111,7 @@ program
   .option('--to <postgres://…>', 'the PostgreSQL database')
   .option('--batch <rows>', 'rows per statement and transaction')
   .action(async (o: { from?: string; to?: string; batch?: string }) => {
-    const args = Object.entries(o).flatMap(([k, v]) => [`--${k}`, String(v)]);
-    await migrate(args).catch((err: unknown) => fail(`migration failed: ${(err as Error).message}`));
+    await migrate(o).catch((err: unknown) => fail(`migration failed: ${(err as Error).message}`));
   });
 adminCommands(program, { out: process.stdout, err: process.stderr, stdin: process.stdin, env: process.env });
 

@@ -12,6 +12,8 @@ import { Nullable, RowId, withErrors } from './schemas.js';
 const IdParams = Type.Object({ id: RowId() });
 
 const tags = ['alerts'];
+/** The event types a sink may take, with what they mean (the dashboard's choices). */
+const TYPES = SUBSCRIBABLE.map((type) => ({ type, ...ALERT_TYPES[type] }));
 
 function view(r: SinkRow): SinkView {
   return {
@@ -37,7 +39,7 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/alerts/rules', { schema: { tags, summary: 'When alerts fire, and the event types', response: withErrors({ 200: RulesResponse }) } }, async () => ({
     rules: await readRules(ctx.database.db),
-    types: SUBSCRIBABLE.map((type) => ({ type, ...ALERT_TYPES[type] })),
+    types: TYPES,
   }));
 
   app.put(
@@ -52,7 +54,7 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
       ctx.alerts.setRules(rules);
       req.log.info({ rules }, 'alert rules changed');
       void ctx.alerts.check();
-      return { rules, types: SUBSCRIBABLE.map((type) => ({ type, ...ALERT_TYPES[type] })) };
+      return { rules, types: TYPES };
     },
   );
 

@@ -14,7 +14,8 @@ import { count } from '../text.js';
 import { AlertDelivery } from './delivery.js';
 import type { AlertEvent, NewAlertEvent } from './events.js';
 import { type HealthChange, healthEvents } from './keys.js';
-import { type AlertRules, DEFAULT_RULES, readRules } from './rules.js';
+import { readRules } from './rules.js';
+import { type AlertRules, DEFAULT_RULES } from './schemas.js';
 import { type OpenSink, type SendResult, SinkSender } from './sinks.js';
 
 /** The ALERT_* settings, and the proxy deliveries go through. */

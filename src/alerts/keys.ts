@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, DialectKind } from '../db/database.js';
 import { jsonRows } from '../db/json-rows.js';
+import { chunks } from '../slices.js';
 import type { KeyHealth } from '../db/schema.js';
 import { type KeyRef, type NewAlertEvent, keysEvent } from './events.js';
 
@@ -30,10 +31,10 @@ export async function healthEvents(ex: Db, dialect: DialectKind, changes: readon
     for (const r of rows) stored.set(Number(r.id), r);
   }
   const bad = wanted.filter((c) => c.status !== 'active' && !stored.has(c.id)).map((c) => [c.id]);
-  for (let i = 0; i < bad.length; i += 5000) {
+  for (const part of chunks(bad, 5000)) {
     const { rows } = await sql<Row>`
       select id, status, key_masked, label from tavily_keys
-      where id in (select v.id from ${jsonRows(dialect, [['id', 'integer']], bad.slice(i, i + 5000))})${lock}`.execute(ex);
+      where id in (select v.id from ${jsonRows(dialect, [['id', 'integer']], part)})${lock}`.execute(ex);
     for (const r of rows) stored.set(Number(r.id), r);
   }
   const byType: Record<'key.invalid' | 'key.exhausted' | 'key.active', KeyRef[]> = { 'key.invalid': [], 'key.exhausted': [], 'key.active': [] };

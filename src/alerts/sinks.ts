@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { Agent, type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import type { SinkKind } from '../db/schema.js';
-import type { ProxySettings } from '../tavily/client.js';
+import { type ProxySettings, viaProxy } from '../tavily/client.js';
 import { parseRetryAfter } from '../tavily/errors.js';
 import { type AlertEvent, describe } from './events.js';
 
@@ -113,10 +113,7 @@ export class SinkSender {
   readonly #dispatcher: Dispatcher;
 
   constructor(private readonly o: SenderOptions) {
-    const proxied = o.proxy && (o.proxy.httpProxy || o.proxy.httpsProxy);
-    this.#dispatcher = proxied
-      ? new EnvHttpProxyAgent({ httpProxy: o.proxy!.httpProxy, httpsProxy: o.proxy!.httpsProxy, noProxy: o.proxy!.noProxy })
-      : new Agent({ keepAliveTimeout: 30_000, connect: { timeout: o.timeoutMs } });
+    this.#dispatcher = viaProxy(o.proxy, { keepAliveTimeout: 30_000, connect: { timeout: o.timeoutMs } }, (opts) => new Agent(opts));
   }
 
   async send(sink: OpenSink, events: readonly AlertEvent[]): Promise<SendResult> {

@@ -181,16 +181,20 @@ export class GatewayCore {
   }
 
   /**
-   * Lets the token's request in under its RPM limit and budget, or refuses it (429, 432).
-   * Refusals are counted, and logged as one row per token, endpoint and status per window: a
-   * client hammering past its limit must not write a row per refusal.
+   * Lets the request in, or refuses it: first the token's scopes (403: endpoint, network,
+   * cost caps), then its RPM limit and budget (429, 432), so that a request refused by its
+   * scopes spends no allowance. Refusals are counted, and logged as one row per token,
+   * endpoint and status per window: a client hammering past its limit must not write a row
+   * per refusal.
    */
-  admit(token: TokenState, endpoint: EndpointName, via: Door = 'rest'): void {
-    const a = this.d.tokens.admit(token);
+  #admit(c: Call): void {
+    const via = c.via ?? 'rest';
+    const why = scopeRefusal(c.token.scopes, c.endpoint, c.body, c.remote);
+    const a = why ? ({ ok: false, status: 403, message: why } as const) : this.d.tokens.admit(c.token);
     if (a.ok) return;
-    this.d.writeBehind.refusal({ tokenId: token.id, endpoint, status: a.status, error: a.message, via });
-    this.d.metrics?.request(endpoint, via, a.status, 0, token.name);
-    throw new GatewayError(a.status, a.message, a.retryAfterS);
+    this.d.writeBehind.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status: a.status, error: a.message, via });
+    this.d.metrics?.request(c.endpoint, via, a.status, 0, c.token.name);
+    throw new GatewayError(a.status, a.message, 'retryAfterS' in a ? a.retryAfterS : undefined);
   }
 
   /** Serves one request: admitted, sent with one key after another, accounted and logged. */
@@ -219,16 +223,7 @@ export class GatewayCore {
   }
 
   async #serve(c: Call, clock: Clock | null): Promise<Outcome> {
-    if (!c.admitted) {
-      // The token's scopes first: a refused request spends no key, budget or RPM allowance.
-      const why = scopeRefusal(c.token.scopes, c.endpoint, c.body, c.remote);
-      if (why) {
-        this.d.writeBehind.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status: 403, error: why, via: c.via ?? 'rest' });
-        this.d.metrics?.request(c.endpoint, c.via ?? 'rest', 403, 0, c.token.name);
-        throw new GatewayError(403, why);
-      }
-      this.admit(c.token, c.endpoint, c.via);
-    }
+    if (!c.admitted) this.#admit(c);
     if (c.endpoint === 'research.get') return this.#poll(c, clock);
     if (c.endpoint === 'feedback') return this.#feedback(c, clock);
     const spec = ENDPOINTS[c.endpoint];

@@ -1,10 +1,10 @@
 import { BlockList, isIP } from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { ENDPOINTS, type EndpointName } from './endpoints.js';
+import { ENDPOINTS, ENDPOINT_NAMES, type EndpointName } from './endpoints.js';
 
-/** The endpoints a token may be limited to (a research poll goes with `research`). */
-export const SCOPE_ENDPOINTS = ['search', 'extract', 'crawl', 'map', 'research', 'feedback'] as const;
-export type ScopeEndpoint = (typeof SCOPE_ENDPOINTS)[number];
+/** The endpoints a token may be limited to: every endpoint but a research poll, which goes with `research`. */
+export type ScopeEndpoint = Exclude<EndpointName, 'research.get'>;
+export const SCOPE_ENDPOINTS = ENDPOINT_NAMES.filter((n): n is ScopeEndpoint => n !== 'research.get');
 
 /** Caps on what one request may cost, checked before any key is spent. */
 export interface RequestCaps {

@@ -21,6 +21,8 @@ export interface TokenState {
   scopes: CompiledScopes | null;
 }
 
+const expired = (t: TokenState, now: number) => t.scopes?.expiresAtMs != null && now >= t.scopes.expiresAtMs;
+
 /** The scopes stored on a token row. */
 export function scopesOfRow(r: Pick<TokenRow, 'endpoints' | 'networks' | 'expires_at' | 'caps'>): TokenScopes {
   return {
@@ -94,16 +96,13 @@ export class TokenRegistry {
   /** The token's state, or null (unknown, revoked, or past its expiry). */
   authenticate(token: string, now = Date.now()): TokenState | null {
     const t = this.#find(token);
-    if (!t) return null;
-    const expires = t.scopes?.expiresAtMs ?? null;
-    return expires !== null && now >= expires ? null : t;
+    return t && !expired(t, now) ? t : null;
   }
 
   /** When the token expired, if it is a client token past its expiry. */
   expiredAt(token: string, now = Date.now()): string | null {
     const t = this.#find(token);
-    const expires = t?.scopes?.expiresAtMs ?? null;
-    return t && expires !== null && now >= expires ? t.scopes!.expiresAt : null;
+    return t && expired(t, now) ? t.scopes!.expiresAt : null;
   }
 
   #find(token: string): TokenState | null {

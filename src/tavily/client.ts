@@ -12,6 +12,13 @@ export interface ProxySettings {
   noProxy?: string;
 }
 
+/** Through the proxy when HTTP(S)_PROXY is set (NO_PROXY hosts directly), else `direct`: the upstream and the alert sinks alike. */
+export function viaProxy<O extends EnvHttpProxyAgent.Options>(proxy: ProxySettings | undefined, options: O, direct: (options: O) => Dispatcher): Dispatcher {
+  return proxy && (proxy.httpProxy || proxy.httpsProxy)
+    ? new EnvHttpProxyAgent({ ...options, httpProxy: proxy.httpProxy, httpsProxy: proxy.httpsProxy, noProxy: proxy.noProxy ?? '' })
+    : direct(options);
+}
+
 export interface TavilyClientOptions {
   baseUrl: string;
   /** Keep idle connections this long, so a later refresh reuses them. */
@@ -83,11 +90,7 @@ export class TavilyClient {
       // Larger answers are refused as they arrive, before they are buffered.
       maxResponseSize: this.#maxBody,
     };
-    const p = opts.proxy;
-    this.#dispatcher =
-      p && (p.httpProxy || p.httpsProxy)
-        ? new EnvHttpProxyAgent({ ...poolOptions, httpProxy: p.httpProxy, httpsProxy: p.httpsProxy, noProxy: p.noProxy ?? '' })
-        : new Pool(u.origin, poolOptions);
+    this.#dispatcher = viaProxy(opts.proxy, poolOptions, (o) => new Pool(u.origin, o));
   }
 
   /** GET /usage with the key; throws UpstreamError, classified, on every kind of failure. */

@@ -2,7 +2,9 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AlertEvent, AlertType, NewAlertEvent } from '../../alerts/events.js';
 import type { DialectKind } from '../database.js';
 import type { AlertSinkTable, Database, DeliveryState } from '../schema.js';
+import { eachChunk } from '../../slices.js';
 import { storableText } from '../../text.js';
+import { jsonRows } from '../json-rows.js';
 
 type Executor = Kysely<Database>;
 
@@ -84,27 +86,21 @@ export class AlertRepository {
    * concurrency (two instances), the row's primary key lets only one of them win.
    */
   async raise(names: readonly string[], ex: Executor = this.db, at = new Date().toISOString()): Promise<string[]> {
-    const raised: string[] = [];
-    for (let i = 0; i < names.length; i += 500) {
-      const rows = await ex
+    const parts = await eachChunk(names, 500, (part) =>
+      ex
         .insertInto('alert_active')
-        .values(names.slice(i, i + 500).map((name) => ({ name, since: at })))
+        .values(part.map((name) => ({ name, since: at })))
         .onConflict((oc) => oc.column('name').doNothing())
         .returning('name')
-        .execute();
-      raised.push(...rows.map((r) => r.name));
-    }
-    return raised;
+        .execute(),
+    );
+    return parts.flat().map((r) => r.name);
   }
 
   /** Marks conditions as cleared; returns those that held. */
   async clear(names: readonly string[], ex: Executor = this.db): Promise<string[]> {
-    const cleared: string[] = [];
-    for (let i = 0; i < names.length; i += 500) {
-      const rows = await ex.deleteFrom('alert_active').where('name', 'in', names.slice(i, i + 500)).returning('name').execute();
-      cleared.push(...rows.map((r) => r.name));
-    }
-    return cleared;
+    const parts = await eachChunk(names, 500, (part) => ex.deleteFrom('alert_active').where('name', 'in', part).returning('name').execute());
+    return parts.flat().map((r) => r.name);
   }
 
   /** The conditions that hold now whose names start with one of `prefixes` (one query). */
@@ -144,22 +140,24 @@ export class AlertRepository {
   /** Stores the outcome of each claimed delivery, in one transaction. */
   async settle(outcomes: readonly Settlement[], at = new Date().toISOString()): Promise<void> {
     if (outcomes.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
-      for (const o of outcomes) {
-        await trx
-          .updateTable('alert_deliveries')
-          .set(
-            o.state === 'delivered'
-              ? { state: 'delivered', delivered_at: at, last_status: o.status, last_error: null }
-              : o.state === 'pending'
-                ? { state: 'pending', next_at: o.next_at, last_status: o.status, last_error: storableText(o.error).slice(0, 1000) }
-                : { state: 'failed', last_status: o.status, last_error: storableText(o.error).slice(0, 1000) },
-          )
-          .where('id', '=', o.id)
-          .where('state', '=', 'pending')
-          .execute();
-      }
-    });
+    // One statement for a whole pass, whatever the number of deliveries.
+    const rows = outcomes.map((o) => [
+      o.id,
+      o.state,
+      o.state === 'pending' ? o.next_at : null,
+      o.status,
+      o.state === 'delivered' ? null : storableText(o.error).slice(0, 1000),
+    ]);
+    const cols = [['id', 'integer'], ['state', 'text'], ['next_at', 'text'], ['status', 'integer'], ['error', 'text']] as const;
+    await sql`
+      update alert_deliveries set
+        state = v.state,
+        next_at = coalesce(v.next_at, alert_deliveries.next_at),
+        last_status = v.status,
+        last_error = v.error,
+        delivered_at = case when v.state = 'delivered' then ${at} else alert_deliveries.delivered_at end
+      from ${jsonRows(this.dialect, cols, rows)}
+      where alert_deliveries.id = v.id and alert_deliveries.state = 'pending'`.execute(this.db);
   }
 
   async eventsByIds(ids: readonly number[]): Promise<AlertEvent[]> {

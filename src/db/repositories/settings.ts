@@ -9,6 +9,11 @@ export class SettingsRepository {
     return row?.value;
   }
 
+  /** Stores the value, replacing any. */
+  async put(name: string, value: string, ex: Db = this.db): Promise<void> {
+    await ex.insertInto('settings').values({ name, value }).onConflict((oc) => oc.column('name').doUpdateSet({ value })).execute();
+  }
+
   /** Stores the value unless the name is already set; returns the value that is now stored. */
   async putIfAbsent(name: string, value: string, ex: Db = this.db): Promise<string> {
     await ex.insertInto('settings').values({ name, value }).onConflict((oc) => oc.column('name').doNothing()).execute();
