@@ -10,12 +10,13 @@ import { ApiError } from './errors.js';
  * arrays as it goes, and is parsed once complete.
  */
 
-/** The keys found in a text/plain or text/csv body, and the account named beside each (null: none). */
+/** The keys found in a text/plain or text/csv body, and the account and label named beside each (null: none). */
 export class KeyText {
   constructor(
     readonly keys: string[],
     readonly bytes: number,
     readonly accounts: (string | null)[] = [],
+    readonly labels: (string | null)[] = [],
   ) {}
 }
 
@@ -80,28 +81,33 @@ const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
 const MAX_LINE = 64 * 1024;
 const KEY_COLUMNS = new Set(['key', 'api_key', 'apikey', 'api key', 'tavily_key', 'tavily key', 'token']);
 const ACCOUNT_COLUMNS = new Set(['account', 'email', 'e-mail', 'account_name', 'account name', 'owner']);
+const LABEL_COLUMNS = new Set(['label', 'name', 'note', 'description', 'comment']);
+const MAX_LABEL = 200;
 
 const cells = (line: string) => line.split(/[,;\t]/).map((c) => c.trim().replace(/^"(.*)"$/, '$1').trim());
 
 /**
  * text/plain and text/csv: every `tvly-…` token, found while the body arrives, line by line.
  * A line with one key names its account when it holds an e-mail address (`email => key`,
- * `email,key`, `key  # email`), or when a CSV header names an `account` (or `email`) column.
+ * `email,key`, `key  # email`), or when a CSV header names an `account` (or `email`) column; it
+ * names its label in a `label` (or `name`) column, or as the one other cell of a `name,key` row.
  */
 export function keyTextParser(maxKeys: number) {
   return (req: FastifyRequest, payload: IncomingMessage, done: Done): void => {
     const decoder = new StringDecoder('utf8');
     const keys: string[] = [];
     const accounts: (string | null)[] = [];
+    const labels: (string | null)[] = [];
     let carry = '';
     /** The current line was too long: its keys are taken as they come, with no account. */
     let longLine = false;
-    let header: { account: number } | null | undefined; // undefined: no non-empty line seen yet
-    const take = (found: RegExpMatchArray | null, account: string | null): Error | null => {
+    let header: { account: number; label: number } | null | undefined; // undefined: no non-empty line seen yet
+    const take = (found: RegExpMatchArray | null, account: string | null, label: string | null = null): Error | null => {
       if (!found) return null;
       for (const k of found) {
         keys.push(k);
         accounts.push(found.length === 1 ? account : null);
+        labels.push(found.length === 1 ? label : null);
       }
       return keys.length > maxKeys ? tooManyKeys(maxKeys) : null;
     };
@@ -116,22 +122,29 @@ export function keyTextParser(maxKeys: number) {
         if (!found) {
           const names = cells(text).map((c) => c.toLowerCase());
           if (names.some((n) => KEY_COLUMNS.has(n))) {
-            const account = names.findIndex((n) => ACCOUNT_COLUMNS.has(n));
-            header = { account };
+            header = { account: names.findIndex((n) => ACCOUNT_COLUMNS.has(n)), label: names.findIndex((n) => LABEL_COLUMNS.has(n)) };
           }
           return null;
         }
       }
       if (!found || found.length !== 1) return take(found, null);
       let account: string | null = null;
-      if (header && header.account >= 0) {
-        const cell = cells(text)[header.account];
-        if (cell && !cell.includes('tvly-')) account = cell.slice(0, 200);
+      let label: string | null = null;
+      const row = cells(text);
+      if (header) {
+        const cell = (i: number) => (i >= 0 && row[i] && !row[i]!.includes('tvly-') ? row[i]!.slice(0, MAX_LABEL) : null);
+        account = cell(header.account);
+        label = cell(header.label);
       } else {
         const email = EMAIL.exec(text.replace(found[0]!, ' '));
         if (email) account = email[0].toLowerCase();
+        else {
+          // `name,key`: the one other cell of the row is the key's name.
+          const others = row.filter((c) => c !== '' && !c.includes('tvly-'));
+          if (others.length === 1 && row.length === 2) label = others[0]!.slice(0, MAX_LABEL);
+        }
       }
-      return take(found, account || null);
+      return take(found, account || null, label || null);
     };
     const scan = (text: string, final: boolean): Error | null => {
       const lines = text.split('\n');
@@ -160,7 +173,7 @@ export function keyTextParser(maxKeys: number) {
       (bytes) => {
         const err = scan(carry + decoder.end(), true);
         if (err) throw err;
-        return new KeyText(keys, bytes, accounts);
+        return new KeyText(keys, bytes, accounts, labels);
       },
     );
   };

@@ -19,6 +19,9 @@ export interface ImportRequest {
   accounts?: (string | null)[];
   /** The account of every key that names none. */
   account?: string | null;
+  /** The label named with each input (null: none), parallel to `inputs`. */
+  labels?: (string | null)[];
+  /** The label of every key that names none. */
   label: string | null;
   validate: boolean;
   /** Runs in the insert's transaction with the ids added (the audit log's row). */
@@ -31,6 +34,8 @@ export interface ImportResult {
   accounts: number;
   accountIds: number[];
   duplicates: number;
+  /** The first 1,000 duplicates, masked, and why each was one. */
+  duplicate_inputs: { input: string; reason: string }[];
   rejected: { input: string; reason: string }[];
   rejected_count: number;
   items: KeyListRow[];
@@ -56,7 +61,13 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
   let rejectedCount = 0;
   const unique = new Map<string, string>(); // hash → key text
   const accountOf = new Map<string, string>(); // hash → account name
+  const labelOf = new Map<string, string>(); // hash → label
+  const duplicateInputs: ImportResult['duplicate_inputs'] = [];
   let duplicates = 0;
+  const duplicate = (key: string, reason: string) => {
+    duplicates++;
+    if (duplicateInputs.length < MAX_LISTED) duplicateInputs.push({ input: maskKey(key), reason });
+  };
   // Hashing and sealing 100,000 keys takes about a second of CPU: done in slices, so that
   // the gateway keeps answering meanwhile.
   await forEachSliced(req.inputs, (raw, i) => {
@@ -67,10 +78,12 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
       return;
     }
     const hash = ctx.cipher.hash(key);
-    if (unique.has(hash)) duplicates++;
+    if (unique.has(hash)) duplicate(key, 'repeated in this import');
     else unique.set(hash, key);
     const account = req.accounts?.[i] || req.account;
     if (account && !accountOf.has(hash)) accountOf.set(hash, account);
+    const label = req.labels?.[i] || req.label;
+    if (label && !labelOf.has(hash)) labelOf.set(hash, label);
   });
 
   let fresh = [...unique.entries()];
@@ -80,7 +93,7 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     const ciphertext = ctx.cipher.encrypt(key);
     sealed.set(hash, ciphertext);
     return {
-      label: req.label,
+      label: labelOf.get(hash) ?? null,
       key_ciphertext: ciphertext,
       key_hash: hash,
       key_masked: maskKey(key),
@@ -96,13 +109,13 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
   if (req.validate) {
     // Spend /usage calls (rate-limited by Tavily) only on keys the pool does not hold yet.
     const existing = await ctx.keys.existingHashes(fresh.map(([h]) => h));
-    duplicates += existing.size;
+    for (const [h, key] of fresh) if (existing.has(h)) duplicate(key, 'already in the pool');
     fresh = fresh.filter(([h]) => !existing.has(h));
     const outcomes = await ctx.refresher.check(fresh.map(([, k]) => k));
     await forEachSliced(fresh, ([hash, key], i) => {
       const o = outcomes[i]!;
       const figures: KeyFigures = o.ok ? figuresFromUsage(o.report, now) : { ...NO_FIGURES, status: o.health ?? 'active' };
-      rows.push({ ...base(hash, key), ...figures, last_refreshed_at: o.ok ? now : null, last_error: o.ok ? null : o.error });
+      rows.push({ ...base(hash, key), ...figures, last_refreshed_at: o.ok ? now : null, last_checked_at: now, last_error: o.ok ? null : o.error });
     });
   } else {
     await forEachSliced(fresh, ([hash, key]) => void rows.push(base(hash, key)));
@@ -133,8 +146,11 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     if (problem.statusCode === 503) throw new ApiError(503, problem.code, `could not store the keys, nothing was added: ${problem.message}`);
     throw new ApiError(500, 'import_failed', 'could not store the keys; nothing was added');
   }
-  // A key another request added meanwhile was skipped by the insert: it is a duplicate too.
-  duplicates += rows.length - inserted.length;
+  // A key already in the pool (or another request added meanwhile) was skipped by the insert: a duplicate too.
+  if (inserted.length < rows.length) {
+    const got = new Set(inserted.map((r) => r.key_hash));
+    for (const r of rows) if (!got.has(r.key_hash)) duplicate(unique.get(r.key_hash)!, 'already in the pool');
+  }
   if (inserted.length > 0) ctx.log.info({ added: inserted.length, duplicates, rejected: rejectedCount }, 'keys imported');
   // The gateway's pool takes the new keys without decrypting each again.
   await forEachSliced(inserted, ({ id, key_hash }) => ctx.plainKeys.set(id, sealed.get(key_hash)!, unique.get(key_hash)!));
@@ -158,6 +174,7 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
     accounts: usedAccounts.size,
     accountIds: [...usedAccounts],
     duplicates,
+    duplicate_inputs: duplicateInputs,
     rejected,
     rejected_count: rejectedCount,
     items,
@@ -186,6 +203,7 @@ const EMPTY_ROW: Omit<KeyRow, 'id' | 'key_ciphertext' | 'key_hash' | 'key_masked
   label: null,
   disabled_at: null,
   last_refreshed_at: null,
+  last_checked_at: null,
   last_error: null,
   last_used_at: null,
   cooldown_until: null,

@@ -22,12 +22,14 @@ import {
   ImportResponse,
   KeyDetail,
   KeyIdParams,
-  type KeyObject,
+  KeyObject,
   MAX_IMPORT_KEYS,
   ListQuery,
   ListResponse,
   PatchBody,
   RefreshBody,
+  RefTo,
+  RefreshResponse,
   RefreshStatusResponse,
   SummaryResponse,
   withErrors,
@@ -55,6 +57,7 @@ export function keyView(row: KeyListRow): KeyObject {
     paygo_usage: row.paygo_usage,
     paygo_limit: row.paygo_limit,
     last_refreshed_at: row.last_refreshed_at,
+    last_checked_at: row.last_checked_at,
     last_error: row.last_error,
     last_used_at: row.last_used_at,
     ...resting(row),
@@ -139,16 +142,19 @@ const importRoute: FastifyPluginAsyncTypebox = async (app) => {
       const body = req.body as unknown;
       let inputs: string[];
       let accounts: (string | null)[];
+      let labels: (string | null)[];
       let label = req.query.label ?? null;
       let account = req.query.account?.trim() ?? null;
       if (body instanceof KeyText) {
         inputs = body.keys;
         accounts = body.accounts;
+        labels = body.labels;
         if (inputs.length === 0) throw new ApiError(400, 'no_keys', 'the text holds no Tavily key (tvly-…)');
       } else if (typeof body === 'object' && body !== null && Array.isArray((body as { keys?: unknown }).keys)) {
-        const json = body as { keys: (string | { key: string; account?: string })[]; label?: string; account?: string };
+        const json = body as { keys: (string | { key: string; account?: string; label?: string })[]; label?: string; account?: string };
         inputs = json.keys.map((k) => (typeof k === 'string' ? k : k.key));
         accounts = json.keys.map((k) => (typeof k === 'string' ? null : (k.account?.trim() ?? null)));
+        labels = json.keys.map((k) => (typeof k === 'string' ? null : (k.label?.trim() || null)));
         label = json.label ?? label;
         account = json.account?.trim() ?? account;
       } else {
@@ -158,6 +164,7 @@ const importRoute: FastifyPluginAsyncTypebox = async (app) => {
         inputs,
         accounts,
         account,
+        labels,
         label,
         validate: req.query.validate,
         audit: (trx, added) => ctx.audit.record(req, trx, 'keys.add', { added: added.length, ids: added.slice(0, 1000), label, account: account ?? null, validate: req.query.validate }),
@@ -279,7 +286,8 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return reply
         .type('text/plain; charset=utf-8')
         .header('content-disposition', 'attachment; filename="tavily-keys.txt"')
-        .send(stream);
+        // The schema says what the body is (text); the type provider cannot say "streamed".
+        .send(stream as unknown as string);
     },
   );
 
@@ -293,7 +301,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'One query loads the keys, the /usage calls run concurrently (REFRESH_CONCURRENCY), and all results are ' +
           'written in one transaction. A request that arrives while a covering refresh runs gets that run’s result.',
         body: RefreshBody,
-        response: withErrors({ 200: Type.Ref('RefreshQuotaResponse') }),
+        response: withErrors({ 200: RefTo(RefreshResponse) }),
       },
       // The body is optional: no body means "every key".
       preValidation: async (req) => {
@@ -384,7 +392,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Change a key’s label, or enable or disable it',
         params: KeyIdParams,
         body: PatchBody,
-        response: withErrors({ 200: Type.Ref('TavilyKey') }),
+        response: withErrors({ 200: RefTo(KeyObject) }),
       },
     },
     async (req) => {

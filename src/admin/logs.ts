@@ -2,26 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoint-names.js';
 import { ApiError } from './errors.js';
-import { Nullable, RowId, withErrors } from './schemas.js';
-
-const LogObject = Type.Object({
-  id: Type.Integer(),
-  ts: Type.String({ format: 'date-time' }),
-  token_id: Nullable(Type.Integer()),
-  key_id: Nullable(Type.Integer()),
-  endpoint: Type.String(),
-  status: Type.Integer(),
-  attempts: Type.Integer(),
-  latency_ms: Nullable(Type.Number()),
-  credits: Type.Number(),
-  request_id: Nullable(Type.String({ description: 'Tavily’s request_id' })),
-  error: Nullable(Type.String()),
-  via: Type.Unsafe<'rest' | 'mcp'>({ type: 'string', enum: ['rest', 'mcp'], description: 'the door the request came through: Tavily’s REST routes, or the MCP endpoint' }),
-  requests: Type.Integer({ description: 'requests the row stands for: 1, or the count of refusals (429, 432 from the gateway) aggregated per token, endpoint and status over a few seconds' }),
-});
-
-const Counts = { requests: Type.Integer(), credits: Type.Number(), errors: Type.Integer() };
-const Bucket = Type.Object({ bucket: Type.String(), ...Counts });
+import { LogListResponse, STATUS_CLASSES, type StatusClass, StatsResponse } from './log-schemas.js';
+import { RowId, withErrors } from './schemas.js';
 
 const DAY_MS = 24 * 3600_000;
 
@@ -42,13 +24,14 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
             key_id: Type.Optional(RowId()),
             endpoint: Type.Optional(Type.Unsafe<EndpointName>({ type: 'string', enum: [...ENDPOINT_NAMES] })),
             status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
+            status_class: Type.Optional(Type.Unsafe<StatusClass>({ type: 'string', enum: [...STATUS_CLASSES], description: '2xx, 4xx, 5xx, or errors (any status from 400)' })),
             limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
             // Log ids are exact in JavaScript up to 2^53: 15 digits are always below it.
             cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'the next_cursor of a previous page' })),
           },
           { additionalProperties: false },
         ),
-        response: withErrors({ 200: Type.Object({ items: Type.Array(LogObject), next_cursor: Type.Union([Type.String(), Type.Null()]) }) }),
+        response: withErrors({ 200: LogListResponse }),
       },
     },
     async (req) => {
@@ -63,6 +46,7 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
         keyId: q.key_id,
         endpoint: q.endpoint,
         status: q.status,
+        statusClass: q.status_class,
         limit: q.limit,
         before: q.cursor === undefined ? undefined : Number(q.cursor),
       });
@@ -82,14 +66,7 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { additionalProperties: false },
         ),
         response: withErrors({
-          200: Type.Object({
-            from: Type.String(),
-            to: Type.String(),
-            by_hour: Type.Array(Bucket),
-            by_day: Type.Array(Bucket),
-            by_key: Type.Array(Type.Object({ key_id: Nullable(Type.Integer()), key_masked: Nullable(Type.String()), ...Counts })),
-            by_token: Type.Array(Type.Object({ token_id: Nullable(Type.Integer()), token_name: Nullable(Type.String()), ...Counts })),
-          }),
+          200: StatsResponse,
         }),
       },
     },

@@ -6,9 +6,19 @@ export const ErrorBody = Type.Object(
   { $id: 'AdminError', description: 'Every admin error has this shape.' },
 );
 
+/**
+ * A reference to a shared schema (one of those `plugins/openapi.ts` adds) that keeps its type: a plain
+ * `Type.Ref('Name')` is `unknown` to TypeScript, which left handlers' answers and the dashboard's types
+ * unchecked. The OpenAPI document still shows a `$ref` to the component.
+ */
+export function RefTo<T extends TSchema & { $id?: string }>(schema: T): TUnsafe<Static<T>> {
+  if (!schema.$id) throw new Error('RefTo needs a schema with an $id');
+  return Type.Unsafe<Static<T>>(Type.Ref(schema.$id));
+}
+
 /** Response schemas for the errors any admin route may answer. */
 export function withErrors<T extends Record<number, TSchema>>(ok: T) {
-  const err = Type.Ref('AdminError');
+  const err = RefTo(ErrorBody);
   return { ...ok, 400: err, 401: err, 404: err, 409: err, 413: err, 415: err, 500: err, 503: err };
 }
 
@@ -52,7 +62,8 @@ export const KeyObject = Type.Object(
     plan_limit: Nullable(Type.Number()),
     paygo_usage: Nullable(Type.Number()),
     paygo_limit: Nullable(Type.Number()),
-    last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
+    last_refreshed_at: Nullable(Type.String({ format: 'date-time', description: 'the last check that read the key’s figures' })),
+    last_checked_at: Nullable(Type.String({ format: 'date-time', description: 'the last check, whatever it answered (a 401 or a 429 too)' })),
     last_error: Nullable(Type.String()),
     last_used_at: Nullable(Type.String({ format: 'date-time' })),
     cooldown_until: Nullable(Type.String({ format: 'date-time', description: 'set while the key rests: after a 429 from Tavily, or after upstream failures in a row (5 s, doubling, up to 5 min)' })),
@@ -60,7 +71,7 @@ export const KeyObject = Type.Object(
     account_id: Nullable(Type.Integer({ description: 'the Tavily account whose credits the key shares; null: the key is its own account' })),
     account_name: Nullable(Type.String()),
     cycle_started_at: Nullable(Type.String({ format: 'date-time', description: 'the check that first saw the key’s usage fall: its billing cycle restarted by then' })),
-    drift: Nullable(Type.Ref(Drift)),
+    drift: Nullable(RefTo(Drift)),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -70,7 +81,7 @@ export type KeyObject = Static<typeof KeyObject>;
 
 const EndpointCounts = Type.Record(Type.String(), Type.Number());
 export const KeyDetail = Type.Intersect([
-  Type.Ref('TavilyKey'),
+  RefTo(KeyObject),
   Type.Object({
     endpoint_usage: Nullable(Type.Object({ key: EndpointCounts, account: EndpointCounts })),
   }),
@@ -91,9 +102,12 @@ export const ImportJsonBody = Type.Object(
     keys: Type.Array(
       Type.Union([
         Type.String({ maxLength: 1000 }),
-        Type.Object({ key: Type.String({ maxLength: 1000 }), account: Type.Optional(AccountName) }, { additionalProperties: false }),
+        Type.Object(
+          { key: Type.String({ maxLength: 1000 }), account: Type.Optional(AccountName), label: Type.Optional(Type.String({ maxLength: 200, description: 'this key’s label' })) },
+          { additionalProperties: false },
+        ),
       ]),
-      { minItems: 1, maxItems: MAX_IMPORT_KEYS, description: 'keys, or {"key", "account"} objects' },
+      { minItems: 1, maxItems: MAX_IMPORT_KEYS, description: 'keys, or {"key", "account", "label"} objects' },
     ),
     label: Type.Optional(Type.String({ maxLength: 200 })),
     account: Type.Optional({ ...AccountName, description: 'the account of every key that names none' }),
@@ -112,9 +126,10 @@ export const ImportResponse = Type.Object({
   added: Type.Integer(),
   accounts: Type.Integer({ description: 'accounts the added keys were put in' }),
   duplicates: Type.Integer(),
+  duplicate_inputs: Type.Array(Type.Object({ input: Type.String({ description: 'the key, masked' }), reason: Type.String() }), { description: 'the first 1,000 duplicates, and why each is one' }),
   rejected: Type.Array(Type.Object({ input: Type.String(), reason: Type.String() })),
   rejected_count: Type.Integer(),
-  items: Type.Array(Type.Ref('TavilyKey')),
+  items: Type.Array(RefTo(KeyObject)),
   items_truncated: Type.Boolean({ description: 'items lists the first 1,000 added keys' }),
 });
 
@@ -132,7 +147,7 @@ export const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 export const ListResponse = Type.Object({
-  items: Type.Array(Type.Ref('TavilyKey')),
+  items: Type.Array(RefTo(KeyObject)),
   next_cursor: Nullable(Type.String()),
   total: Type.Integer(),
 });
@@ -215,7 +230,7 @@ export const RefreshStatusResponse = Type.Object({
     failed: Type.Integer(),
     started_at: Nullable(Type.String({ format: 'date-time' })),
   }),
-  last: Nullable(Type.Ref('RefreshQuotaResponse')),
+  last: Nullable(RefTo(RefreshResponse)),
 });
 
 export const SummaryResponse = Type.Object({
@@ -235,7 +250,7 @@ export const SummaryResponse = Type.Object({
   last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
   refresh: Type.Object({
     running: Type.Boolean(),
-    last: Nullable(Type.Ref('RefreshQuotaResponse')),
+    last: Nullable(RefTo(RefreshResponse)),
   }),
 });
 
@@ -259,7 +274,7 @@ export const AccountObject = Type.Object(
     spent_7d: Type.Number({ description: 'credits spent through the pool in the last 7 days' }),
     last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
     cycle_started_at: Nullable(Type.String({ format: 'date-time', description: 'the check that first saw the account’s usage fall: its billing cycle restarted by then' })),
-    drift: Nullable(Type.Ref(Drift)),
+    drift: Nullable(RefTo(Drift)),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'TavilyAccount' },
@@ -276,7 +291,7 @@ export const AccountListQuery = Type.Object(
   { additionalProperties: false },
 );
 export const AccountListResponse = Type.Object({
-  items: Type.Array(Type.Ref('TavilyAccount')),
+  items: Type.Array(RefTo(AccountObject)),
   next_cursor: Nullable(Type.String()),
   total: Type.Integer(),
 });
@@ -300,8 +315,8 @@ export const AccountKeysBody = Type.Object(
 );
 export type Suggestion = Static<typeof SuggestionsResponse>['items'][number];
 export const AccountDetail = Type.Intersect([
-  Type.Ref('TavilyAccount'),
-  Type.Object({ key_list: Type.Array(Type.Ref('TavilyKey'), { description: 'its keys (the first 1,000)' }) }),
+  RefTo(AccountObject),
+  Type.Object({ key_list: Type.Array(RefTo(KeyObject), { description: 'its keys (the first 1,000)' }) }),
 ]);
 export const SuggestionsResponse = Type.Object({
   items: Type.Array(

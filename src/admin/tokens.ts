@@ -2,51 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { generateToken } from '../crypto.js';
 import type { TokenRow } from '../db/schema.js';
-import { type RequestCaps, RequestCapsSchema, SCOPE_ENDPOINTS, type ScopeEndpoint, parseCidr } from '../gateway/scopes.js';
+import { type RequestCaps, type ScopeEndpoint, parseCidr } from '../gateway/scopes.js';
+import { CreateBody, PatchBody, TokenCreatedResponse, TokenListResponse, TokenObject } from './token-schemas.js';
 import { hashToken, scopesOfRow, tokenPrefix } from '../gateway/tokens.js';
 import type { TokenScopeColumns } from '../db/repositories/tokens.js';
 import { ApiError } from './errors.js';
-import { Nullable, RowId, withErrors } from './schemas.js';
+import { RefTo, RowId, withErrors } from './schemas.js';
 
-export const TokenObject = Type.Object(
-  {
-    id: Type.Integer(),
-    name: Type.String(),
-    token_prefix: Type.String({ description: 'the token’s first characters; the token itself is shown once, at creation' }),
-    monthly_budget: Nullable(Type.Number({ description: 'credits a UTC month; null: no budget' })),
-    rpm_limit: Nullable(Type.Integer()),
-    month: Type.String({ description: 'the UTC month month_spent counts (YYYY-MM)' }),
-    month_spent: Type.Number(),
-    revoked_at: Nullable(Type.String({ format: 'date-time' })),
-    last_used_at: Nullable(Type.String({ format: 'date-time' })),
-    endpoints: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the endpoints (and MCP tools) it may use; null: all' }),
-    networks: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the networks it may be used from (CIDR); null: any' }),
-    expires_at: Nullable(Type.String({ format: 'date-time', description: 'refused after this; null: never' })),
-    caps: Type.Union([RequestCapsSchema, Type.Null()], { description: 'caps on what one request may cost; null: none' }),
-    created_at: Type.String({ format: 'date-time' }),
-    updated_at: Type.String({ format: 'date-time' }),
-  },
-  { $id: 'ClientToken' },
-);
 
-/** A billion credits a month: ten thousand times Tavily's largest plan. */
-const MAX_BUDGET = 1_000_000_000;
-const Limits = {
-  monthly_budget: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_BUDGET, description: 'whole credits a UTC month; null: no budget' }), Type.Null()])),
-  rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
-  endpoints: Type.Optional(
-    Type.Union([Type.Array(Type.Unsafe<ScopeEndpoint>({ type: 'string', enum: [...SCOPE_ENDPOINTS] }), { minItems: 1, uniqueItems: true }), Type.Null()], {
-      description: 'the endpoints (and their MCP tools) it may use; null: all',
-    }),
-  ),
-  networks: Type.Optional(
-    Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { minItems: 1, maxItems: 100 }), Type.Null()], {
-      description: 'IPv4 and IPv6 networks (10.0.0.0/8, 2001:db8::/32, or an address) it may be used from; null: any',
-    }),
-  ),
-  expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'refused after this time; null: never' })),
-  caps: Type.Optional(Type.Union([RequestCapsSchema, Type.Null()])),
-};
 
 /** The scope fields of a create or patch body, checked and made storable (undefined: not given). */
 function scopeColumns(b: { endpoints?: ScopeEndpoint[] | null; networks?: string[] | null; expires_at?: string | null; caps?: RequestCaps | null }): TokenScopeColumns {
@@ -71,8 +34,6 @@ function scopeColumns(b: { endpoints?: ScopeEndpoint[] | null; networks?: string
   if (b.caps !== undefined) out.caps = b.caps === null || Object.keys(b.caps).length === 0 ? null : JSON.stringify(b.caps);
   return out;
 }
-const CreateBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), ...Limits }, { additionalProperties: false });
-const PatchBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })), ...Limits }, { additionalProperties: false, minProperties: 1 });
 const IdParams = Type.Object({ id: RowId() });
 
 const tags = ['tokens'];
@@ -110,7 +71,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: 'Create a client token (shown once)',
         body: CreateBody,
-        response: withErrors({ 201: Type.Object({ token: Type.String(), item: Type.Ref('ClientToken') }) }),
+        response: withErrors({ 201: TokenCreatedResponse }),
       },
     },
     async (req, reply) => {
@@ -143,7 +104,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags,
         summary: 'List client tokens, with this month’s spend',
         querystring: Type.Object({ include_revoked: Type.Boolean({ default: false }) }, { additionalProperties: false }),
-        response: withErrors({ 200: Type.Object({ items: Type.Array(Type.Ref('ClientToken')) }) }),
+        response: withErrors({ 200: TokenListResponse }),
       },
     },
     async (req) => ({ items: (await ctx.tokensRepo.list(req.query.include_revoked)).map(view) }),
@@ -151,7 +112,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/tokens/:id',
-    { schema: { tags, summary: 'One client token', params: IdParams, response: withErrors({ 200: Type.Ref('ClientToken') }) } },
+    { schema: { tags, summary: 'One client token', params: IdParams, response: withErrors({ 200: RefTo(TokenObject) }) } },
     async (req) => {
       const row = await ctx.tokensRepo.getById(req.params.id);
       if (!row) throw notFound(req.params.id);
@@ -162,7 +123,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.patch(
     '/tokens/:id',
     {
-      schema: { tags, summary: 'Rename a token, or change its budget, RPM limit or scopes (endpoints, networks, expiry, caps)', params: IdParams, body: PatchBody, response: withErrors({ 200: Type.Ref('ClientToken') }) },
+      schema: { tags, summary: 'Rename a token, or change its budget, RPM limit or scopes (endpoints, networks, expiry, caps)', params: IdParams, body: PatchBody, response: withErrors({ 200: RefTo(TokenObject) }) },
     },
     async (req) => {
       const row = await ctx.database.db.transaction().execute(async (trx) => {
@@ -183,7 +144,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.delete(
     '/tokens/:id',
-    { schema: { tags, summary: 'Revoke a token (its log rows stay)', params: IdParams, response: withErrors({ 200: Type.Ref('ClientToken') }) } },
+    { schema: { tags, summary: 'Revoke a token (its log rows stay)', params: IdParams, response: withErrors({ 200: RefTo(TokenObject) }) } },
     async (req) => {
       const row = await ctx.database.db.transaction().execute(async (trx) => {
         const revoked = await ctx.tokensRepo.revoke(req.params.id, trx);

@@ -273,6 +273,19 @@ function migrations(dialect: DialectKind): Record<string, Migration> {
         for (const col of ['caps', 'expires_at', 'networks', 'endpoints']) await db.schema.alterTable('client_tokens').dropColumn(col).execute();
       },
     },
+    '0012_checks_and_failovers': {
+      async up(db: Kysely<any>) {
+        // The time of a key's last check whatever it answered (a 401 or 429 is a check too),
+        // and the keys a request tried before the one that answered it.
+        await db.schema.alterTable('tavily_keys').addColumn('last_checked_at', 'text').execute();
+        await sql`update tavily_keys set last_checked_at = last_refreshed_at`.execute(db);
+        await db.schema.alterTable('request_logs').addColumn('failovers', 'text').execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('request_logs').dropColumn('failovers').execute();
+        await db.schema.alterTable('tavily_keys').dropColumn('last_checked_at').execute();
+      },
+    },
   };
 }
 

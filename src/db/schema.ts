@@ -41,6 +41,8 @@ export interface TavilyKeyTable extends PlanFigureColumns, DriftColumns {
   /** What the key can still spend; null until known (or when no limit applies). */
   remaining_quota: number | null;
   last_refreshed_at: string | null;
+  /** The last check of the key's figures, whatever it answered (last_refreshed_at: the last that succeeded). */
+  last_checked_at: string | null;
   /** ISO time until which the key rests (after a 429 from Tavily, or failures in a row); null when it never rested. */
   cooldown_until: string | null;
   /** Why it rests (or last rested). */
@@ -114,6 +116,8 @@ export interface RequestLogTable {
   requests: Generated<number>;
   /** The door the request came through. */
   via: Generated<Door>;
+  /** JSON: the keys tried that did not serve the request, `[{key_id, status, error}]`; null when the first one did. */
+  failovers: string | null;
 }
 
 /** A research task belongs to the key that created it. */

@@ -42,6 +42,8 @@ export class GatewayError extends Error {
     readonly attempts = 0,
     /** Close the connection after answering (a client without a valid token). */
     readonly close = false,
+    /** The keys tried that failed, and how. */
+    readonly failovers: readonly Failover[] = [],
   ) {
     super(message);
   }
@@ -101,6 +103,13 @@ export type Outcome =
   /** The client went away: nothing to answer. */
   | { kind: 'cancelled' };
 
+/** A key tried for a request that did not serve it: which, and what it answered (null status: no answer). */
+export interface Failover {
+  key_id: number;
+  status: number | null;
+  error: string;
+}
+
 /** One finished request, as it is accounted and logged. */
 interface RequestRecord {
   via: Door;
@@ -113,6 +122,8 @@ interface RequestRecord {
   credits: number;
   requestId: string | null;
   error: string | null;
+  /** The keys tried before the one that answered (or all of them, when none did). */
+  failovers?: readonly Failover[];
 }
 
 /** Time spent waiting for Tavily during one call, over all its attempts. */
@@ -127,6 +138,8 @@ interface Attempted {
   key: PoolKey;
   attempts: number;
   latencyMs: number;
+  /** The keys tried before this one, and how each failed. */
+  failovers?: readonly Failover[];
 }
 
 export interface GatewayDeps {
@@ -240,7 +253,7 @@ export class GatewayCore {
       );
     } catch (err) {
       if (c.signal.aborted) return { kind: 'cancelled' };
-      if (err instanceof GatewayError) this.#account({ via: c.via ?? 'rest', token: c.token, key: null, endpoint: c.endpoint, status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId: null, error: err.message });
+      if (err instanceof GatewayError) this.#account({ via: c.via ?? 'rest', token: c.token, key: null, endpoint: c.endpoint, status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId: null, error: err.message, failovers: err.failovers });
       throw err;
     }
     const events = r.res.stream;
@@ -249,7 +262,7 @@ export class GatewayCore {
       const credits = spec.estimate(c.body, {});
       const t0 = performance.now();
       events.once('close', () =>
-        this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status: 200, attempts: r.attempts, latencyMs: r.latencyMs + (performance.now() - t0), credits, requestId: null, error: c.signal.aborted ? 'client disconnected' : null }),
+        this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status: 200, attempts: r.attempts, latencyMs: r.latencyMs + (performance.now() - t0), credits, requestId: null, error: c.signal.aborted ? 'client disconnected' : null, failovers: r.failovers }),
       );
       return { kind: 'stream', contentType: String(r.res.headers['content-type'] ?? 'text/event-stream'), stream: events };
     }
@@ -364,7 +377,8 @@ export class GatewayCore {
     const { pool, keyStates, config, log } = this.d;
     const started = performance.now();
     const tried = new Set<number>();
-    const failures: string[] = [];
+    const failures: Failover[] = [];
+    const failed = (key: PoolKey, status: number | null, error: string) => failures.push({ key_id: key.id, status, error: error.slice(0, 300) });
     let costly = 0;
     while (costly < config.maxAttempts && performance.now() - started < config.failoverBudgetMs) {
       // When every key rests after failures (Tavily itself failing), the first to end its rest is tried.
@@ -378,34 +392,34 @@ export class GatewayCore {
         res = await send(key);
       } catch (err) {
         if (!(err instanceof UpstreamError)) throw err;
-        failures.push(`${key.masked}: ${err.message}`);
+        failed(key, null, err.message);
         costly++;
         keyStates.failed(key, err.message, endpoint);
         continue;
       }
       if (res.stream) {
         keyStates.answered(key);
-        return { res, data: null, key, attempts, latencyMs: performance.now() - t0 };
+        return { res, data: null, key, attempts, latencyMs: performance.now() - t0, failovers: failures };
       }
       const verdict = verdictOf(res.status);
       if (verdict === 'served') {
         const data = jsonObject(res.text);
         if (data) {
           keyStates.answered(key);
-          return { res, data, key, attempts, latencyMs: performance.now() - t0 };
+          return { res, data, key, attempts, latencyMs: performance.now() - t0, failovers: failures };
         }
         // A proxy's HTML page, a truncated document: not Tavily's answer.
-        failures.push(`${key.masked}: ${res.status} answer is not JSON`);
+        failed(key, res.status, 'answer is not JSON');
         costly++;
         keyStates.failed(key, `${res.status} answer is not JSON (${String(res.headers['content-type'] ?? 'no content type')})`, endpoint);
         continue;
       }
       if (verdict === 'request') {
         keyStates.answered(key);
-        return { res, data: null, key, attempts, latencyMs: performance.now() - t0 };
+        return { res, data: null, key, attempts, latencyMs: performance.now() - t0, failovers: failures };
       }
       const message = upstreamMessage(res.text);
-      failures.push(`${key.masked}: ${res.status} ${message}`);
+      failed(key, res.status, message);
       if (verdict === 'invalid') keyStates.invalid(key, message, endpoint);
       else if (verdict === 'exhausted') keyStates.exhausted(key, res.status, message, endpoint);
       else if (verdict === 'rate_limited') keyStates.rateLimited(key, parseRetryAfter(res.headers['retry-after']) ?? 60, endpoint);
@@ -418,9 +432,9 @@ export class GatewayCore {
     const c = pool.counts();
     const why =
       failures.length > 0
-        ? `every key tried failed (${failures.join('; ')})`
+        ? `every key tried failed (${failures.map((f) => `${pool.get(f.key_id)?.masked ?? `key ${f.key_id}`}: ${f.status === null ? '' : `${f.status} `}${f.error}`).join('; ')})`
         : `no key is available: ${count(c.total, 'key')}, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} resting (rate limited, or failing)`;
-    throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, undefined, tried.size);
+    throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, undefined, tried.size, false, failures);
   }
 
   /**
@@ -433,7 +447,7 @@ export class GatewayCore {
     const { status, text } = r.res;
     const data = r.data;
     if (status >= 400 || !data) {
-      this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text) });
+      this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text), failovers: r.failovers });
       return { kind: 'answer', status, contentType: String(r.res.headers['content-type'] ?? 'application/json'), text, data: null };
     }
     const charge = chargeableCredits(c.endpoint, c.body, data, billing);
@@ -449,7 +463,7 @@ export class GatewayCore {
       out = JSON.stringify(data);
     }
     const requestId = typeof data.request_id === 'string' ? data.request_id : null;
-    this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null });
+    this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null, failovers: r.failovers });
     beforeAnswer?.(requestId);
     return { kind: 'answer', status, contentType: 'application/json', text: out, data };
   }
@@ -486,6 +500,7 @@ export class GatewayCore {
       request_id: r.requestId,
       error: r.error,
       via: r.via,
+      failovers: r.failovers?.length ? JSON.stringify(r.failovers) : null,
     });
   }
 

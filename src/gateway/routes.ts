@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '../crypto.js';
+import { RefTo } from '../admin/schemas.js';
 import { describeError } from '../http-errors.js';
 import { ENDPOINTS, ENDPOINT_NAMES, type EndpointName } from './endpoints.js';
 import { Cancellation, GatewayError, type Outcome } from './proxy.js';
@@ -13,7 +14,8 @@ type Json = Record<string, unknown>;
 export const TavilyError = Type.Object({ detail: Type.Object({ error: Type.String() }) }, { $id: 'TavilyError' });
 const AnyObject = Type.Object({}, { additionalProperties: true });
 
-const ERRORS = { 400: Type.Ref('TavilyError'), 401: Type.Ref('TavilyError'), 403: Type.Ref('TavilyError'), 404: Type.Ref('TavilyError'), 413: Type.Ref('TavilyError'), 429: Type.Ref('TavilyError'), 432: Type.Ref('TavilyError'), 433: Type.Ref('TavilyError'), 500: Type.Ref('TavilyError'), 502: Type.Ref('TavilyError'), 503: Type.Ref('TavilyError') };
+const errorRef = RefTo(TavilyError);
+const ERRORS = { 400: errorRef, 401: errorRef, 403: errorRef, 404: errorRef, 413: errorRef, 429: errorRef, 432: errorRef, 433: errorRef, 500: errorRef, 502: errorRef, 503: errorRef };
 
 /** Headers the SDKs send that Tavily may use; everything else stays at the gateway. */
 const FORWARDED_HEADERS = ['x-client-source', 'x-project-id', 'x-tavily-orgid', 'x-session-id', 'x-human-id', 'x-client-name'];

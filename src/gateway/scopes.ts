@@ -1,32 +1,9 @@
 import { BlockList, isIP } from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { ENDPOINTS, ENDPOINT_NAMES, type EndpointName } from './endpoints.js';
+import { ENDPOINTS, type EndpointName } from './endpoints.js';
 
-/** The endpoints a token may be limited to: every endpoint but a research poll, which goes with `research`. */
-export type ScopeEndpoint = Exclude<EndpointName, 'research.get'>;
-export const SCOPE_ENDPOINTS = ENDPOINT_NAMES.filter((n): n is ScopeEndpoint => n !== 'research.get');
-
-/** Caps on what one request may cost, checked before any key is spent. */
-export interface RequestCaps {
-  /** The most credits one request may cost at Tavily's published prices (an advanced search is 2, a pro research task 15). */
-  max_credits?: number;
-  /** The most results a search (`max_results`) or a crawl or map (`limit`) may ask for. */
-  max_results?: number;
-  /** false: `search_depth` / `extract_depth` "advanced" is refused. */
-  advanced?: boolean;
-  /** false: research with `model: "pro"` is refused. */
-  research_pro?: boolean;
-}
-
-export const RequestCapsSchema = Type.Object(
-  {
-    max_credits: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most one request may cost at published prices' })),
-    max_results: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most `max_results` (search) or `limit` (crawl, map) a request may ask' })),
-    advanced: Type.Optional(Type.Boolean({ description: 'false: "advanced" search and extract depth are refused' })),
-    research_pro: Type.Optional(Type.Boolean({ description: 'false: research with the pro model is refused' })),
-  },
-  { additionalProperties: false },
-);
+export { type RequestCaps, RequestCapsSchema, SCOPE_ENDPOINTS, type ScopeEndpoint } from '../admin/token-schemas.js';
+import type { RequestCaps, ScopeEndpoint } from '../admin/token-schemas.js';
 
 /** What a token may do, as stored (null: no limit of that kind). */
 export interface TokenScopes {

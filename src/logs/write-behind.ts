@@ -26,6 +26,7 @@ const LOG_COLUMNS = [
   ['error', 'text'],
   ['requests', 'integer'],
   ['via', 'text'],
+  ['failovers', 'text'],
 ] as const satisfies ReadonlyArray<readonly [keyof LogEntry, string]>;
 
 export interface ResearchTask {

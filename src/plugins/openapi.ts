@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { AccountObject, Drift, ErrorBody, KeyObject, RefreshResponse } from '../admin/schemas.js';
-import { TokenObject } from '../admin/tokens.js';
+import { TokenObject } from '../admin/token-schemas.js';
 import { TavilyError } from '../gateway/routes.js';
 import { packageVersion } from '../paths.js';
 

@@ -119,10 +119,27 @@ describeEachDialect('admin API', (dialect) => {
       assert.equal(body.added, 2);
       assert.equal(body.duplicates, 1);
       assert.equal(body.rejected[0].reason, 'too short to be a Tavily key');
-      assert.ok(body.items.every((i: KeyJson) => i.label === 'from-file'));
+      // A row's name (the CSV's `name` column) is its label; a key with none takes the query's.
+      assert.deepEqual(
+        (body.items as KeyJson[]).map((i) => i.label),
+        ['alpha', 'from-file'],
+      );
+      // Which inputs were duplicates, masked, and why.
+      assert.deepEqual(body.duplicate_inputs, [{ input: body.items[0].key_masked, reason: 'repeated in this import' }]);
 
       const csv = await call('POST', '/tavily-keys', `k\n${K('csv', 1)}\n`, { 'content-type': 'text/csv' });
       assert.equal(csv.json().added, 1);
+
+      // Header-less `name,key` rows, and keys already in the pool.
+      const named = await call('POST', '/tavily-keys', `work laptop,${K('nam', 1)}\n${K('nam', 2)};ci runner\n${K('txt', 1)}\n`, { 'content-type': 'text/plain' });
+      assert.equal(named.statusCode, 201, named.body);
+      assert.deepEqual((named.json().items as KeyJson[]).map((i) => i.label), ['work laptop', 'ci runner']);
+      assert.deepEqual(named.json().duplicate_inputs.map((d: { reason: string }) => d.reason), ['already in the pool']);
+
+      // JSON: a label per key, or the body's for the rest.
+      const json = await call('POST', '/tavily-keys', { keys: [{ key: K('jsl', 1), label: 'own' }, K('jsl', 2)], label: 'shared' });
+      assert.equal(json.statusCode, 201, json.body);
+      assert.deepEqual((json.json().items as KeyJson[]).map((i) => i.label), ['own', 'shared']);
 
       expectError(await call('POST', '/tavily-keys', 'nothing to see here', { 'content-type': 'text/plain' }), 400, 'no_keys');
     });

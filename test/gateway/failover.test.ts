@@ -102,6 +102,35 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       assert.equal(goodView.json().cooldown_until, null);
     }));
 
+  test('the request log names each key a request failed over from, and what it answered; filters by status class', () =>
+    withApp({ KEY_STRATEGY: 'round-robin', MAX_ATTEMPTS: '5' }, async (t) => {
+      const keys = ['tvly-dev-invalid-lg0001', 'tvly-dev-error5xx-lg0001', 'tvly-dev-lggood00000001'];
+      const c = await setup(t, keys);
+      await t.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${c.ids.get(keys[2]!)}`, headers: t.auth, payload: { label: 'the good one' } });
+      assert.equal((await search(c)).statusCode, 200);
+      const long = await search(c, { query: 'x'.repeat(401) });
+      assert.equal(long.statusCode, 400);
+      const list = async (q = '') => (await t.app.inject({ method: 'GET', url: `/api/v1/admin/logs?${q}`, headers: t.auth })).json().items;
+      const [bad, ok] = await list();
+      assert.equal(ok.status, 200);
+      assert.equal(ok.key_id, c.ids.get(keys[2]!));
+      assert.equal(ok.key_label, 'the good one');
+      assert.match(ok.key_masked, /^tvly-dev-…/);
+      assert.equal(ok.token_name, 'agent');
+      assert.deepEqual(
+        ok.failovers.map((f: { key_id: number; status: number | null; key_masked: string }) => [f.key_id, f.status, f.key_masked.endsWith(keys[f.key_id === c.ids.get(keys[0]!) ? 0 : 1]!.slice(-4))]),
+        [[c.ids.get(keys[0]!), 401, true], [c.ids.get(keys[1]!), 500, true]],
+      );
+      assert.equal(bad.status, 400);
+      assert.deepEqual(bad.failovers, [], 'the good key answered the second at once');
+      assert.deepEqual((await list('status_class=errors')).map((r: { status: number }) => r.status), [400]);
+      assert.deepEqual((await list('status_class=2xx')).map((r: { status: number }) => r.status), [200]);
+      assert.deepEqual(await list('status_class=5xx'), []);
+      const refused = await t.app.inject({ method: 'GET', url: '/api/v1/admin/logs?status_class=3xx', headers: t.auth });
+      assert.equal(refused.statusCode, 400);
+      assert.match(refused.json().error.message, /status_class/);
+    }));
+
   test('5xx and timeouts move to another key without marking the key; a key is never invalid for a timeout', () =>
     withApp({ KEY_STRATEGY: 'round-robin' }, async (t) => {
       const c = await setup(t, ['tvly-dev-error5xx-fo0001', 'tvly-dev-hang-fo00000001', 'tvly-dev-fogood00000002']);

@@ -99,9 +99,15 @@ describeEachDialect('quota refresh', (dialect) => {
         assert.equal(g.remaining_quota, 1000 - u.key.usage);
         assert.equal(JSON.parse(g.endpoint_usage!).key.search_usage, u.key.search_usage);
         assert.ok(g.last_refreshed_at);
+        assert.equal(g.last_checked_at, g.last_refreshed_at);
         assert.equal(g.last_error, null);
       }
-      assert.equal((await row(t, ids.get(bad.invalid)!)).status, 'invalid');
+      const invalid = await row(t, ids.get(bad.invalid)!);
+      assert.equal(invalid.status, 'invalid');
+      // A check that answered 401 is a check: its time is kept, apart from the last that read figures.
+      assert.equal(invalid.last_refreshed_at, null);
+      assert.equal(invalid.last_checked_at, (await row(t, ids.get(good[0]!)!)).last_checked_at);
+      assert.ok(invalid.last_checked_at);
       const spent = await row(t, ids.get(bad.spent)!);
       assert.equal(spent.status, 'exhausted');
       assert.equal(spent.remaining_quota, 0);
@@ -111,6 +117,7 @@ describeEachDialect('quota refresh', (dialect) => {
         assert.equal(x.status, 'active', k);
         assert.equal(x.remaining_quota, null, k);
         assert.equal(x.last_refreshed_at, null, k);
+        assert.ok(x.last_checked_at, k);
         assert.ok(x.last_error, k);
       }
       assert.match((await row(t, ids.get(bad.ratelimit)!)).last_error!, /retry after 60 s/);

@@ -132,6 +132,7 @@ const INSERT_TYPES: Partial<Record<keyof KeyRow, string>> = {
   key_masked: 'text',
   disabled_at: 'text',
   last_refreshed_at: 'text',
+  last_checked_at: 'text',
   last_error: 'text',
   last_used_at: 'text',
   cooldown_until: 'text',
@@ -414,6 +415,7 @@ export class KeyRepository {
           cycle_started_at = coalesce(v.cycle_started_at, tavily_keys.cycle_started_at),
           ${keepOrSetDrift('tavily_keys')},
           last_refreshed_at = ${at},
+          last_checked_at = ${at},
           last_error = null,
           updated_at = ${at}
         from ${jsonRows(this.dialect, [['id', 'integer'], ...FIGURE_COLUMNS, ...REFRESH_EXTRA], rows)}
@@ -428,6 +430,7 @@ export class KeyRepository {
         update tavily_keys set
           status = coalesce(v.status, tavily_keys.status),
           last_error = v.last_error,
+          last_checked_at = ${at},
           updated_at = ${at}
         from ${jsonRows(this.dialect, cols, rows)}
         where tavily_keys.id = v.id`.execute(ex);

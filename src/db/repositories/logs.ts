@@ -3,6 +3,7 @@ import type { DialectKind } from '../database.js';
 import { jsonRows } from '../json-rows.js';
 import type { Database, LogRow } from '../schema.js';
 import { Slicer, chunks } from '../../slices.js';
+import type { StatusClass } from '../../admin/log-schemas.js';
 
 /** A span of time for one key (or account): (from, to]. */
 export interface SpendWindow {
@@ -20,10 +21,21 @@ export interface LogFilter {
   keyId?: number;
   endpoint?: string;
   status?: number;
+  /** `2xx`, `4xx`, `5xx`, or `errors` (any status from 400). */
+  statusClass?: StatusClass;
   limit: number;
   /** Rows older than this id (newest first). */
   before?: number;
 }
+
+
+/** A log row as the admin API lists it: with its key's mask and label, its token's name, and the keys it failed over from. */
+export type ListedLogRow = Omit<LogRow, 'failovers'> & {
+  key_masked: string | null;
+  key_label: string | null;
+  token_name: string | null;
+  failovers: { key_id: number; key_masked: string | null; status: number | null; error: string }[];
+};
 
 export interface StatsBucket {
   bucket: string;
@@ -84,19 +96,41 @@ export class LogRepository {
     return out;
   }
 
-  async list(f: LogFilter, ex: Executor = this.db): Promise<{ rows: LogRow[]; next: number | null }> {
-    let q = ex.selectFrom('request_logs').selectAll().orderBy('id', 'desc').limit(f.limit + 1);
-    if (f.from) q = q.where('ts', '>=', f.from);
-    if (f.to) q = q.where('ts', '<', f.to);
-    if (f.tokenId !== undefined) q = q.where('token_id', '=', f.tokenId);
-    if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
-    if (f.endpoint) q = q.where('endpoint', '=', f.endpoint);
-    if (f.status !== undefined) q = q.where('status', '=', f.status);
-    if (f.before !== undefined) q = q.where('id', '<', f.before);
+  async list(f: LogFilter, ex: Executor = this.db): Promise<{ rows: ListedLogRow[]; next: number | null }> {
+    let q = ex
+      .selectFrom('request_logs as l')
+      .leftJoin('tavily_keys as k', 'k.id', 'l.key_id')
+      .leftJoin('client_tokens as t', 't.id', 'l.token_id')
+      .selectAll('l')
+      .select(['k.key_masked as key_masked', 'k.label as key_label', 't.name as token_name'])
+      .orderBy('l.id', 'desc')
+      .limit(f.limit + 1);
+    if (f.from) q = q.where('l.ts', '>=', f.from);
+    if (f.to) q = q.where('l.ts', '<', f.to);
+    if (f.tokenId !== undefined) q = q.where('l.token_id', '=', f.tokenId);
+    if (f.keyId !== undefined) q = q.where('l.key_id', '=', f.keyId);
+    if (f.endpoint) q = q.where('l.endpoint', '=', f.endpoint);
+    if (f.status !== undefined) q = q.where('l.status', '=', f.status);
+    if (f.statusClass === 'errors') q = q.where('l.status', '>=', 400);
+    else if (f.statusClass) {
+      const base = Number(f.statusClass[0]) * 100;
+      q = q.where('l.status', '>=', base).where('l.status', '<', base + 100);
+    }
+    if (f.before !== undefined) q = q.where('l.id', '<', f.before);
     const rows = await q.execute();
     const more = rows.length > f.limit;
     if (more) rows.pop();
-    return { rows, next: more ? rows.at(-1)!.id : null };
+    // The keys failed over from, named in one more read.
+    const tried = rows.map((r) => ({ r, failovers: parseFailovers(r.failovers) }));
+    const ids = [...new Set(tried.flatMap((t) => t.failovers.map((x) => x.key_id)))];
+    const masks = new Map<number, string>();
+    for (const part of chunks(ids, 500)) {
+      for (const k of await ex.selectFrom('tavily_keys').select(['id', 'key_masked']).where('id', 'in', part).execute()) masks.set(k.id, k.key_masked);
+    }
+    return {
+      rows: tried.map(({ r, failovers }) => ({ ...r, failovers: failovers.map((x) => ({ ...x, key_masked: masks.get(x.key_id) ?? null })) })),
+      next: more ? rows.at(-1)!.id : null,
+    };
   }
 
   /** Credits spent through the pool since `from` (the burn rate of the alerts' forecast). */
@@ -185,5 +219,16 @@ export class LogRepository {
     const r = await ex.deleteFrom('request_logs').where('ts', '<', before).executeTakeFirst();
     await ex.deleteFrom('research_tasks').where('expires_at', '<', now).execute();
     return Number(r.numDeletedRows);
+  }
+}
+
+/** The stored failovers of a log row (a JSON array); none when absent or unreadable. */
+function parseFailovers(text: string | null): { key_id: number; status: number | null; error: string }[] {
+  if (!text) return [];
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? v.filter((x): x is { key_id: number; status: number | null; error: string } => typeof x?.key_id === 'number') : [];
+  } catch {
+    return [];
   }
 }

@@ -1,0 +1,80 @@
+/**
+ * The client-token API's schemas. Only TypeBox and other schema modules here: the dashboard imports
+ * these for its types, so nothing of the server's runtime may come in.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoint-names.js';
+import { Nullable, RefTo } from './schemas.js';
+
+/** The endpoints a token may be limited to: every endpoint but a research poll, which goes with `research`. */
+export type ScopeEndpoint = Exclude<EndpointName, 'research.get'>;
+export const SCOPE_ENDPOINTS = ENDPOINT_NAMES.filter((n): n is ScopeEndpoint => n !== 'research.get');
+
+/** Caps on what one request may cost, checked before any key is spent. */
+export interface RequestCaps {
+  /** The most credits one request may cost at Tavily's published prices (an advanced search is 2, a pro research task 15). */
+  max_credits?: number;
+  /** The most results a search (`max_results`) or a crawl or map (`limit`) may ask for. */
+  max_results?: number;
+  /** false: `search_depth` / `extract_depth` "advanced" is refused. */
+  advanced?: boolean;
+  /** false: research with `model: "pro"` is refused. */
+  research_pro?: boolean;
+}
+
+export const RequestCapsSchema = Type.Object(
+  {
+    max_credits: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most one request may cost at published prices' })),
+    max_results: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most `max_results` (search) or `limit` (crawl, map) a request may ask' })),
+    advanced: Type.Optional(Type.Boolean({ description: 'false: "advanced" search and extract depth are refused' })),
+    research_pro: Type.Optional(Type.Boolean({ description: 'false: research with the pro model is refused' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TokenObject = Type.Object(
+  {
+    id: Type.Integer(),
+    name: Type.String(),
+    token_prefix: Type.String({ description: 'the token’s first characters; the token itself is shown once, at creation' }),
+    monthly_budget: Nullable(Type.Number({ description: 'credits a UTC month; null: no budget' })),
+    rpm_limit: Nullable(Type.Integer()),
+    month: Type.String({ description: 'the UTC month month_spent counts (YYYY-MM)' }),
+    month_spent: Type.Number(),
+    revoked_at: Nullable(Type.String({ format: 'date-time' })),
+    last_used_at: Nullable(Type.String({ format: 'date-time' })),
+    endpoints: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the endpoints (and MCP tools) it may use; null: all' }),
+    networks: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the networks it may be used from (CIDR); null: any' }),
+    expires_at: Nullable(Type.String({ format: 'date-time', description: 'refused after this; null: never' })),
+    caps: Type.Union([RequestCapsSchema, Type.Null()], { description: 'caps on what one request may cost; null: none' }),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'ClientToken' },
+);
+export type TokenObject = Static<typeof TokenObject>;
+
+/** A billion credits a month: ten thousand times Tavily's largest plan. */
+const MAX_BUDGET = 1_000_000_000;
+const Limits = {
+  monthly_budget: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_BUDGET, description: 'whole credits a UTC month; null: no budget' }), Type.Null()])),
+  rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
+  endpoints: Type.Optional(
+    Type.Union([Type.Array(Type.Unsafe<ScopeEndpoint>({ type: 'string', enum: [...SCOPE_ENDPOINTS] }), { minItems: 1, uniqueItems: true }), Type.Null()], {
+      description: 'the endpoints (and their MCP tools) it may use; null: all',
+    }),
+  ),
+  networks: Type.Optional(
+    Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { minItems: 1, maxItems: 100 }), Type.Null()], {
+      description: 'IPv4 and IPv6 networks (10.0.0.0/8, 2001:db8::/32, or an address) it may be used from; null: any',
+    }),
+  ),
+  expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'refused after this time; null: never' })),
+  caps: Type.Optional(Type.Union([RequestCapsSchema, Type.Null()])),
+};
+
+export const CreateBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), ...Limits }, { additionalProperties: false });
+export const PatchBody = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })), ...Limits }, { additionalProperties: false, minProperties: 1 });
+
+export const TokenListResponse = Type.Object({ items: Type.Array(RefTo(TokenObject)) });
+export const TokenCreatedResponse = Type.Object({ token: Type.String({ description: 'the token: shown this once' }), item: RefTo(TokenObject) });
