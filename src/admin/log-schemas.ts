@@ -4,10 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { Nullable } from './schemas.js';
-
-/** The request log's status filters: `errors` is any status from 400. */
-export const STATUS_CLASSES = ['2xx', '4xx', '5xx', 'errors'] as const;
-export type StatusClass = (typeof STATUS_CLASSES)[number];
+export { STATUS_CLASSES, type StatusClass } from '../gateway/endpoint-names.js';
 
 export const LogObject = Type.Object({
   id: Type.Integer(),

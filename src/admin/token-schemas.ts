@@ -3,12 +3,10 @@
  * these for its types, so nothing of the server's runtime may come in.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoint-names.js';
+import { SCOPE_ENDPOINTS, type ScopeEndpoint } from '../gateway/endpoint-names.js';
 import { Nullable, RefTo } from './schemas.js';
 
-/** The endpoints a token may be limited to: every endpoint but a research poll, which goes with `research`. */
-export type ScopeEndpoint = Exclude<EndpointName, 'research.get'>;
-export const SCOPE_ENDPOINTS = ENDPOINT_NAMES.filter((n): n is ScopeEndpoint => n !== 'research.get');
+export { SCOPE_ENDPOINTS, type ScopeEndpoint };
 
 /** Caps on what one request may cost, checked before any key is spent. */
 export interface RequestCaps {

@@ -1,4 +1,59 @@
 /** The admin API, the dashboard's only source of truth. */
+import type { Static } from '@sinclair/typebox';
+import type { InstanceListResponse, LogListResponse, StatsResponse } from '../../src/admin/log-schemas';
+import type {
+  AccountDetail,
+  AccountListResponse,
+  AccountObject,
+  BulkBody,
+  ImportResponse,
+  KeyDetail as KeyDetailSchema,
+  KeyObject,
+  ListResponse,
+  PatchBody,
+  RefreshResponse,
+  RefreshStatusResponse,
+  SuggestionsResponse,
+  SummaryResponse,
+} from '../../src/admin/schemas';
+import type { CreateBody as TokenCreateBody, PatchBody as TokenPatchBody, TokenCreatedResponse, TokenListResponse, TokenObject } from '../../src/admin/token-schemas';
+import type { CreateSink, EventObject, PatchSink, RulesResponse, SinkObject, TestResult } from '../../src/alerts/schemas';
+import type { AuditObject } from '../../src/audit/schemas';
+
+// The API's own types, derived from the server's schemas (type-only imports: nothing of the
+// server is bundled). A field renamed on the server breaks this build.
+export type Key = Static<typeof KeyObject>;
+export type KeyList = Static<typeof ListResponse>;
+export type KeyDetail = Static<typeof KeyDetailSchema>;
+export type ImportResult = Static<typeof ImportResponse>;
+export type RefreshResult = Static<typeof RefreshResponse>;
+export type RefreshStatus = Static<typeof RefreshStatusResponse>;
+export type Summary = Static<typeof SummaryResponse>;
+export type Account = Static<typeof AccountObject>;
+export type AccountList = Static<typeof AccountListResponse>;
+export type AccountWithKeys = Static<typeof AccountDetail>;
+export type Suggestion = Static<typeof SuggestionsResponse>['items'][number];
+export type Token = Static<typeof TokenObject>;
+export type TokenList = Static<typeof TokenListResponse>;
+export type TokenCreated = Static<typeof TokenCreatedResponse>;
+export type LogList = Static<typeof LogListResponse>;
+export type LogRow = LogList['items'][number];
+export type Stats = Static<typeof StatsResponse>;
+export type Instances = Static<typeof InstanceListResponse>;
+export type Sink = Static<typeof SinkObject>;
+export type AlertEvent = Static<typeof EventObject>;
+export type Rules = Static<typeof RulesResponse>;
+export type AlertRules = Rules['rules'];
+export type TestResultView = Static<typeof TestResult>;
+export type AuditRow = Static<typeof AuditObject>;
+// What the dashboard sends: the server's request schemas too.
+export type KeyPatch = Static<typeof PatchBody>;
+export type BulkChange = Static<typeof BulkBody>;
+export type TokenCreate = Static<typeof TokenCreateBody>;
+export type TokenPatch = Static<typeof TokenPatchBody>;
+export type SinkCreate = Static<typeof CreateSink>;
+export type SinkPatch = Static<typeof PatchSink>;
+
 const TOKEN_KEY = 'tavily-pool-admin-token';
 
 export function getToken(): string | null {
@@ -25,7 +80,7 @@ export function handleUnauthorized(fn: () => void): void {
   onUnauthorized = fn;
 }
 
-export async function api<T>(path: string, opts: { method?: string; json?: unknown; text?: string; token?: string } = {}): Promise<T> {
+export async function api<T>(path: string, opts: { method?: string; json?: unknown; text?: string; token?: string; signal?: AbortSignal } = {}): Promise<T> {
   const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? getToken() ?? ''}` };
   let body: string | undefined;
   if (opts.json !== undefined) {
@@ -35,7 +90,7 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
     headers['content-type'] = 'text/plain';
     body = opts.text;
   }
-  const res = await fetch(`/api/v1/admin${path}`, { method: opts.method ?? (body ? 'POST' : 'GET'), headers, body });
+  const res = await fetch(`/api/v1/admin${path}`, { method: opts.method ?? (body ? 'POST' : 'GET'), headers, body, signal: opts.signal });
   if (res.status === 204) return undefined as T;
   const data = (await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
   if (!res.ok) {
@@ -46,53 +101,15 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
   return data as T;
 }
 
-// The API's own types, shared with the server (type-only imports: nothing of the server is bundled).
-import type { AccountObject as Account, KeyObject as Key, Suggestion } from '../../src/admin/schemas';
-export type { Account, Key, Suggestion };
-export type { AlertRules, EventView, RulesView, SinkView, TestResultView } from '../../src/alerts/schemas';
-export type { AuditView } from '../../src/audit/schemas';
-export type { LogRow } from '../../src/db/schema';
-
-export interface Summary {
-  keys: { total: number; by_status: Record<Key['status'], number> };
-  total_remaining: number;
-  total_limit: number;
-  unknown_quota: number;
-  accounts: number;
-  last_refreshed_at: string | null;
-  refresh: { running: boolean; last: RefreshResult | null };
-}
-
-export interface AccountList {
-  items: Account[];
-  next_cursor: string | null;
-  total: number;
-}
-
 /** The day credits run out at a 7-day burn rate, or null when nothing was spent. */
 export function runsDry(remaining: number, spent7d: number, now = Date.now()): Date | null {
   if (spent7d <= 0) return null;
   return new Date(now + (remaining / (spent7d / 7)) * 24 * 3600_000);
 }
 
-export interface RefreshResult {
-  total: number;
-  success_count: number;
-  failed_count: number;
-  duration_ms: number;
-  finished_at: string;
-  failures: { id: number; key_masked: string; error: string; status_code: number | null }[];
-}
-
-export interface RefreshStatus {
-  progress: { running: boolean; total: number; done: number; failed: number; started_at: string | null };
-  last: RefreshResult | null;
-}
-
-export interface ImportResult {
-  added: number;
-  accounts: number;
-  duplicates: number;
-  rejected: { input: string; reason: string }[];
-  rejected_count: number;
+/** A query string from the set values (empty strings, null and undefined left out). */
+export function qs(params: Record<string, string | number | boolean | null | undefined>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== '' && v !== null && v !== undefined) p.set(k, String(v));
+  return p.toString();
 }

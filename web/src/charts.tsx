@@ -1,57 +1,62 @@
-/** Small SVG bar charts: no chart library, labelled for screen readers. */
-export interface Bar {
-  label: string;
-  values: number[];
+/**
+ * The overview's charts, drawn by recharts: axes with units, readable numbers, a legend and
+ * tooltips. Loaded on demand, so that other pages do not wait for the chart library.
+ */
+import { useTranslation } from 'react-i18next';
+import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { useFormat } from './i18n';
+
+export interface Point {
+  /** The bucket's start (ISO). */
+  at: string;
+  [series: string]: number | string;
 }
 
-const COLORS = ['#2458d3', '#d92d20'];
+export interface Series {
+  key: string;
+  name: string;
+  color: string;
+}
 
-export function BarChart({ title, bars, series }: { title: string; bars: Bar[]; series: string[] }) {
-  const w = 640;
-  const h = 160;
-  const max = Math.max(1, ...bars.map((b) => b.values.reduce((a, v) => a + v, 0)));
-  const bw = bars.length > 0 ? w / bars.length : w;
+export default function Chart({ title, unit, points, series, hours }: { title: string; unit: string; points: Point[]; series: Series[]; hours?: boolean }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  const tick = (iso: string) => {
+    const d = new Date(iso);
+    // Days are UTC days (the log's buckets); hours are shown in the browser's time zone.
+    return hours ? new Intl.DateTimeFormat(f.lang, { hour: 'numeric' }).format(d) : new Intl.DateTimeFormat(f.lang, { month: 'numeric', day: 'numeric', timeZone: 'UTC' }).format(d);
+  };
+  const label = (iso: string) => (hours ? f.dateTime(iso) : new Intl.DateTimeFormat(f.lang, { dateStyle: 'medium', timeZone: 'UTC' }).format(new Date(iso)));
+  const empty = points.every((p) => series.every((s) => Number(p[s.key]) === 0));
   // Screen readers hear the buckets that have something in them.
-  const summary = bars
-    .filter((b) => b.values.some((v) => v > 0))
-    .map((b) => `${b.label}: ${b.values.map((v, i) => `${v} ${series[i]}`).join(', ')}`)
+  const spoken = points
+    .filter((p) => series.some((s) => Number(p[s.key]) > 0))
+    .map((p) => `${label(p.at)}: ${series.map((s) => `${f.num(Number(p[s.key]))} ${s.name}`).join(', ')}`)
     .join('; ');
   return (
     <figure className="card chart">
       <figcaption>{title}</figcaption>
-      {bars.every((b) => b.values.every((v) => v === 0)) ? (
-        <p className="muted">No requests in this period yet.</p>
+      {empty ? (
+        <p className="muted">{t('overview.noRequests')}</p>
       ) : (
-        <svg viewBox={`0 0 ${w} ${h + 18}`} role="img" aria-label={`${title}. ${summary}`} preserveAspectRatio="none">
-          {bars.map((b, i) => {
-            let y = h;
-            return (
-              <g key={b.label}>
-                {b.values.map((v, s) => {
-                  const bh = (v / max) * h;
-                  y -= bh;
-                  return (
-                    <rect key={s} x={i * bw + 2} y={y} width={Math.max(1, bw - 4)} height={bh} fill={COLORS[s % COLORS.length]}>
-                      <title>{`${b.label}: ${v} ${series[s]}`}</title>
-                    </rect>
-                  );
-                })}
-                {(bars.length <= 14 || i % Math.ceil(bars.length / 12) === 0) && (
-                  <text x={i * bw + bw / 2} y={h + 14} textAnchor="middle" fontSize="10" className="axis">
-                    {b.label}
-                  </text>
-                )}
-              </g>
-            );
-          })}
-        </svg>
-      )}
-      {series.length > 1 && (
-        <p className="legend">
-          {series.map((s, i) => (
-            <span key={s}><span className="swatch" style={{ background: COLORS[i] }} /> {s}</span>
-          ))}
-        </p>
+        <div role="img" aria-label={`${title}. ${spoken}`} className="chart-box">
+          <ResponsiveContainer width="100%" height={220}>
+            <BarChart data={points} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
+              <CartesianGrid strokeDasharray="3 3" stroke="var(--border)" vertical={false} />
+              <XAxis dataKey="at" tickFormatter={tick} stroke="var(--muted)" fontSize={11} minTickGap={8} />
+              <YAxis stroke="var(--muted)" fontSize={11} allowDecimals={false} tickFormatter={(v: number) => f.num(v)} width={56} label={{ value: unit, angle: -90, position: 'insideLeft', fill: 'var(--muted)', fontSize: 11 }} />
+              <Tooltip
+                labelFormatter={(v) => label(String(v))}
+                formatter={(v, name) => [f.num(Number(v)), name]}
+                contentStyle={{ background: 'var(--surface)', border: '1px solid var(--border)', color: 'var(--fg)' }}
+              />
+              {series.length > 1 && <Legend />}
+              {series.map((s) => (
+                <Bar key={s.key} dataKey={s.key} name={s.name} stackId="a" fill={s.color} isAnimationActive={false} />
+              ))}
+            </BarChart>
+          </ResponsiveContainer>
+        </div>
       )}
     </figure>
   );

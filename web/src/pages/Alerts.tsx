@@ -1,257 +1,277 @@
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
-import { api } from '../api';
-import type { AlertRules, EventView, RulesView, SinkView, TestResultView } from '../api';
-import { DataTable, ErrorAlert } from '../components';
+import { useQuery } from '@tanstack/react-query';
+import { type FormEvent, useState } from 'react';
+import { Trans, useTranslation } from 'react-i18next';
+import { type AlertRules, type Rules, type Sink, type SinkCreate, type SinkPatch, type TestResultView, api } from '../api';
+import { DataTable, ErrorAlert, Pending, When } from '../components';
+import { Q, useChange } from '../query';
 
-type Kind = SinkView['kind'];
-type EventType = NonNullable<SinkView['events']>[number];
+type Kind = Sink['kind'];
+type EventType = NonNullable<Sink['events']>[number];
+type Types = Rules['types'];
 
 const numberOrNull = (v: string) => (v.trim() === '' ? null : Number(v));
 const text = (v: number | null) => (v === null ? '' : String(v));
 
+/** An event type's title and description, in the chosen language (the server's English as a fallback). */
+function useTypeText() {
+  const { t, i18n } = useTranslation();
+  return (type: string, fallback = type) => ({
+    title: i18n.exists(`alerts.types.${type}.title`) ? t(`alerts.types.${type}.title` as 'alerts.types.test.title') : fallback,
+    description: i18n.exists(`alerts.types.${type}.description`) ? t(`alerts.types.${type}.description` as 'alerts.types.test.description') : '',
+  });
+}
+
 /** What a sink listens to, in words: "all", "all but …", or the titles. */
-function eventsText(events: SinkView['events'], types: RulesView['types']): string {
-  if (events === null || events.length === types.length) return 'all';
-  const title = (t: string) => types.find((x) => x.type === t)?.title ?? t;
-  const missing = types.filter((t) => !events.includes(t.type as EventType));
-  if (missing.length <= 2) return `all but ${missing.map((t) => t.title).join(', ')}`;
-  return events.map(title).join(', ');
+function EventsText({ events, types }: { events: Sink['events']; types: Types }) {
+  const { t } = useTranslation();
+  const typeText = useTypeText();
+  if (events === null || events.length === types.length) return <>{t('alerts.allEvents')}</>;
+  const missing = types.filter((x) => !events.includes(x.type as EventType));
+  if (missing.length <= 2) return <>{t('alerts.allBut', { list: missing.map((x) => typeText(x.type, x.title).title).join(', ') })}</>;
+  return <>{events.map((e) => typeText(e).title).join(', ')}</>;
 }
 
 /** Where alerts go, when they fire, and what was sent. */
 export function AlertsPage() {
-  const [rules, setRules] = useState<RulesView | null>(null);
-  const [sinks, setSinks] = useState<SinkView[] | null>(null);
-  const [events, setEvents] = useState<EventView[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { t } = useTranslation();
+  const typeText = useTypeText();
+  const rules = useQuery(Q.rules());
+  const sinks = useQuery(Q.sinks());
+  const events = useQuery({ ...Q.events(), refetchInterval: 15_000 });
   const [notice, setNotice] = useState<string | null>(null);
   const [secret, setSecret] = useState<{ sink: string; secret: string } | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      const [r, s, e] = await Promise.all([
-        api<RulesView>('/alerts/rules'),
-        api<{ items: SinkView[] }>('/alerts/sinks'),
-        api<{ items: EventView[] }>('/alerts/events?limit=50'),
-      ]);
-      setRules(r);
-      setSinks(s.items);
-      setEvents(e.items);
-    } catch (err) {
-      setError((err as Error).message);
-    }
-  }, []);
-  useEffect(() => {
-    void load();
-  }, [load]);
-
-  const act = async (what: () => Promise<string | void>) => {
-    setError(null);
+  const [editing, setEditing] = useState<number | null>(null);
+  const change = useChange((run: () => Promise<string | null>) => run());
+  const act = (run: () => Promise<string | null>) => {
     setNotice(null);
-    try {
-      const said = await what();
-      if (said) setNotice(said);
-      await load();
-    } catch (err) {
-      setError((err as Error).message);
-    }
+    change.mutate(run, { onSuccess: (said) => setNotice(said) });
   };
 
-  const test = (s: SinkView) =>
+  const test = (s: Sink) =>
     act(async () => {
       const r = await api<TestResultView>(`/alerts/sinks/${s.id}/test`, { method: 'POST' });
-      return r.ok ? `Test sent to “${s.name}”: the receiver answered ${r.status} in ${r.ms} ms.` : `Test to “${s.name}” failed: ${r.error}`;
+      return r.ok ? t('alerts.testOk', { name: s.name, status: r.status, ms: r.ms }) : t('alerts.testFailed', { name: s.name, error: r.error });
     });
-  const toggle = (s: SinkView) => act(async () => void (await api(`/alerts/sinks/${s.id}`, { method: 'PATCH', json: { enabled: !s.enabled } })));
-  const remove = (s: SinkView) =>
-    act(async () => {
-      if (!window.confirm(`Remove the sink “${s.name}”? Its pending deliveries go with it.`)) return 'Nothing was removed.';
-      await api(`/alerts/sinks/${s.id}`, { method: 'DELETE' });
-      return `Removed “${s.name}”.`;
-    });
+  const toggle = (s: Sink) => act(async () => (await api(`/alerts/sinks/${s.id}`, { method: 'PATCH', json: { enabled: !s.enabled } satisfies SinkPatch }), null));
+  const remove = (s: Sink) => {
+    // A cancelled confirm does nothing and says nothing.
+    if (!window.confirm(t('alerts.confirmRemove', { name: s.name }))) return;
+    act(async () => (await api(`/alerts/sinks/${s.id}`, { method: 'DELETE' }), t('alerts.removed', { name: s.name })));
+  };
 
   return (
     <section aria-labelledby="alerts-title">
-      <h1 id="alerts-title">Alerts</h1>
-      <ErrorAlert message={error} />
+      <h1 id="alerts-title">{t('alerts.title')}</h1>
+      <ErrorAlert message={change.error?.message} />
       {notice && (
         <p role="status" className="panel">
           {notice}
         </p>
       )}
       {secret && (
-        <div role="status" aria-label="Signing secret" className="panel">
+        <div role="status" aria-label={t('alerts.secretLabel')} className="panel">
           <p>
-            The signing secret of “{secret.sink}”: copy it now, it is shown this once. Receivers check the
-            <code> X-Tavily-Pool-Signature</code> header with it (see the README).
+            <Trans i18nKey="alerts.secret" values={{ name: secret.sink }} components={{ code: <code translate="no" /> }} />
           </p>
-          <code data-testid="sink-secret">{secret.secret}</code>
+          <code data-testid="sink-secret" translate="no">{secret.secret}</code>
         </div>
       )}
-      {!rules || !sinks || !events ? (
-        <p aria-busy="true">Loading…</p>
-      ) : (
-        <>
-          <h2>Sinks</h2>
-          {sinks.length === 0 ? (
-            <p>No sinks yet: add a webhook, a Slack-compatible URL or a Telegram bot below to be told when keys fail or credits run low.</p>
+      <Pending q={rules}>
+        {(r) => (
+          <>
+            <h2>{t('alerts.sinks')}</h2>
+            <Pending q={sinks}>
+              {(s) =>
+                s.items.length === 0 ? (
+                  <p>{t('alerts.noSinks')}</p>
+                ) : (
+                  <DataTable label={t('alerts.sinks')} columns={[t('alerts.name'), t('alerts.kind'), t('alerts.target'), t('alerts.events'), t('alerts.state'), t('common.actions')]}>
+                    {s.items.map((x) =>
+                      editing === x.id ? (
+                        <tr key={x.id}>
+                          <td colSpan={6}>
+                            <SinkForm
+                              types={r.types}
+                              sink={x}
+                              onCancel={() => setEditing(null)}
+                              onSave={(body) =>
+                                act(async () => {
+                                  await api(`/alerts/sinks/${x.id}`, { method: 'PATCH', json: body });
+                                  setEditing(null);
+                                  return t('alerts.saved', { name: body.name ?? x.name });
+                                })
+                              }
+                            />
+                          </td>
+                        </tr>
+                      ) : (
+                        <tr key={x.id}>
+                          <td>{x.name}</td>
+                          <td>{t(`alerts.kinds.${x.kind}`)}</td>
+                          <td className="mono" translate="no">
+                            {x.target}
+                            {x.chat_id ? ` → ${x.chat_id}` : ''}
+                          </td>
+                          <td><EventsText events={x.events} types={r.types} /></td>
+                          <td>{x.enabled ? t('alerts.enabled') : t('alerts.disabled')}</td>
+                          <td className="actions">
+                            <button type="button" className="secondary" aria-label={t('alerts.testOf', { name: x.name })} onClick={() => test(x)}>{t('alerts.test')}</button>
+                            <button type="button" className="secondary" aria-label={t('alerts.editOf', { name: x.name })} onClick={() => setEditing(x.id)}>{t('common.edit')}</button>
+                            <button type="button" className="secondary" onClick={() => toggle(x)} aria-label={t(x.enabled ? 'alerts.disableOf' : 'alerts.enableOf', { name: x.name })}>
+                              {x.enabled ? t('common.disable') : t('common.enable')}
+                            </button>
+                            <button type="button" className="danger" aria-label={t('alerts.removeOf', { name: x.name })} onClick={() => remove(x)}>{t('alerts.remove')}</button>
+                          </td>
+                        </tr>
+                      ),
+                    )}
+                  </DataTable>
+                )
+              }
+            </Pending>
+            <h2>{t('alerts.add')}</h2>
+            <SinkForm
+              types={r.types}
+              onSave={(body) =>
+                act(async () => {
+                  const made = await api<{ item: Sink; secret?: string }>('/alerts/sinks', { json: body });
+                  setSecret(made.secret ? { sink: made.item.name, secret: made.secret } : null);
+                  return t('alerts.added', { name: made.item.name });
+                })
+              }
+            />
+            <h2>{t('alerts.when')}</h2>
+            <RulesForm rules={r.rules} onSave={(body) => act(async () => (await api('/alerts/rules', { method: 'PUT', json: body }), t('alerts.rulesSaved')))} />
+          </>
+        )}
+      </Pending>
+      <h2>{t('alerts.recent')}</h2>
+      <Pending q={events}>
+        {(e) =>
+          e.items.length === 0 ? (
+            <p>{t('alerts.noEvents')}</p>
           ) : (
-            <DataTable label="Sinks" columns={['Name', 'Kind', 'Target', 'Events', 'State', 'Actions']}>
-              {sinks.map((s) => (
-                <tr key={s.id}>
-                  <td>{s.name}</td>
-                  <td>{s.kind}</td>
-                  <td className="mono">
-                    {s.target}
-                    {s.chat_id ? ` → ${s.chat_id}` : ''}
-                  </td>
-                  <td>{eventsText(s.events, rules.types)}</td>
-                  <td>{s.enabled ? 'enabled' : 'disabled'}</td>
+            <DataTable label={t('alerts.eventsTable')} columns={[t('logs.time'), t('alerts.event'), t('alerts.deliveries')]}>
+              {e.items.map((ev) => (
+                <tr key={ev.id}>
+                  <td><When at={ev.created_at} /></td>
                   <td>
-                    <button type="button" className="secondary" aria-label={`Send a test to ${s.name}`} onClick={() => test(s)}>
-                      Send a test
-                    </button>{' '}
-                    <button type="button" className="secondary" onClick={() => toggle(s)} aria-label={`${s.enabled ? 'Disable' : 'Enable'} ${s.name}`}>
-                      {s.enabled ? 'Disable' : 'Enable'}
-                    </button>{' '}
-                    <button type="button" className="danger" aria-label={`Remove ${s.name}`} onClick={() => remove(s)}>
-                      Remove
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </DataTable>
-          )}
-          <AddSink
-            types={rules.types}
-            onAdd={(body, name) =>
-              act(async () => {
-                const r = await api<{ item: SinkView; secret?: string }>('/alerts/sinks', { json: body });
-                setSecret(r.secret ? { sink: name, secret: r.secret } : null);
-                return `Added “${r.item.name}”. Send it a test to check that it arrives.`;
-              })
-            }
-          />
-          <h2>When alerts fire</h2>
-          <RulesForm
-            rules={rules.rules}
-            onSave={(r) =>
-              act(async () => {
-                await api('/alerts/rules', { method: 'PUT', json: r });
-                return 'Saved: the rules apply from the next check (within a minute).';
-              })
-            }
-          />
-          <h2>Recent events</h2>
-          {events.length === 0 ? (
-            <p>No events yet.</p>
-          ) : (
-            <DataTable label="Events" columns={['Time', 'Event', 'Deliveries']}>
-              {events.map((e) => (
-                <tr key={e.id}>
-                  <td>{new Date(e.created_at).toLocaleString()}</td>
-                  <td>
-                    <strong>{e.summary}</strong>
+                    <strong>{typeText(ev.type).title}</strong>
                     <br />
-                    <small className="mono">{e.type}</small>
+                    <span lang="en">{ev.summary}</span> <small className="mono" translate="no">{ev.type}</small>
                   </td>
                   <td>
-                    {e.deliveries.length === 0
-                      ? 'no sink takes it'
-                      : e.deliveries.map((d) => (
-                          <div key={d.sink_id} data-testid={`delivery-${e.id}-${d.sink_id}`}>
-                            {d.sink}: {d.state}
-                            {d.attempts > 1 ? ` after ${d.attempts} attempts` : ''}
-                            {d.state === 'pending' && d.attempts > 0 ? `, next try ${new Date(d.next_at).toLocaleTimeString()}` : ''}
-                            {d.last_error && d.state !== 'delivered' ? ` (${d.last_error})` : ''}
+                    {ev.deliveries.length === 0
+                      ? t('alerts.noSinkTakes')
+                      : ev.deliveries.map((d) => (
+                          <div key={d.sink_id} data-testid={`delivery-${ev.id}-${d.sink_id}`}>
+                            {d.sink}: {t(`alerts.delivery.${d.state}`)}
+                            {d.attempts > 1 ? ` ${t('alerts.afterAttempts', { count: d.attempts })}` : ''}
+                            {d.state === 'pending' && d.attempts > 0 ? <>, {t('alerts.nextTry')} <When at={d.next_at} /></> : ''}
+                            {d.last_error && d.state !== 'delivered' ? <span lang="en"> ({d.last_error})</span> : ''}
                           </div>
                         ))}
                   </td>
                 </tr>
               ))}
             </DataTable>
-          )}
-        </>
-      )}
+          )
+        }
+      </Pending>
     </section>
   );
 }
 
-function AddSink({ types, onAdd }: { types: RulesView['types']; onAdd: (body: object, name: string) => void }) {
-  const [kind, setKind] = useState<Kind>('webhook');
-  const [name, setName] = useState('');
+/** A sink's fields: new (kind, target, events) or an existing one's (name, target, events; blank target keeps it). */
+function SinkForm({ types, sink, onSave, onCancel }: { types: Types; sink?: Sink; onSave: (body: SinkCreate & SinkPatch) => void; onCancel?: () => void }) {
+  const { t } = useTranslation();
+  const typeText = useTypeText();
+  const [kind, setKind] = useState<Kind>(sink?.kind ?? 'webhook');
+  const [name, setName] = useState(sink?.name ?? '');
   const [url, setUrl] = useState('');
   const [bot, setBot] = useState('');
-  const [chat, setChat] = useState('');
-  const [chosen, setChosen] = useState<Set<string>>(new Set(types.map((t) => t.type)));
+  const [chat, setChat] = useState(sink?.chat_id ?? '');
+  const [chosen, setChosen] = useState<Set<string>>(new Set(sink?.events ?? types.map((x) => x.type)));
+  const editing = sink !== undefined;
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    const all = chosen.size === types.length;
-    const events = all ? null : ([...chosen] as EventType[]);
-    const target = kind === 'telegram' ? { bot_token: bot.trim(), chat_id: chat.trim() } : { url: url.trim() };
-    onAdd({ name: name.trim(), kind, ...target, events }, name.trim());
-    setName('');
-    setUrl('');
-    setBot('');
-    setChat('');
+    const events = chosen.size === types.length ? null : ([...chosen] as EventType[]);
+    // Editing: a blank URL or bot token keeps the stored one (it is shown masked only).
+    const target = kind === 'telegram' ? { ...(bot.trim() ? { bot_token: bot.trim() } : {}), chat_id: chat.trim() } : url.trim() ? { url: url.trim() } : {};
+    onSave((editing ? { name: name.trim(), ...target, events } : { name: name.trim(), kind, ...target, events }) as SinkCreate & SinkPatch);
+    if (!editing) {
+      setName('');
+      setUrl('');
+      setBot('');
+      setChat('');
+    }
   };
 
   return (
-    <form className="panel" onSubmit={submit} aria-label="Add a sink">
+    <form className="panel" onSubmit={submit} aria-label={editing ? t('alerts.editOf', { name: sink.name }) : t('alerts.add')}>
       <div className="toolbar">
         <label>
-          Name <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
+          {t('alerts.name')} <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
         </label>
         <label>
-          Kind{' '}
-          <select value={kind} onChange={(e) => setKind(e.target.value as Kind)}>
-            <option value="webhook">Webhook (signed JSON)</option>
-            <option value="slack">Slack, Mattermost, Discord (/slack)</option>
-            <option value="telegram">Telegram bot</option>
+          {t('alerts.kind')}{' '}
+          <select value={kind} disabled={editing} onChange={(e) => setKind(e.target.value as Kind)}>
+            <option value="webhook">{t('alerts.kinds.webhook')}</option>
+            <option value="slack">{t('alerts.kinds.slack')}</option>
+            <option value="telegram">{t('alerts.kinds.telegram')}</option>
           </select>
         </label>
         {kind === 'telegram' ? (
           <>
             <label>
-              Bot token <input value={bot} onChange={(e) => setBot(e.target.value)} required placeholder="123456789:AA…" autoComplete="off" />
+              {t('alerts.botToken')} <input value={bot} onChange={(e) => setBot(e.target.value)} required={!editing} placeholder={editing ? t('alerts.keep') : '123456789:AA…'} autoComplete="off" />
             </label>
             <label>
-              Chat id <input value={chat} onChange={(e) => setChat(e.target.value)} required placeholder="-1001234567890 or @channel" />
+              {t('alerts.chatId')} <input value={chat} onChange={(e) => setChat(e.target.value)} required placeholder="-1001234567890 / @channel" />
             </label>
           </>
         ) : (
           <label>
-            URL <input type="url" value={url} onChange={(e) => setUrl(e.target.value)} required placeholder={kind === 'slack' ? 'https://hooks.slack.com/services/…' : 'https://example.com/hooks/tavily-pool'} />
+            URL <input type="url" value={url} onChange={(e) => setUrl(e.target.value)} required={!editing} placeholder={editing ? t('alerts.keep') : kind === 'slack' ? 'https://hooks.slack.com/services/…' : 'https://hooks.acme.io/tavily-pool'} />
           </label>
         )}
       </div>
       <fieldset>
-        <legend>Events</legend>
-        {types.map((t) => (
-          <label key={t.type} title={t.description}>
-            <input
-              type="checkbox"
-              checked={chosen.has(t.type)}
-              onChange={(e) => {
-                const next = new Set(chosen);
-                if (e.target.checked) next.add(t.type);
-                else next.delete(t.type);
-                setChosen(next);
-              }}
-            />{' '}
-            {t.title}
-          </label>
-        ))}
+        <legend>{t('alerts.events')}</legend>
+        {types.map((x) => {
+          const tt = typeText(x.type, x.title);
+          return (
+            <label key={x.type} title={tt.description}>
+              <input
+                type="checkbox"
+                checked={chosen.has(x.type)}
+                onChange={(e) => {
+                  const next = new Set(chosen);
+                  if (e.target.checked) next.add(x.type);
+                  else next.delete(x.type);
+                  setChosen(next);
+                }}
+              />{' '}
+              {tt.title}
+            </label>
+          );
+        })}
       </fieldset>
       <button type="submit" disabled={name.trim() === '' || chosen.size === 0}>
-        Add sink
-      </button>
+        {editing ? t('common.save') : t('alerts.addButton')}
+      </button>{' '}
+      {onCancel && (
+        <button type="button" className="secondary" onClick={onCancel}>
+          {t('common.cancel')}
+        </button>
+      )}
     </form>
   );
 }
 
 function RulesForm({ rules, onSave }: { rules: AlertRules; onSave: (r: Partial<AlertRules>) => void }) {
+  const { t } = useTranslation();
   const [credits, setCredits] = useState(text(rules.credits_below));
   const [days, setDays] = useState(text(rules.days_left_below));
   const [keys, setKeys] = useState(text(rules.active_keys_below));
@@ -266,37 +286,22 @@ function RulesForm({ rules, onSave }: { rules: AlertRules; onSave: (r: Partial<A
       credits_below: numberOrNull(credits),
       days_left_below: numberOrNull(days),
       active_keys_below: numberOrNull(keys),
-      token_budget_percents: percents
-        .split(',')
-        .map((p) => p.trim())
-        .filter(Boolean)
-        .map(Number),
+      token_budget_percents: percents.split(',').map((p) => p.trim()).filter(Boolean).map(Number),
       refresh_failure_share: shareNum === null ? null : shareNum / 100,
       feed_lost_after_s: Number(feed),
     });
   };
 
+  const off = t('alerts.off');
   return (
-    <form className="panel toolbar" onSubmit={submit} aria-label="Alert rules">
-      <label>
-        Credits below <input type="number" min={0} value={credits} onChange={(e) => setCredits(e.target.value)} placeholder="off" />
-      </label>
-      <label>
-        Days left below <input type="number" min={0} step="any" value={days} onChange={(e) => setDays(e.target.value)} placeholder="off" />
-      </label>
-      <label>
-        Active keys below <input type="number" min={1} value={keys} onChange={(e) => setKeys(e.target.value)} placeholder="off" />
-      </label>
-      <label>
-        Token budget at (%) <input value={percents} onChange={(e) => setPercents(e.target.value)} placeholder="80, 90, 100" />
-      </label>
-      <label>
-        Refresh failures above (%) <input type="number" min={0} max={100} value={share} onChange={(e) => setShare(e.target.value)} placeholder="off" />
-      </label>
-      <label>
-        Change feed lost after (s) <input type="number" min={10} value={feed} onChange={(e) => setFeed(e.target.value)} required />
-      </label>
-      <button type="submit">Save rules</button>
+    <form className="panel toolbar" onSubmit={submit} aria-label={t('alerts.rules')}>
+      <label>{t('alerts.rule.credits')} <input type="number" min={0} value={credits} onChange={(e) => setCredits(e.target.value)} placeholder={off} /></label>
+      <label>{t('alerts.rule.days')} <input type="number" min={0} step="any" value={days} onChange={(e) => setDays(e.target.value)} placeholder={off} /></label>
+      <label>{t('alerts.rule.keys')} <input type="number" min={1} value={keys} onChange={(e) => setKeys(e.target.value)} placeholder={off} /></label>
+      <label>{t('alerts.rule.budget')} <input value={percents} onChange={(e) => setPercents(e.target.value)} placeholder="80, 90, 100" /></label>
+      <label>{t('alerts.rule.failures')} <input type="number" min={0} max={100} value={share} onChange={(e) => setShare(e.target.value)} placeholder={off} /></label>
+      <label>{t('alerts.rule.feed')} <input type="number" min={10} value={feed} onChange={(e) => setFeed(e.target.value)} required /></label>
+      <button type="submit">{t('alerts.saveRules')}</button>
     </form>
   );
 }

@@ -1,19 +1,13 @@
-import { useCallback, useEffect, useState } from 'react';
-import { type AuditView, api } from '../api';
-import { DataTable, ErrorAlert } from '../components';
+import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { type AuditRow, api, qs } from '../api';
+import { DataTable, ErrorAlert, When } from '../components';
 
-const FAMILIES = [
-  ['', 'everything'],
-  ['keys', 'keys'],
-  ['accounts', 'accounts'],
-  ['tokens', 'tokens'],
-  ['alerts', 'alerts'],
-  ['admin', 'refused admin sign-ins'],
-  ['gateway', 'unknown client tokens'],
-] as const;
+const FAMILIES = ['', 'keys', 'accounts', 'tokens', 'alerts', 'admin', 'gateway'] as const;
 
 /** What a row's targets say, in a line: `id 12, fields label`. */
-function targetsText(t: AuditView['targets']): string {
+function targetsText(t: AuditRow['targets']): string {
   if (!t) return '';
   return Object.entries(t)
     .map(([k, v]) => `${k} ${Array.isArray(v) ? (v.length > 5 ? `${v.slice(0, 5).join(', ')} … (${v.length})` : v.join(', ')) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`)
@@ -22,82 +16,54 @@ function targetsText(t: AuditView['targets']): string {
 
 /** Who changed what, newest first. */
 export function AuditPage() {
+  const { t } = useTranslation();
   const [family, setFamily] = useState('');
-  const [rows, setRows] = useState<AuditView[] | null>(null);
-  const [next, setNext] = useState<number | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  const query = useCallback(
-    (before?: number) => {
-      const p = new URLSearchParams({ limit: '100' });
-      if (family) p.set('action', family);
-      if (before) p.set('before', String(before));
-      return api<{ items: AuditView[]; next: number | null }>(`/audit?${p}`);
-    },
-    [family],
-  );
-  useEffect(() => {
-    query().then(
-      (r) => {
-        setRows(r.items);
-        setNext(r.next);
-        setError(null);
-      },
-      (e: Error) => setError(e.message),
-    );
-  }, [query]);
-
-  const more = async () => {
-    if (!next) return;
-    try {
-      const r = await query(next);
-      setRows((cur) => [...(cur ?? []), ...r.items]);
-      setNext(r.next);
-    } catch (e) {
-      setError((e as Error).message);
-    }
-  };
-
+  const pages = useInfiniteQuery({
+    queryKey: ['api', 'audit', family],
+    queryFn: ({ pageParam, signal }) => api<{ items: AuditRow[]; next: number | null }>(`/audit?${qs({ limit: 100, action: family, before: pageParam })}`, { signal }),
+    initialPageParam: undefined as number | undefined,
+    getNextPageParam: (last) => last.next ?? undefined,
+    placeholderData: keepPreviousData,
+  });
+  const rows = pages.data?.pages.flatMap((p) => p.items);
   return (
     <section aria-labelledby="audit-title">
-      <h1 id="audit-title">Audit log</h1>
+      <h1 id="audit-title">{t('audit.title')}</h1>
       <div className="panel toolbar">
         <label>
-          Show{' '}
+          {t('audit.show')}{' '}
           <select value={family} onChange={(e) => setFamily(e.target.value)}>
-            {FAMILIES.map(([v, label]) => (
+            {FAMILIES.map((v) => (
               <option key={v} value={v}>
-                {label}
+                {t(`audit.families.${v || 'all'}`)}
               </option>
             ))}
           </select>
         </label>
       </div>
-      <ErrorAlert message={error} />
+      <ErrorAlert message={pages.error?.message} />
       {!rows ? (
-        <p aria-busy="true">Loading…</p>
+        !pages.error && <p aria-busy="true">{t('common.loading')}</p>
       ) : rows.length === 0 ? (
-        <p>Nothing recorded yet.</p>
+        <p>{t('audit.none')}</p>
       ) : (
-        <>
-          <DataTable label="Audit log" columns={['Time', 'Action', 'Targets', 'Outcome', 'From', 'User agent']}>
-            {rows.map((r) => (
-              <tr key={r.id}>
-                <td>{new Date(r.at).toLocaleString()}</td>
-                <td className="mono">{r.action}</td>
-                <td>{targetsText(r.targets)}</td>
-                <td>{r.outcome}</td>
-                <td className="mono">{r.remote_addr ?? ''}</td>
-                <td>{r.user_agent ?? ''}</td>
-              </tr>
-            ))}
-          </DataTable>
-          {next && (
-            <button type="button" className="secondary" onClick={more}>
-              Older
-            </button>
-          )}
-        </>
+        <DataTable label={t('audit.table')} columns={[t('logs.time'), t('audit.action'), t('audit.targets'), t('audit.outcome'), t('audit.from'), t('audit.agent')]}>
+          {rows.map((r) => (
+            <tr key={r.id}>
+              <td><When at={r.at} /></td>
+              <td className="mono" translate="no">{r.action}</td>
+              <td translate="no">{targetsText(r.targets)}</td>
+              <td>{r.outcome === 'ok' ? t('audit.ok') : r.outcome === 'refused' ? t('audit.refused') : <span lang="en">{r.outcome}</span>}</td>
+              <td className="mono" translate="no">{r.remote_addr ?? ''}</td>
+              <td translate="no">{r.user_agent ?? ''}</td>
+            </tr>
+          ))}
+        </DataTable>
+      )}
+      {pages.hasNextPage && (
+        <button type="button" className="secondary" disabled={pages.isFetchingNextPage} onClick={() => void pages.fetchNextPage()}>
+          {t('audit.older')}
+        </button>
       )}
     </section>
   );

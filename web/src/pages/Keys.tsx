@@ -1,23 +1,20 @@
-import { type ChangeEvent, type ReactNode, useCallback, useEffect, useRef, useState } from 'react';
-import { DataTable, ErrorAlert } from '../components';
-import { type AccountList, type ImportResult, type Key, type RefreshResult, type RefreshStatus, type Suggestion, api } from '../api';
-import { driftText } from './Accounts';
+import { useQuery } from '@tanstack/react-query';
+import { type ChangeEvent, type ReactNode, useEffect, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { type BulkChange, type ImportResult, type Key, type KeyPatch, type RefreshResult, type Suggestion, api, qs } from '../api';
+import { DataTable, ErrorAlert, Meter, Outcome, Pending, When } from '../components';
+import { useFormat } from '../i18n';
+import { Q, useChange } from '../query';
+import { DriftText } from './Accounts';
 
 const PAGE = 50;
-const STATUSES = ['active', 'exhausted', 'invalid', 'disabled'] as const;
+export const STATUSES = ['active', 'exhausted', 'invalid', 'disabled'] as const;
 
-function QuotaBar({ k }: { k: Key }) {
-  if (k.remaining_quota === null) return <span className="muted">unknown</span>;
+export function QuotaBar({ k }: { k: Key }) {
+  const { t } = useTranslation();
+  if (k.remaining_quota === null) return <span className="muted">{t('common.unknown')}</span>;
   const limit = k.key_limit ?? k.plan_limit ?? k.remaining_quota;
-  const pct = limit > 0 ? Math.max(0, Math.min(100, (k.remaining_quota / limit) * 100)) : 0;
-  return (
-    <span className="quota">
-      <span className="bar" role="meter" aria-label={`${k.remaining_quota} of ${limit} credits left`} aria-valuemin={0} aria-valuemax={limit} aria-valuenow={k.remaining_quota}>
-        <span style={{ width: `${pct}%` }} />
-      </span>
-      {k.remaining_quota} / {limit}
-    </span>
-  );
+  return <Meter value={k.remaining_quota} max={limit} label={t('keys.creditsLeft', { left: k.remaining_quota, limit })} />;
 }
 
 /** The account filter a link may carry (#/keys?account=3). */
@@ -25,70 +22,74 @@ function accountFromHash(): string {
   return new URLSearchParams(window.location.hash.split('?')[1] ?? '').get('account') ?? '';
 }
 
+/** A key's label, editable in place. */
+export function LabelEditor({ k }: { k: Key }) {
+  const { t } = useTranslation();
+  const [editing, setEditing] = useState(false);
+  const [value, setValue] = useState(k.label ?? '');
+  const save = useChange((label: string) => api(`/tavily-keys/${k.id}`, { method: 'PATCH', json: { label: label.trim() === '' ? null : label.trim() } satisfies KeyPatch }));
+  if (!editing) {
+    return (
+      <span className="label-cell">
+        {k.label ?? <span className="muted">–</span>}{' '}
+        <button type="button" className="link" aria-label={t('keys.editLabelOf', { key: k.key_masked })} onClick={() => { setValue(k.label ?? ''); setEditing(true); }}>
+          {t('common.edit')}
+        </button>
+      </span>
+    );
+  }
+  return (
+    <form
+      className="inline-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        save.mutate(value, { onSuccess: () => setEditing(false) });
+      }}
+    >
+      <input aria-label={t('keys.labelOf', { key: k.key_masked })} value={value} maxLength={200} autoFocus onChange={(e) => setValue(e.target.value)} onKeyDown={(e) => e.key === 'Escape' && setEditing(false)} />
+      <button type="submit" disabled={save.isPending}>{t('common.save')}</button>
+      <button type="button" className="secondary" onClick={() => setEditing(false)}>{t('common.cancel')}</button>
+      <ErrorAlert message={save.error?.message} />
+    </form>
+  );
+}
+
 export function KeysPage() {
+  const { t } = useTranslation();
+  const f = useFormat();
   const [status, setStatus] = useState('');
   const [account, setAccount] = useState(accountFromHash);
-  const [accounts, setAccounts] = useState<AccountList['items']>([]);
   const [assignTo, setAssignTo] = useState('');
   const [q, setQ] = useState('');
   const [sort, setSort] = useState('created_at');
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const [page, setPage] = useState<{ items: Key[]; next_cursor: string | null; total: number } | null>(null);
   const [selected, setSelected] = useState<Set<number>>(new Set());
-  const [error, setError] = useState<string | null>(null);
-  const [message, setMessage] = useState<string | null>(null);
-  const cursor = cursors[cursors.length - 1] ?? null;
+  const [done, setDone] = useState<string | null>(null);
+  const cursor = cursors[cursors.length - 1] ?? undefined;
 
-  const load = useCallback(async () => {
-    const params = new URLSearchParams({ limit: String(PAGE), sort, order: 'desc' });
-    if (status) params.set('status', status);
-    if (account) params.set('account_id', account);
-    if (q.trim()) params.set('q', q.trim());
-    if (cursor) params.set('cursor', cursor);
-    try {
-      const [keys, accts] = await Promise.all([api<NonNullable<typeof page>>(`/tavily-keys?${params}`), api<AccountList>('/accounts?limit=1000')]);
-      setPage(keys);
-      setAccounts(accts.items);
-      setError(null);
-    } catch (e) {
-      setError((e as Error).message);
-    }
-  }, [status, account, q, sort, cursor]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const keys = useQuery({ ...Q.keys({ limit: PAGE, sort, order: 'desc', status, account_id: account, q: q.trim(), cursor: cursor ?? undefined }), placeholderData: (prev) => prev });
+  const accounts = useQuery(Q.accounts());
+  const change = useChange(async ({ body }: { body: BulkChange | { one: number; patch?: KeyPatch; remove?: boolean }; what: string }) => {
+    if ('one' in body) return body.remove ? api(`/tavily-keys/${body.one}`, { method: 'DELETE' }) : api(`/tavily-keys/${body.one}`, { method: 'PATCH', json: body.patch });
+    return api('/tavily-keys/bulk', { json: body });
+  });
+  const act = (what: string, body: Parameters<typeof change.mutate>[0]['body']) => {
+    setDone(null);
+    change.mutate({ body, what }, { onSuccess: () => { setDone(what); if (!('one' in body)) setSelected(new Set()); } });
+  };
 
   const restart = () => {
     setCursors([null]);
     setSelected(new Set());
   };
 
-  const act = async (what: string, run: () => Promise<unknown>) => {
-    try {
-      await run();
-      setMessage(what);
-      await load();
-    } catch (e) {
-      setError((e as Error).message);
-    }
-  };
-
   const bulk = (action: 'enable' | 'disable' | 'delete') => {
     // A cancelled confirm does nothing and says nothing.
-    if (action === 'delete' && !window.confirm(`Delete ${selected.size} keys?`)) return;
-    void act(`${action}d ${selected.size} keys`, async () => {
-      await api('/tavily-keys/bulk', { json: { action, ids: [...selected] } });
-      setSelected(new Set());
-    });
+    if (action === 'delete' && !window.confirm(t('keys.confirmBulkDelete', { count: selected.size }))) return;
+    act(t(`keys.bulkDone.${action}`, { count: selected.size }), { action, ids: [...selected] });
   };
-
   const assign = (name: string | null) =>
-    act(name === null ? `took ${selected.size} keys out of their account` : `put ${selected.size} keys in ${name}`, async () => {
-      await api('/tavily-keys/bulk', { json: name === null ? { action: 'assign', ids: [...selected], account_id: null } : { action: 'assign', ids: [...selected], account: name } });
-      setSelected(new Set());
-      setAssignTo('');
-    });
+    act(name === null ? t('keys.bulkDone.unassign', { count: selected.size }) : t('keys.bulkDone.assign', { count: selected.size, name }), name === null ? { action: 'assign', ids: [...selected], account_id: null } : { action: 'assign', ids: [...selected], account: name });
 
   const toggle = (id: number) =>
     setSelected((s) => {
@@ -97,215 +98,218 @@ export function KeysPage() {
       else n.add(id);
       return n;
     });
+  const accountList = accounts.data?.items ?? [];
 
   return (
     <section aria-labelledby="keys-title">
-      <h1 id="keys-title">Tavily keys</h1>
-      <ImportPanel onImported={() => { restart(); void load(); }} />
-      <RefreshPanel selected={[...selected]} onDone={load} />
-      <SuggestionsPanel onConfirmed={load} />
+      <h1 id="keys-title">{t('keys.title')}</h1>
+      <ImportPanel onImported={restart} />
+      <RefreshPanel selected={[...selected]} />
+      <SuggestionsPanel />
 
       <div className="toolbar" role="search">
         <label>
-          Status
+          {t('keys.status')}
           <select value={status} onChange={(e) => { setStatus(e.target.value); restart(); }}>
-            <option value="">all</option>
-            {STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}
+            <option value="">{t('common.all')}</option>
+            {STATUSES.map((s) => <option key={s} value={s}>{t(`status.${s}`)}</option>)}
           </select>
         </label>
         <label>
-          Account
-          <select aria-label="Account" value={account} onChange={(e) => { setAccount(e.target.value); restart(); }}>
-            <option value="">all</option>
-            <option value="0">in no account</option>
-            {accounts.map((a) => <option key={a.id} value={String(a.id)}>{a.name}</option>)}
+          {t('keys.account')}
+          <select aria-label={t('keys.account')} value={account} onChange={(e) => { setAccount(e.target.value); restart(); }}>
+            <option value="">{t('common.all')}</option>
+            <option value="0">{t('keys.noAccount')}</option>
+            {accountList.map((a) => <option key={a.id} value={String(a.id)}>{a.name}</option>)}
           </select>
         </label>
         <label>
-          Search
-          <input type="search" value={q} placeholder="label or last characters" onChange={(e) => { setQ(e.target.value); restart(); }} />
+          {t('keys.search')}
+          <input type="search" value={q} placeholder={t('keys.searchHint')} onChange={(e) => { setQ(e.target.value); restart(); }} />
         </label>
         <label>
-          Sort by
+          {t('keys.sortBy')}
           <select value={sort} onChange={(e) => { setSort(e.target.value); restart(); }}>
-            <option value="created_at">newest</option>
-            <option value="remaining_quota">most remaining</option>
+            <option value="created_at">{t('keys.newest')}</option>
+            <option value="remaining_quota">{t('keys.mostRemaining')}</option>
           </select>
         </label>
       </div>
 
       <div className="toolbar">
-        <span aria-live="polite">{selected.size} selected</span>
-        <button type="button" disabled={selected.size === 0} onClick={() => bulk('enable')}>Enable selected</button>
-        <button type="button" disabled={selected.size === 0} onClick={() => bulk('disable')}>Disable selected</button>
-        <button type="button" className="danger" disabled={selected.size === 0} onClick={() => bulk('delete')}>Delete selected</button>
+        <span aria-live="polite">{t('keys.selected', { count: selected.size })}</span>
+        <button type="button" disabled={selected.size === 0} onClick={() => bulk('enable')}>{t('keys.enableSelected')}</button>
+        <button type="button" disabled={selected.size === 0} onClick={() => bulk('disable')}>{t('keys.disableSelected')}</button>
+        <button type="button" className="danger" disabled={selected.size === 0} onClick={() => bulk('delete')}>{t('keys.deleteSelected')}</button>
         <label>
-          Account for selected
-          <input list="account-names" value={assignTo} placeholder="a name, new or existing" onChange={(e) => setAssignTo(e.target.value)} />
+          {t('keys.accountForSelected')}
+          <input list="account-names" value={assignTo} placeholder={t('keys.accountHint')} onChange={(e) => setAssignTo(e.target.value)} />
         </label>
-        <datalist id="account-names">{accounts.map((a) => <option key={a.id} value={a.name} />)}</datalist>
-        <button type="button" disabled={selected.size === 0 || assignTo.trim() === ''} onClick={() => assign(assignTo.trim())}>Put selected in account</button>
-        <button type="button" className="secondary" disabled={selected.size === 0} onClick={() => assign(null)}>Take selected out of their account</button>
+        <datalist id="account-names">{accountList.map((a) => <option key={a.id} value={a.name} />)}</datalist>
+        <button type="button" disabled={selected.size === 0 || assignTo.trim() === ''} onClick={() => { assign(assignTo.trim()); setAssignTo(''); }}>{t('keys.assign')}</button>
+        <button type="button" className="secondary" disabled={selected.size === 0} onClick={() => assign(null)}>{t('keys.unassign')}</button>
       </div>
-      {message && <p role="status">Done: {message}.</p>}
-      <ErrorAlert message={error} />
+      <Outcome done={done} error={change.error} />
 
-      {!page ? (
-        <p aria-busy="true">Loading…</p>
-      ) : page.items.length === 0 ? (
-        <p>No keys{status || q ? ' match' : ' yet: import some above'}.</p>
-      ) : (
-        <DataTable label="Keys" columns={[
-            <input key="all" type="checkbox" aria-label="Select all on this page" checked={page.items.every((k) => selected.has(k.id))} onChange={(e) => setSelected(e.target.checked ? new Set(page.items.map((k) => k.id)) : new Set())} />,
-            'Key', 'Label', 'Account', 'Status', 'Remaining', 'Plan', 'Last refresh', 'Last error', 'Actions',
-          ]}>
-              {page.items.map((k) => (
-                <tr key={k.id}>
-                  <td><input type="checkbox" aria-label={`Select ${k.key_masked}`} checked={selected.has(k.id)} onChange={() => toggle(k.id)} /></td>
-                  <td className="mono">{k.key_masked}</td>
-                  <td>{k.label}</td>
-                  <td>{k.account_name ?? <span className="muted">–</span>}</td>
-                  <td>
-                    <span className={`badge ${k.status}`}>{k.status}</span>
-                    {k.drift && <small className="error" title="usage nobody here spent: the key is used elsewhere"> used elsewhere: {driftText(k.drift)}</small>}
-                    {k.cooldown_until && <small title={k.cooldown_reason ?? 'the gateway rests this key until then'}> resting until {new Date(k.cooldown_until).toLocaleTimeString()}{k.cooldown_reason ? `: ${k.cooldown_reason}` : ''}</small>}
-                  </td>
-                  <td><QuotaBar k={k} /></td>
-                  <td>{k.plan}</td>
-                  <td>{k.last_refreshed_at ? new Date(k.last_refreshed_at).toLocaleString() : '–'}</td>
-                  <td className="error-cell">{k.last_error}</td>
-                  <td className="actions">
-                    <button type="button" className="secondary" aria-label={`${k.status === 'disabled' ? 'Enable' : 'Disable'} ${k.key_masked}`} onClick={() => act(`${k.status === 'disabled' ? 'enabled' : 'disabled'} ${k.key_masked}`, () => api(`/tavily-keys/${k.id}`, { method: 'PATCH', json: { enabled: k.status === 'disabled' } }))}>
-                      {k.status === 'disabled' ? 'Enable' : 'Disable'}
-                    </button>
-                    <button type="button" className="danger" aria-label={`Delete ${k.key_masked}`} onClick={() => window.confirm(`Delete ${k.key_masked}?`) && act(`deleted ${k.key_masked}`, () => api(`/tavily-keys/${k.id}`, { method: 'DELETE' }))}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-        </DataTable>
-      )}
-      {page && (
-        <nav className="pager" aria-label="Pages">
-          <button type="button" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>Previous</button>
-          <span>
-            {page.total} keys · page {cursors.length} of {Math.max(1, Math.ceil(page.total / PAGE))}
-          </span>
-          <button type="button" disabled={!page.next_cursor} onClick={() => setCursors((c) => [...c, page.next_cursor])}>Next</button>
-        </nav>
-      )}
+      <Pending q={keys}>
+        {(page) => (
+          <>
+            {page.items.length === 0 ? (
+              <p>{status || q || account ? t('keys.noMatch') : t('keys.none')}</p>
+            ) : (
+              <DataTable
+                label={t('keys.table')}
+                columns={[
+                  <input key="all" type="checkbox" aria-label={t('keys.selectPage')} checked={page.items.every((k) => selected.has(k.id))} onChange={(e) => setSelected(e.target.checked ? new Set(page.items.map((k) => k.id)) : new Set())} />,
+                  t('keys.key'), t('keys.label'), t('keys.account'), t('keys.status'), t('keys.remaining'), t('keys.plan'), t('keys.lastCheck'), t('keys.lastError'), t('common.actions'),
+                ]}
+              >
+                {page.items.map((k) => (
+                  <tr key={k.id}>
+                    <td><input type="checkbox" aria-label={t('keys.select', { key: k.key_masked })} checked={selected.has(k.id)} onChange={() => toggle(k.id)} /></td>
+                    <td className="mono" translate="no"><a href={`#/keys/${k.id}`} aria-label={t('keys.detailsOf', { key: k.key_masked })}>{k.key_masked}</a></td>
+                    <td><LabelEditor k={k} /></td>
+                    <td>{k.account_name ?? <span className="muted">–</span>}</td>
+                    <td><StatusCell k={k} /></td>
+                    <td><QuotaBar k={k} /></td>
+                    <td translate="no">{k.plan}</td>
+                    <td><When at={k.last_checked_at} /></td>
+                    <td className="error-cell" lang="en">{k.last_error}</td>
+                    <td className="actions">
+                      <button type="button" className="secondary" aria-label={t(k.status === 'disabled' ? 'keys.enableOne' : 'keys.disableOne', { key: k.key_masked })} onClick={() => act(t(k.status === 'disabled' ? 'keys.enabledOne' : 'keys.disabledOne', { key: k.key_masked }), { one: k.id, patch: { enabled: k.status === 'disabled' } })}>
+                        {k.status === 'disabled' ? t('common.enable') : t('common.disable')}
+                      </button>
+                      <button type="button" className="danger" aria-label={t('keys.deleteOne', { key: k.key_masked })} onClick={() => window.confirm(t('keys.confirmDelete', { key: k.key_masked })) && act(t('keys.deletedOne', { key: k.key_masked }), { one: k.id, remove: true })}>
+                        {t('common.delete')}
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </DataTable>
+            )}
+            <nav className="pager" aria-label={t('common.pages')}>
+              <button type="button" disabled={cursors.length === 1} onClick={() => setCursors((c) => c.slice(0, -1))}>{t('common.previous')}</button>
+              <span>{t('keys.pageOf', { count: page.total, total: f.num(page.total), page: cursors.length, pages: Math.max(1, Math.ceil(page.total / PAGE)) })}</span>
+              <button type="button" disabled={!page.next_cursor} onClick={() => setCursors((c) => [...c, page.next_cursor])}>{t('common.next')}</button>
+            </nav>
+          </>
+        )}
+      </Pending>
     </section>
   );
 }
 
+export function StatusCell({ k }: { k: Key }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  return (
+    <>
+      <span className={`badge ${k.status}`}>{t(`status.${k.status}`)}</span>
+      {k.drift && <small className="error"> {t('keys.usedElsewhere')}: <DriftText d={k.drift} /></small>}
+      {k.cooldown_until && (
+        <small title={k.cooldown_reason ?? undefined}> {t('keys.resting', { until: f.dateTime(k.cooldown_until) })}</small>
+      )}
+    </>
+  );
+}
+
 function ImportPanel({ onImported }: { onImported: () => void }) {
+  const { t } = useTranslation();
   const [text, setText] = useState('');
   const [validate, setValidate] = useState(true);
   const [account, setAccount] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [result, setResult] = useState<ImportResult | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const run = useChange((body: string) => api<ImportResult>(`/tavily-keys?${qs({ validate, account: account.trim() })}`, { text: body }));
 
   const onFile = async (e: ChangeEvent<HTMLInputElement>) => {
-    const f = e.target.files?.[0];
-    if (f) setText(await f.text());
+    const file = e.target.files?.[0];
+    if (file) setText(await file.text());
   };
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      const params = new URLSearchParams({ validate: String(validate) });
-      if (account.trim()) params.set('account', account.trim());
-      setResult(await api<ImportResult>(`/tavily-keys?${params}`, { text }));
-      setText('');
-      onImported();
-    } catch (e) {
-      setError((e as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  };
-
+  const r = run.data;
   return (
     <details className="panel" open>
-      <summary>Add keys</summary>
-      <label htmlFor="import-text">Keys to import (any text: every tvly-… token is taken)</label>
-      <textarea id="import-text" rows={4} value={text} onChange={(e) => setText(e.target.value)} />
+      <summary>{t('keys.import.title')}</summary>
+      <label htmlFor="import-text">{t('keys.import.text')}</label>
+      <textarea id="import-text" rows={4} value={text} placeholder={t('keys.import.placeholder', { email: 'ops@acme.io' })} onChange={(e) => setText(e.target.value)} />
       <div className="toolbar">
-        <label>
-          Upload .txt or .csv <input type="file" accept=".txt,.csv,text/plain,text/csv" onChange={onFile} />
+        <label className="file">
+          {t('keys.import.file')} <input type="file" accept=".txt,.csv,text/plain,text/csv" onChange={onFile} />
         </label>
         <label>
-          <input type="checkbox" checked={validate} onChange={(e) => setValidate(e.target.checked)} /> Check each new key with Tavily
+          <input type="checkbox" checked={validate} onChange={(e) => setValidate(e.target.checked)} /> {t('keys.import.validate')}
         </label>
-        <label title="keys of one Tavily account share its credits; lines like “email =&gt; key” name their own account">
-          Account (optional) <input value={account} placeholder="e.g. team@example.com" onChange={(e) => setAccount(e.target.value)} />
+        <label title={t('keys.import.accountHint')}>
+          {t('keys.import.account')} <input value={account} placeholder="ops@acme.io" onChange={(e) => setAccount(e.target.value)} />
         </label>
-        <button type="button" disabled={busy || text.trim() === ''} onClick={submit}>{busy ? 'Importing…' : 'Import'}</button>
+        <button type="button" disabled={run.isPending || text.trim() === ''} onClick={() => run.mutate(text, { onSuccess: () => { setText(''); onImported(); } })}>
+          {run.isPending ? t('keys.import.running') : t('keys.import.submit')}
+        </button>
       </div>
-      <ErrorAlert message={error} />
-      {result && (
-        <div role="status" aria-label="Import result">
-          <p>Added {result.added}, duplicates {result.duplicates}, rejected {result.rejected_count}.{result.accounts > 0 ? ` In ${result.accounts} account${result.accounts === 1 ? '' : 's'}.` : ''}</p>
-          {result.rejected.length > 0 && (
-            <ul>{result.rejected.map((r, i) => <li key={i}><code>{r.input}</code>: {r.reason}</li>)}</ul>
+      <ErrorAlert message={run.error?.message} />
+      {r && (
+        <div role="status" aria-label={t('keys.import.result')}>
+          <p>
+            {t('keys.import.summary', { added: r.added, duplicates: r.duplicates, rejected: r.rejected_count })}
+            {r.accounts > 0 ? ` ${t('keys.import.inAccounts', { count: r.accounts })}` : ''}
+          </p>
+          {r.duplicate_inputs.length > 0 && (
+            <InputList title={t('keys.import.duplicates')} items={r.duplicate_inputs} reason={(x) => t(x.reason === 'repeated in this import' ? 'keys.import.repeated' : 'keys.import.inPool')} />
           )}
+          {r.rejected.length > 0 && <InputList title={t('keys.import.rejected')} items={r.rejected} reason={(x) => <span lang="en">{x.reason}</span>} />}
         </div>
       )}
     </details>
   );
 }
 
-function RefreshPanel({ selected, onDone }: { selected: number[]; onDone: () => Promise<void> }) {
-  const [status, setStatus] = useState<RefreshStatus['progress'] | null>(null);
-  const [result, setResult] = useState<RefreshResult | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const timer = useRef<number | undefined>(undefined);
+function InputList<T extends { input: string }>({ title, items, reason }: { title: string; items: T[]; reason: (x: T) => ReactNode }) {
+  return (
+    <details open>
+      <summary>{title}</summary>
+      <ul>
+        {items.map((x, i) => (
+          <li key={i}>
+            <code translate="no">{x.input}</code>: {reason(x)}
+          </li>
+        ))}
+      </ul>
+    </details>
+  );
+}
 
-  useEffect(() => () => window.clearInterval(timer.current), []);
-
-  const start = async (ids?: number[]) => {
-    setError(null);
-    setResult(null);
-    // Follow the run's progress while the request is under way.
-    timer.current = window.setInterval(() => {
-      api<RefreshStatus>('/tavily-keys/refresh-quota').then((s) => setStatus(s.progress), () => undefined);
-    }, 250);
-    try {
-      const r = await api<RefreshResult>('/tavily-keys/refresh-quota', { json: ids ? { ids } : {} });
-      setResult(r);
-      setStatus({ running: false, total: r.total, done: r.total, failed: r.failed_count, started_at: null });
-      await onDone();
-    } catch (e) {
-      setError((e as Error).message);
-    } finally {
-      window.clearInterval(timer.current);
-    }
-  };
-
-  const running = status?.running ?? false;
+/** Refresh all keys or the selected ones; `only`: one key's page, one button. */
+export function RefreshPanel({ selected, only }: { selected: number[]; only?: boolean }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  const run = useChange((ids?: number[]) => api<RefreshResult>('/tavily-keys/refresh-quota', { json: ids ? { ids } : {} }));
+  // The run's progress, followed while the request is under way.
+  const progress = useQuery({ ...Q.refreshStatus(), enabled: run.isPending, refetchInterval: run.isPending ? 250 : false });
+  const p = run.isPending ? progress.data?.progress : run.data ? { running: false, total: run.data.total, done: run.data.total } : undefined;
+  const r = run.data;
   return (
     <div className="panel">
       <div className="toolbar">
-        <button type="button" disabled={running} onClick={() => start()}>Refresh quota</button>
-        <button type="button" disabled={running || selected.length === 0} onClick={() => start(selected)}>Refresh selected</button>
-        {status && (
+        {only ? (
+          <button type="button" disabled={run.isPending} onClick={() => run.mutate(selected)}>{t('keys.refresh.one')}</button>
+        ) : (
+          <>
+            <button type="button" disabled={run.isPending} onClick={() => run.mutate(undefined)}>{t('keys.refresh.all')}</button>
+            <button type="button" disabled={run.isPending || selected.length === 0} onClick={() => run.mutate(selected)}>{t('keys.refresh.selected')}</button>
+          </>
+        )}
+        {p && (
           <label className="progress">
-            Refresh progress
-            <progress max={Math.max(1, status.total)} value={status.done} aria-valuetext={`${status.done} of ${status.total} keys`} />
-            {status.done} / {status.total}
+            {t('keys.refresh.progress')}
+            <progress max={Math.max(1, p.total)} value={p.done} aria-valuetext={t('keys.refresh.of', { done: p.done, total: p.total })} />
+            {f.num(p.done)} / {f.num(p.total)}
           </label>
         )}
       </div>
-      <ErrorAlert message={error} />
-      {result && (
-        <div role="status" aria-label="Refresh result">
-          <p>
-            Refreshed {result.success_count} of {result.total} keys in {result.duration_ms} ms; {result.failed_count} failed.
-          </p>
-          {result.failures.length > 0 && (
-            <ul>{result.failures.map((f) => <li key={f.id}><code>{f.key_masked}</code>: {f.error}</li>)}</ul>
+      <ErrorAlert message={run.error?.message} />
+      {r && (
+        <div role="status" aria-label={t('keys.refresh.result')}>
+          <p>{t('keys.refresh.summary', { ok: r.success_count, total: r.total, ms: f.num(r.duration_ms), failed: r.failed_count })}</p>
+          {r.failures.length > 0 && (
+            <ul>{r.failures.map((x) => <li key={x.id}><code translate="no">{x.key_masked}</code>: <span lang="en">{x.error}</span></li>)}</ul>
           )}
         </div>
       )}
@@ -314,66 +318,46 @@ function RefreshPanel({ selected, onDone }: { selected: number[]; onDone: () => 
 }
 
 /** Keys whose account figures are identical: probably one account, for the admin to confirm. */
-function SuggestionsPanel({ onConfirmed }: { onConfirmed: () => Promise<void> }) {
-  const [items, setItems] = useState<Suggestion[] | null>(null);
+function SuggestionsPanel() {
+  const { t } = useTranslation();
+  const f = useFormat();
+  const list = useQuery(Q.suggestions());
   const [names, setNames] = useState<Record<string, string>>({});
-  const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
-
-  const load = useCallback(async () => {
-    try {
-      setItems((await api<{ items: Suggestion[] }>('/accounts/suggestions')).items);
-    } catch (e) {
-      setError((e as Error).message);
+  const confirm = useChange(async (s: Suggestion) => {
+    if (s.account_id !== null) {
+      await api(`/accounts/${s.account_id}/keys`, { json: { ids: s.key_ids } });
+      return t('keys.suggest.added', { count: s.key_ids.length, name: s.account_name });
     }
-  }, []);
-  useEffect(() => {
-    void load();
-  }, [load]);
-
-  if (!items || items.length === 0) return done ? <p role="status">Done: {done}.</p> : null;
+    const name = (names[id(s)] ?? '').trim() || defaultName(s);
+    await api('/accounts', { json: { name, key_ids: s.key_ids } });
+    return t('keys.suggest.made', { count: s.key_ids.length, name });
+  });
+  useEffect(() => setDone(confirm.data ?? null), [confirm.data]);
   const id = (s: Suggestion) => s.key_ids.join(',');
-  const confirm = async (s: Suggestion) => {
-    setError(null);
-    try {
-      if (s.account_id !== null) {
-        await api(`/accounts/${s.account_id}/keys`, { json: { ids: s.key_ids } });
-        setDone(`added ${s.key_ids.length} keys to ${s.account_name}`);
-      } else {
-        const name = (names[id(s)] ?? '').trim() || `${s.plan} account of ${s.keys[0]!.key_masked}`;
-        await api('/accounts', { json: { name, key_ids: s.key_ids } });
-        setDone(`made the account ${name} of ${s.key_ids.length} keys`);
-      }
-      await load();
-      await onConfirmed();
-    } catch (e) {
-      setError((e as Error).message);
-    }
-  };
+  const defaultName = (s: Suggestion) => t('keys.suggest.defaultName', { plan: s.plan, key: s.keys[0]!.key_masked });
+  const items = list.data?.items ?? [];
+  if (items.length === 0) return done ? <p role="status">{t('common.done', { what: done })}</p> : null;
   return (
     <section className="panel" aria-labelledby="suggestions-title">
-      <h2 id="suggestions-title">Probably one account</h2>
-      <p className="muted">
-        These keys reported identical account figures in the same refresh. Keys of one Tavily account share its credits: confirm, and the
-        pool counts them once.
-      </p>
-      <ErrorAlert message={error} />
-      {done && <p role="status">Done: {done}.</p>}
+      <h2 id="suggestions-title">{t('keys.suggest.title')}</h2>
+      <p className="muted">{t('keys.suggest.body')}</p>
+      <Outcome done={done} error={confirm.error} />
       <ul className="suggestions">
         {items.map((s) => (
-          <li key={id(s)} aria-label={`Suggestion: ${s.keys.map((k) => k.key_masked).join(', ')}`}>
+          <li key={id(s)} aria-label={t('keys.suggest.item', { keys: s.keys.map((k) => k.key_masked).join(', ') })}>
             <p>
-              {s.keys.map((k) => <code key={k.id}>{k.key_masked}</code>).reduce<ReactNode[]>((a, c, i) => (i ? [...a, ', ', c] : [c]), [])}: plan {s.plan},{' '}
-              {s.plan_usage} of {s.plan_limit ?? '–'} credits used, read {new Date(s.read_at).toLocaleString()}
+              {s.keys.map((k) => <code key={k.id} translate="no">{k.key_masked}</code>).reduce<ReactNode[]>((a, c, i) => (i ? [...a, ', ', c] : [c]), [])}:{' '}
+              {t('keys.suggest.figures', { plan: s.plan, used: f.num(s.plan_usage), limit: s.plan_limit === null ? '–' : f.num(s.plan_limit) })} <When at={s.read_at} />
             </p>
             {s.account_id === null ? (
               <label>
-                Name <input value={names[id(s)] ?? ''} placeholder={`${s.plan} account of ${s.keys[0]!.key_masked}`} onChange={(e) => setNames((n) => ({ ...n, [id(s)]: e.target.value }))} />
+                {t('keys.suggest.name')} <input value={names[id(s)] ?? ''} placeholder={defaultName(s)} onChange={(e) => setNames((n) => ({ ...n, [id(s)]: e.target.value }))} />
               </label>
             ) : (
-              <span>into {s.account_name} </span>
+              <span>{t('keys.suggest.into', { name: s.account_name })} </span>
             )}
-            <button type="button" onClick={() => void confirm(s)}>Confirm as one account</button>
+            <button type="button" onClick={() => confirm.mutate(s)}>{t('keys.suggest.confirm')}</button>
           </li>
         ))}
       </ul>

@@ -1,11 +1,11 @@
-import { useCallback, useEffect, useState } from 'react';
-import { ENDPOINT_NAMES } from '../../../src/gateway/endpoint-names';
-import { type LogRow, api } from '../api';
-import { DataTable, ErrorAlert } from '../components';
-
-
-// The server's own list (a value import of a module with no dependencies).
-const ENDPOINTS = ENDPOINT_NAMES;
+import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { ENDPOINT_NAMES, STATUS_CLASSES } from '../../../src/gateway/endpoint-names';
+import { type LogList, type LogRow, api, qs } from '../api';
+import { DataTable, ErrorAlert, When } from '../components';
+import { useFormat } from '../i18n';
+import { Q } from '../query';
 
 /** `datetime-local` value (local time) → ISO instant; '' → undefined. */
 const toIso = (local: string) => (local ? new Date(local).toISOString() : undefined);
@@ -15,7 +15,61 @@ function hashParams(): URLSearchParams {
   return new URLSearchParams(window.location.hash.split('?')[1] ?? '');
 }
 
+/** A key as the log shows it: masked, with its label, linked to its page. */
+function KeyCell({ id, masked, label }: { id: number | null; masked: string | null; label?: string | null }) {
+  const { t } = useTranslation();
+  if (id === null) return <span className="muted">–</span>;
+  return (
+    <a href={`#/keys/${id}`}>
+      <span className="mono" translate="no">{masked ?? t('logs.deletedKey', { id })}</span>
+      {label ? <small> · {label}</small> : null}
+    </a>
+  );
+}
+
+/** Request log rows: each attempt of a failed-over request with its key and answer. */
+export function LogTable({ rows, label }: { rows: LogRow[]; label: string }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  return (
+    <DataTable label={label} columns={[t('logs.time'), t('logs.token'), t('logs.key'), t('logs.endpoint'), t('logs.status'), t('logs.attempts'), t('logs.latency'), t('logs.credits'), t('logs.error'), t('logs.requestId')]}>
+      {rows.map((r) => (
+        <tr key={r.id} className={r.status >= 400 ? 'failed-row' : undefined}>
+          <td><When at={r.ts} /></td>
+          <td>{r.token_name ?? (r.token_id === null ? '–' : `#${r.token_id}`)}</td>
+          <td><KeyCell id={r.key_id} masked={r.key_masked} label={r.key_label} /></td>
+          <td className="mono" translate="no">{r.endpoint}{r.via === 'mcp' ? ' (MCP)' : ''}</td>
+          <td>
+            <span className={`status s${String(r.status)[0]}`}>{r.status}</span>
+            {r.requests > 1 && <span className="muted" title={t('logs.aggregated', { count: r.requests })}> ×{r.requests}</span>}
+          </td>
+          <td>
+            {r.attempts}
+            {r.failovers.length > 0 && (
+              <details className="failovers">
+                <summary>{t('logs.failedOver', { count: r.failovers.length })}</summary>
+                <ol>
+                  {r.failovers.map((x, i) => (
+                    <li key={i}>
+                      <KeyCell id={x.key_id} masked={x.key_masked} />: {x.status ?? t('logs.noAnswer')} <span lang="en">{x.error}</span>
+                    </li>
+                  ))}
+                </ol>
+              </details>
+            )}
+          </td>
+          <td>{r.latency_ms === null ? '–' : t('logs.ms', { ms: f.num(r.latency_ms) })}</td>
+          <td>{f.num(r.credits)}</td>
+          <td className="error-cell" lang="en">{r.error}</td>
+          <td className="mono" translate="no">{r.request_id ?? '–'}</td>
+        </tr>
+      ))}
+    </DataTable>
+  );
+}
+
 export function LogsPage() {
+  const { t } = useTranslation();
   const initial = hashParams();
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
@@ -23,101 +77,73 @@ export function LogsPage() {
   const [keyId, setKeyId] = useState(initial.get('key_id') ?? '');
   const [endpoint, setEndpoint] = useState(initial.get('endpoint') ?? '');
   const [status, setStatus] = useState(initial.get('status') ?? '');
-  const [tokens, setTokens] = useState<{ id: number; name: string }[]>([]);
-  const [rows, setRows] = useState<LogRow[] | null>(null);
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [statusClass, setStatusClass] = useState(initial.get('status_class') ?? '');
+  const [live, setLive] = useState(false);
+  const tokens = useQuery(Q.tokens(true));
 
-  useEffect(() => {
-    api<{ items: { id: number; name: string }[] }>('/tokens?include_revoked=true').then((r) => setTokens(r.items), () => undefined);
-  }, []);
-
-  const query = useCallback(
-    (cursor?: string) => {
-      const p = new URLSearchParams({ limit: '100' });
-      const f = toIso(from);
-      const t = toIso(to);
-      if (f) p.set('from', f);
-      if (t) p.set('to', t);
-      if (tokenId) p.set('token_id', tokenId);
-      if (keyId.trim()) p.set('key_id', keyId.trim());
-      if (endpoint) p.set('endpoint', endpoint);
-      if (status.trim()) p.set('status', status.trim());
-      if (cursor) p.set('cursor', cursor);
-      return api<{ items: LogRow[]; next_cursor: string | null }>(`/logs?${p}`);
-    },
-    [from, to, tokenId, keyId, endpoint, status],
-  );
-
-  useEffect(() => {
-    query().then(
-      (r) => {
-        setRows(r.items);
-        setNext(r.next_cursor);
-        setError(null);
-      },
-      (e: Error) => setError(e.message),
-    );
-  }, [query]);
-
-  const more = async () => {
-    if (!next) return;
-    const r = await query(next);
-    setRows((cur) => [...(cur ?? []), ...r.items]);
-    setNext(r.next_cursor);
-  };
-  const tokenName = (id: number | null) => (id === null ? '–' : (tokens.find((t) => t.id === id)?.name ?? `#${id}`));
+  const filters = { limit: 100, from: toIso(from), to: toIso(to), token_id: tokenId, key_id: keyId.trim(), endpoint, status: status.trim(), status_class: statusClass };
+  const pages = useInfiniteQuery({
+    queryKey: ['api', 'logs', filters],
+    queryFn: ({ pageParam, signal }) => api<LogList>(`/logs?${qs({ ...filters, cursor: pageParam })}`, { signal }),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+    placeholderData: keepPreviousData,
+    // Live: the first page again every 2 seconds (only the newest rows change).
+    refetchInterval: live ? 2000 : false,
+  });
+  const rows = pages.data?.pages.flatMap((p) => p.items);
+  const filtered = Boolean(from || to || tokenId || keyId || endpoint || status || statusClass);
 
   return (
     <section aria-labelledby="logs-title">
-      <h1 id="logs-title">Request log</h1>
+      <h1 id="logs-title">{t('logs.title')}</h1>
       <div className="toolbar" role="search">
-        <label>From <input type="datetime-local" value={from} onChange={(e) => setFrom(e.target.value)} /></label>
-        <label>To <input type="datetime-local" value={to} onChange={(e) => setTo(e.target.value)} /></label>
+        <label>{t('logs.from')} <input type="datetime-local" value={from} onChange={(e) => setFrom(e.target.value)} /></label>
+        <label>{t('logs.to')} <input type="datetime-local" value={to} onChange={(e) => setTo(e.target.value)} /></label>
         <label>
-          Token
+          {t('logs.token')}
           <select value={tokenId} onChange={(e) => setTokenId(e.target.value)}>
-            <option value="">all</option>
-            {tokens.map((t) => <option key={t.id} value={t.id}>{t.name}</option>)}
+            <option value="">{t('common.all')}</option>
+            {(tokens.data?.items ?? []).map((x) => <option key={x.id} value={x.id}>{x.name}</option>)}
           </select>
         </label>
-        <label>Key id <input type="number" min={1} value={keyId} onChange={(e) => setKeyId(e.target.value)} style={{ width: '6rem' }} /></label>
+        <label>{t('logs.keyId')} <input type="number" min={1} value={keyId} onChange={(e) => setKeyId(e.target.value)} className="narrow" /></label>
         <label>
-          Endpoint
+          {t('logs.endpoint')}
           <select value={endpoint} onChange={(e) => setEndpoint(e.target.value)}>
-            <option value="">all</option>
-            {ENDPOINTS.map((e) => <option key={e} value={e}>{e}</option>)}
+            <option value="">{t('common.all')}</option>
+            {ENDPOINT_NAMES.map((e) => <option key={e} value={e} translate="no">{e}</option>)}
           </select>
         </label>
-        <label>Status <input type="number" min={100} max={599} value={status} onChange={(e) => setStatus(e.target.value)} style={{ width: '5rem' }} /></label>
+        <label>
+          {t('logs.outcome')}
+          <select value={statusClass} onChange={(e) => setStatusClass(e.target.value)}>
+            <option value="">{t('common.all')}</option>
+            {STATUS_CLASSES.map((c) => <option key={c} value={c}>{t(`logs.classes.${c}`)}</option>)}
+          </select>
+        </label>
+        <label>
+          <input type="checkbox" checked={statusClass === 'errors'} onChange={(e) => setStatusClass(e.target.checked ? 'errors' : '')} /> {t('logs.errorsOnly')}
+        </label>
+        <label>{t('logs.exactStatus')} <input type="number" min={100} max={599} value={status} onChange={(e) => setStatus(e.target.value)} className="narrow" /></label>
+        <label>
+          <input type="checkbox" checked={live} onChange={(e) => setLive(e.target.checked)} /> {t('logs.live')}
+        </label>
       </div>
-      <ErrorAlert message={error} />
+      {live && <p className="muted" aria-live="polite">{t('logs.following')}</p>}
+      <ErrorAlert message={pages.error?.message} />
       {!rows ? (
-        <p aria-busy="true">Loading…</p>
+        !pages.error && <p aria-busy="true">{t('common.loading')}</p>
       ) : rows.length === 0 ? (
-        <p>No requests{from || to || tokenId || keyId || endpoint || status ? ' match these filters' : ' yet'}.</p>
+        <p>{filtered ? t('logs.noMatch') : t('logs.none')}</p>
       ) : (
-        <DataTable label="Requests" columns={['Time', 'Token', 'Key', 'Endpoint', 'Status', 'Attempts', 'Latency', 'Credits', 'Request id', 'Error']}>
-              {rows.map((r) => (
-                <tr key={r.id}>
-                  <td>{new Date(r.ts).toLocaleString()}</td>
-                  <td>{tokenName(r.token_id)}</td>
-                  <td>{r.key_id ?? '–'}</td>
-                  <td>{r.endpoint}</td>
-                  <td>
-                    {r.status}
-                    {r.requests > 1 && <span className="muted" title={`${r.requests} refusals counted together`}> ×{r.requests}</span>}
-                  </td>
-                  <td>{r.attempts}</td>
-                  <td>{r.latency_ms === null ? '–' : `${r.latency_ms} ms`}</td>
-                  <td>{r.credits}</td>
-                  <td className="mono">{r.request_id ?? '–'}</td>
-                  <td className="error-cell">{r.error}</td>
-                </tr>
-              ))}
-        </DataTable>
+        <LogTable rows={rows} label={t('logs.table')} />
       )}
-      {next && <button type="button" className="secondary" onClick={more}>Load more</button>}
+      {pages.hasNextPage && (
+        <button type="button" className="secondary" disabled={pages.isFetchingNextPage} onClick={() => void pages.fetchNextPage()}>
+          {t('common.loadMore')}
+        </button>
+      )}
     </section>
   );
 }

@@ -1,24 +1,23 @@
-import { useEffect, useState } from 'react';
-import { type AccountList, type Summary, api, runsDry } from '../api';
-import { BarChart } from '../charts';
-import { ErrorAlert } from '../components';
+import { useQuery } from '@tanstack/react-query';
+import { Suspense, lazy } from 'react';
+import { useTranslation } from 'react-i18next';
+import { type AccountList, type Stats, type Summary, runsDry } from '../api';
+import { Pending, When } from '../components';
+import { useFormat } from '../i18n';
+import { Q } from '../query';
 
-const fmt = new Intl.NumberFormat('en-US');
+const Chart = lazy(() => import('../charts'));
 const DAY = 24 * 3600_000;
+const STATUSES = ['active', 'exhausted', 'invalid', 'disabled'] as const;
 
-interface Stats {
-  by_hour: { bucket: string; requests: number; credits: number; errors: number }[];
-  by_day: { bucket: string; requests: number; credits: number; errors: number }[];
-}
-
-/** The day the pool runs dry at the last 7 days' burn rate, or null when nothing was spent. */
-export function forecast(remaining: number, byDay: Stats['by_day'], now = Date.now()): Date | null {
+/** Credits spent in the 7 days up to now, from the daily buckets. */
+export function spentLast7Days(byDay: Stats['by_day'], now = Date.now()): number {
   const since = new Date(now - 7 * DAY).toISOString().slice(0, 10);
-  return runsDry(remaining, byDay.filter((d) => d.bucket >= since).reduce((s, d) => s + d.credits, 0), now);
+  return byDay.filter((d) => d.bucket >= since).reduce((s, d) => s + d.credits, 0);
 }
 
 /** The last `n` buckets up to now (days `YYYY-MM-DD`, or hours `YYYY-MM-DDTHH:00:00Z`), empty ones as zero. */
-export function window<T extends { bucket: string }>(rows: T[], n: number, stepMs: number, key: (d: Date) => string, empty: (bucket: string) => T): T[] {
+export function lastBuckets<T extends { bucket: string }>(rows: T[], n: number, stepMs: number, key: (d: Date) => string, empty: (bucket: string) => T): T[] {
   const byBucket = new Map(rows.map((r) => [r.bucket, r]));
   const now = Date.now();
   return Array.from({ length: n }, (_, i) => {
@@ -32,93 +31,166 @@ const hourKey = (d: Date) => `${d.toISOString().slice(0, 13)}:00:00Z`;
 const zero = (bucket: string) => ({ bucket, requests: 0, credits: 0, errors: 0 });
 
 export function OverviewPage() {
-  const [summary, setSummary] = useState<Summary | null>(null);
-  const [stats, setStats] = useState<Stats | null>(null);
-  const [accounts, setAccounts] = useState<AccountList | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { t } = useTranslation();
+  const from = new Date(Math.floor(Date.now() / 3600_000) * 3600_000 - 14 * DAY).toISOString();
+  const summary = useQuery({ ...Q.summary(), refetchInterval: 30_000 });
+  const stats = useQuery({ ...Q.stats(from), refetchInterval: 60_000 });
+  const accounts = useQuery(Q.accounts());
+  const tokens = useQuery(Q.tokens(false));
+  return (
+    <section aria-labelledby="overview-title">
+      <h1 id="overview-title">{t('overview.title')}</h1>
+      <Pending q={summary}>
+        {(s) => (
+          <>
+            {(s.keys.total === 0 || tokens.data?.items.length === 0) && <GettingStarted summary={s} tokens={tokens.data?.items.length ?? 0} />}
+            {s.keys.total > 0 && (
+              <Pending q={stats}>{(st) => <Figures summary={s} stats={st} accounts={accounts.data ?? null} />}</Pending>
+            )}
+          </>
+        )}
+      </Pending>
+    </section>
+  );
+}
 
-  useEffect(() => {
-    const from = new Date(Date.now() - 14 * DAY).toISOString();
-    Promise.all([api<Summary>('/summary'), api<Stats>(`/stats?from=${encodeURIComponent(from)}`), api<AccountList>('/accounts?limit=1000')]).then(([s, st, ac]) => {
-      setSummary(s);
-      setStats(st);
-      setAccounts(ac);
-    }, (e: Error) => setError(e.message));
-  }, []);
+/** The empty pool's guide: add keys, refresh them, make a token, point a client at the server. */
+function GettingStarted({ summary, tokens }: { summary: Summary; tokens: number }) {
+  const { t } = useTranslation();
+  const steps = [
+    { done: summary.keys.total > 0, title: t('overview.start.keys'), body: t('overview.start.keysBody'), href: '#/keys', link: t('overview.start.keysLink') },
+    { done: summary.last_refreshed_at !== null, title: t('overview.start.refresh'), body: t('overview.start.refreshBody'), href: '#/keys', link: t('overview.start.refreshLink') },
+    { done: tokens > 0, title: t('overview.start.token'), body: t('overview.start.tokenBody'), href: '#/tokens', link: t('overview.start.tokenLink') },
+  ];
+  return (
+    <section className="panel" aria-labelledby="start-title">
+      <h2 id="start-title">{t('overview.start.title')}</h2>
+      <ol className="steps">
+        {steps.map((s) => (
+          <li key={s.title} className={s.done ? 'done' : undefined}>
+            <strong>
+              {s.done ? '✓ ' : ''}
+              {s.title}
+            </strong>{' '}
+            <span className="muted">{s.done ? t('overview.start.done') : s.body}</span> {!s.done && <a href={s.href}>{s.link}</a>}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
 
-  if (error) return <ErrorAlert message={error} />;
-  if (!summary || !stats || !accounts) return <p aria-busy="true">Loading…</p>;
+function Forecast({ summary, stats }: { summary: Summary; stats: Stats }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  const spent = spentLast7Days(stats.by_day);
+  const usable = summary.keys.by_status.active;
+  let text: string;
+  let note: string;
+  if (usable === 0) {
+    text = t('overview.forecast.noUsable');
+    note = t('overview.forecast.noUsableNote');
+  } else if (summary.total_remaining === 0 && summary.unknown_quota === summary.keys.total - summary.keys.by_status.disabled) {
+    text = t('overview.forecast.unknown');
+    note = t('overview.forecast.unknownNote');
+  } else if (summary.total_remaining === 0) {
+    text = t('overview.forecast.empty');
+    note = t('overview.forecast.emptyNote');
+  } else if (spent === 0) {
+    text = t('overview.forecast.idle');
+    note = t('overview.forecast.idleNote');
+  } else {
+    const dry = runsDry(summary.total_remaining, spent)!;
+    text = dry.getTime() - Date.now() > 365 * DAY ? t('overview.forecast.beyondYear') : f.date(dry);
+    note = t('overview.forecast.rate', { perDay: f.num(Math.round((spent / 7) * 10) / 10) });
+  }
+  return (
+    <figure className="card" aria-label={t('overview.forecast.title')}>
+      <figcaption>{t('overview.forecast.title')}</figcaption>
+      <strong data-testid="forecast">{text}</strong>
+      <small>{note}</small>
+    </figure>
+  );
+}
+
+function Figures({ summary, stats, accounts }: { summary: Summary; stats: Stats; accounts: AccountList | null }) {
+  const { t } = useTranslation();
+  const f = useFormat();
   // Accounts that run dry first (at their own 7-day burn rate); those out of credits first of all.
-  const byDryDate = accounts.items
+  const byDryDate = (accounts?.items ?? [])
     .map((a) => ({ a, dry: a.remaining === 0 ? new Date(0) : a.remaining !== null ? runsDry(a.remaining, a.spent_7d) : null }))
     .sort((x, y) => (x.dry?.getTime() ?? Infinity) - (y.dry?.getTime() ?? Infinity))
     .slice(0, 5);
   const last = summary.refresh.last;
-  const dry = forecast(summary.total_remaining, stats.by_day);
+  const days = lastBuckets(stats.by_day, 14, DAY, dayKey, zero);
+  const hours = lastBuckets(stats.by_hour, 24, 3600_000, hourKey, zero);
   return (
-    <section aria-labelledby="overview-title">
-      <h1 id="overview-title">Overview</h1>
+    <>
       <div className="cards">
-        <figure className="card" aria-label="Total remaining credits">
-          <figcaption>Credits remaining</figcaption>
-          <strong data-testid="total-remaining">{fmt.format(summary.total_remaining)}</strong>
-          {summary.unknown_quota > 0 && <small>{summary.unknown_quota} keys not refreshed yet</small>}
-          {summary.accounts > 0 && <small>keys of one Tavily account counted once ({summary.accounts} accounts)</small>}
+        <figure className="card" aria-label={t('overview.remaining')}>
+          <figcaption>{t('overview.remaining')}</figcaption>
+          <strong data-testid="total-remaining">{f.num(summary.total_remaining)}</strong>
+          {summary.unknown_quota > 0 && <small>{t('overview.notRefreshed', { count: summary.unknown_quota })}</small>}
+          {summary.accounts > 0 && <small>{t('overview.accountsOnce', { count: summary.accounts })}</small>}
         </figure>
-        <figure className="card" aria-label="Keys by status">
-          <figcaption>Keys ({summary.keys.total})</figcaption>
+        <figure className="card" aria-label={t('overview.byStatus')}>
+          <figcaption>{t('overview.keysCount', { count: summary.keys.total })}</figcaption>
           <ul className="statuses">
-            {(['active', 'exhausted', 'invalid', 'disabled'] as const).map((s) => (
+            {STATUSES.map((s) => (
               <li key={s}>
-                <span className={`badge ${s}`}>{s}</span> <span data-testid={`count-${s}`}>{summary.keys.by_status[s]}</span>
+                <span className={`badge ${s}`}>{t(`status.${s}`)}</span> <span data-testid={`count-${s}`}>{f.num(summary.keys.by_status[s])}</span>
               </li>
             ))}
           </ul>
         </figure>
-        <figure className="card" aria-label="Forecast">
-          <figcaption>Runs dry</figcaption>
-          <strong data-testid="forecast">{dry ? dry.toLocaleDateString() : 'not at this rate'}</strong>
-          <small>at the last 7 days’ burn rate</small>
-        </figure>
-        <figure className="card" aria-label="Last refresh">
-          <figcaption>Last refresh</figcaption>
+        <Forecast summary={summary} stats={stats} />
+        <figure className="card" aria-label={t('overview.lastRefresh')}>
+          <figcaption>{t('overview.lastRefresh')}</figcaption>
           {last ? (
             <p>
-              {new Date(last.finished_at).toLocaleString()}: {last.success_count} of {last.total} keys refreshed
-              {last.failed_count > 0 ? `, ${last.failed_count} failed` : ''} in {fmt.format(last.duration_ms)} ms
+              <When at={last.finished_at} />: {t('overview.refreshed', { ok: f.num(last.success_count), total: f.num(last.total), ms: f.num(last.duration_ms) })}
+              {last.failed_count > 0 ? t('overview.refreshFailed', { count: last.failed_count }) : ''}
             </p>
           ) : (
-            <p>No refresh since the server started.</p>
+            <p>{t('overview.noRefresh')}</p>
           )}
         </figure>
       </div>
-      {byDryDate.length > 0 && (
-        <figure className="card" aria-label="Accounts">
+      {byDryDate.length > 0 && accounts && (
+        <figure className="card" aria-label={t('nav.accounts')}>
           <figcaption>
-            Accounts (<a href="#/accounts">{accounts.total}</a>): the first to run dry
+            <a href="#/accounts">{t('overview.accountsFirst', { count: accounts.total })}</a>
           </figcaption>
           <ul className="statuses">
             {byDryDate.map(({ a, dry }) => (
               <li key={a.id}>
-                {a.name}: {a.remaining === null ? 'unknown' : fmt.format(a.remaining)} left,{' '}
-                {a.remaining === 0 ? 'out of credits' : dry ? `runs dry ${dry.toLocaleDateString()}` : 'not at this rate'}
+                {a.name}: {a.remaining === null ? t('common.unknown') : t('overview.left', { credits: f.num(a.remaining) })},{' '}
+                {a.remaining === 0 ? t('overview.outOfCredits') : dry ? t('overview.runsDryOn', { date: f.date(dry) }) : t('overview.forecast.idle')}
               </li>
             ))}
           </ul>
         </figure>
       )}
       <div className="cards wide">
-        <BarChart
-          title="Credits spent per day (14 days)"
-          series={['credits']}
-          bars={window(stats.by_day, 14, DAY, dayKey, zero).map((d) => ({ label: d.bucket.slice(5), values: [d.credits] }))}
-        />
-        <BarChart
-          title="Requests per hour by outcome (24 hours, UTC)"
-          series={['succeeded', 'failed']}
-          bars={window(stats.by_hour, 24, 3600_000, hourKey, zero).map((h) => ({ label: `${h.bucket.slice(11, 13)}h`, values: [h.requests - h.errors, h.errors] }))}
-        />
+        <Suspense fallback={<p aria-busy="true">{t('common.loading')}</p>}>
+          <Chart
+            title={t('overview.creditsChart')}
+            unit={t('overview.creditsUnit')}
+            points={days.map((d) => ({ at: `${d.bucket}T00:00:00Z`, credits: d.credits }))}
+            series={[{ key: 'credits', name: t('overview.creditsUnit'), color: 'var(--accent)' }]}
+          />
+          <Chart
+            hours
+            title={t('overview.requestsChart')}
+            unit={t('overview.requestsUnit')}
+            points={hours.map((h) => ({ at: h.bucket, ok: h.requests - h.errors, failed: h.errors }))}
+            series={[
+              { key: 'ok', name: t('overview.succeeded'), color: 'var(--accent)' },
+              { key: 'failed', name: t('overview.failed'), color: 'var(--danger)' },
+            ]}
+          />
+        </Suspense>
       </div>
-    </section>
+    </>
   );
 }

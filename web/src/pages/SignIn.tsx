@@ -1,8 +1,10 @@
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, type ReactNode, useState } from 'react';
+import { Trans, useTranslation } from 'react-i18next';
 import { ApiError, api, setToken } from '../api';
 import { ErrorAlert } from '../components';
 
-export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
+export function SignIn({ onSignedIn, language }: { onSignedIn: () => void; language: ReactNode }) {
+  const { t } = useTranslation();
   const [token, setValue] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -16,7 +18,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
       setToken(token.trim());
       onSignedIn();
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'That admin token is not right.' : `Cannot reach the server: ${(err as Error).message}`);
+      setError(err instanceof ApiError && err.status === 401 ? t('signIn.wrong') : t('signIn.unreachable', { error: (err as Error).message }));
     } finally {
       setBusy(false);
     }
@@ -24,16 +26,19 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
 
   return (
     <main className="signin">
-      <h1>tavily-pool</h1>
-      <form onSubmit={submit} aria-label="Sign in">
-        <label htmlFor="admin-token">Admin token</label>
+      <h1 translate="no">tavily-pool</h1>
+      <form onSubmit={submit} aria-label={t('signIn.form')}>
+        <label htmlFor="admin-token">{t('signIn.token')}</label>
         <input id="admin-token" type="password" autoComplete="current-password" value={token} onChange={(e) => setValue(e.target.value)} required />
-        <p className="hint">Printed at first start, and kept in data/admin-token.</p>
+        <p className="hint">
+          <Trans i18nKey="signIn.hint" components={{ code: <code translate="no" /> }} />
+        </p>
         <button type="submit" disabled={busy || token.trim() === ''}>
-          {busy ? 'Signing in…' : 'Sign in'}
+          {busy ? t('signIn.signingIn') : t('signIn.submit')}
         </button>
         <ErrorAlert message={error} />
       </form>
+      <div className="toolbar">{language}</div>
     </main>
   );
 }

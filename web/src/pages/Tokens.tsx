@@ -1,142 +1,233 @@
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
-import { api } from '../api';
-import { DataTable, ErrorAlert } from '../components';
+import { useQuery } from '@tanstack/react-query';
+import { type FormEvent, Fragment, type ReactNode, useState } from 'react';
+import { Trans, useTranslation } from 'react-i18next';
+import { SCOPE_ENDPOINTS } from '../../../src/gateway/endpoint-names';
+import { type Token, type TokenCreate, type TokenCreated, type TokenPatch, api } from '../api';
+import { CopyButton, DataTable, ErrorAlert, Meter, Outcome, Pending, When } from '../components';
+import { useFormat } from '../i18n';
+import { Q, useChange } from '../query';
+import { snippets } from '../snippets';
 
-interface Token {
-  id: number;
-  name: string;
-  token_prefix: string;
-  monthly_budget: number | null;
-  rpm_limit: number | null;
-  month: string;
-  month_spent: number;
-  revoked_at: string | null;
-  last_used_at: string | null;
-  endpoints: string[] | null;
-  networks: string[] | null;
-  expires_at: string | null;
-  caps: { max_credits?: number; max_results?: number; advanced?: boolean; research_pro?: boolean } | null;
-}
-
-/** A token's scopes in a line: what it may use, from where, until when, with which caps. */
-function scopesText(t: Token): string {
-  const parts: string[] = [];
-  if (t.endpoints) parts.push(`only ${t.endpoints.join(', ')}`);
-  if (t.networks) parts.push(`from ${t.networks.join(', ')}`);
-  if (t.expires_at) parts.push(`until ${new Date(t.expires_at).toLocaleString()}`);
-  const c = t.caps;
-  if (c) {
-    if (c.advanced === false) parts.push('no advanced');
-    if (c.research_pro === false) parts.push('no pro research');
-    if (c.max_results !== undefined) parts.push(`≤ ${c.max_results} results`);
-    if (c.max_credits !== undefined) parts.push(`≤ ${c.max_credits} credits a request`);
-  }
-  return parts.length ? parts.join('; ') : 'everything';
-}
-
-const fmt = new Intl.NumberFormat('en-US');
 const optionalNumber = (v: string) => (v.trim() === '' ? null : Number(v));
 
+/** A token's scopes in a line: what it may use, from where, until when, with which caps. */
+function ScopesText({ t: tok }: { t: Token }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  // Endpoint names and networks are identifiers: never translated.
+  const ids = (list: string[]) => <span translate="no">{list.join(', ')}</span>;
+  const parts: ReactNode[] = [];
+  if (tok.endpoints) parts.push(<Trans key="e" i18nKey="tokens.scopes.only" components={{ list: ids(tok.endpoints) }} />);
+  if (tok.networks) parts.push(<Trans key="n" i18nKey="tokens.scopes.from" components={{ list: ids(tok.networks) }} />);
+  if (tok.expires_at) parts.push(t('tokens.scopes.until', { at: f.dateTime(tok.expires_at) }));
+  const c = tok.caps;
+  if (c) {
+    if (c.advanced === false) parts.push(t('tokens.scopes.noAdvanced'));
+    if (c.research_pro === false) parts.push(t('tokens.scopes.noPro'));
+    if (c.max_results !== undefined) parts.push(t('tokens.scopes.maxResults', { n: c.max_results }));
+    if (c.max_credits !== undefined) parts.push(t('tokens.scopes.maxCredits', { n: c.max_credits }));
+  }
+  if (parts.length === 0) return <>{t('tokens.scopes.everything')}</>;
+  return <>{parts.map((p, i) => (i ? [<Fragment key={`s${i}`}>; </Fragment>, p] : p))}</>;
+}
+
+/** Spent this month against the budget, marked when the budget is spent. */
+function Spend({ t: tok }: { t: Token }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  if (tok.monthly_budget === null) return <span data-testid={`spent-${tok.id}`}>{f.num(tok.month_spent)}</span>;
+  const spent = tok.month_spent >= tok.monthly_budget;
+  return (
+    <span data-testid={`spent-${tok.id}`}>
+      <Meter value={tok.month_spent} max={tok.monthly_budget} over={spent} label={t('tokens.spentOf', { spent: tok.month_spent, budget: tok.monthly_budget })} />
+      {spent && <span className="badge exhausted">{t('tokens.budgetSpent')}</span>}
+    </span>
+  );
+}
+
+/** Copyable examples for every kind of client, filled with this server's address. */
+export function Snippets({ token }: { token: string }) {
+  const { t } = useTranslation();
+  const all = snippets(window.location.origin, token);
+  const [chosen, setChosen] = useState(all[0]!.id);
+  const s = all.find((x) => x.id === chosen) ?? all[0]!;
+  return (
+    <div className="snippets">
+      <div role="tablist" aria-label={t('tokens.snippets')} className="tabs">
+        {all.map((x) => (
+          <button key={x.id} type="button" role="tab" aria-selected={x.id === chosen} className={x.id === chosen ? '' : 'secondary'} onClick={() => setChosen(x.id)} translate="no">
+            {x.title}
+          </button>
+        ))}
+      </div>
+      <pre role="tabpanel" translate="no" data-testid={`snippet-${s.id}`}>
+        <code>{s.code}</code>
+      </pre>
+      <CopyButton text={s.code} label={t('tokens.copySnippet', { title: s.title })} />
+    </div>
+  );
+}
+
+interface Draft {
+  name: string;
+  budget: string;
+  rpm: string;
+  endpoints: Set<string>;
+  networks: string;
+  expires: string;
+}
+const draftOf = (tok?: Token): Draft => ({
+  name: tok?.name ?? '',
+  budget: tok?.monthly_budget?.toString() ?? '',
+  rpm: tok?.rpm_limit?.toString() ?? '',
+  endpoints: new Set(tok?.endpoints ?? SCOPE_ENDPOINTS),
+  networks: tok?.networks?.join(', ') ?? '',
+  expires: tok?.expires_at ? new Date(new Date(tok.expires_at).getTime() - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16) : '',
+});
+const bodyOf = (d: Draft): TokenPatch & TokenCreate => ({
+  name: d.name.trim(),
+  monthly_budget: optionalNumber(d.budget),
+  rpm_limit: optionalNumber(d.rpm),
+  endpoints: d.endpoints.size === SCOPE_ENDPOINTS.length ? null : (SCOPE_ENDPOINTS.filter((e) => d.endpoints.has(e)) as TokenCreate['endpoints']),
+  networks: d.networks.trim() === '' ? null : d.networks.split(/[\s,]+/).filter(Boolean),
+  expires_at: d.expires ? new Date(d.expires).toISOString() : null,
+});
+
+/** The fields of a token: its name, limits and scopes. */
+function TokenFields({ d, set }: { d: Draft; set: (d: Draft) => void }) {
+  const { t } = useTranslation();
+  return (
+    <>
+      <div className="toolbar">
+        <label>{t('tokens.name')} <input value={d.name} onChange={(e) => set({ ...d, name: e.target.value })} required maxLength={100} /></label>
+        <label>{t('tokens.budget')} <input type="number" min={0} value={d.budget} onChange={(e) => set({ ...d, budget: e.target.value })} placeholder={t('common.none')} /></label>
+        <label>{t('tokens.rpm')} <input type="number" min={1} value={d.rpm} onChange={(e) => set({ ...d, rpm: e.target.value })} placeholder={t('tokens.noLimit')} /></label>
+        <label>{t('tokens.networks')} <input value={d.networks} onChange={(e) => set({ ...d, networks: e.target.value })} placeholder="10.0.0.0/8, 2001:db8::/32" /></label>
+        <label>{t('tokens.expires')} <input type="datetime-local" value={d.expires} onChange={(e) => set({ ...d, expires: e.target.value })} /></label>
+      </div>
+      <fieldset>
+        <legend>{t('tokens.endpoints')}</legend>
+        {SCOPE_ENDPOINTS.map((e) => (
+          <label key={e}>
+            <input
+              type="checkbox"
+              checked={d.endpoints.has(e)}
+              onChange={(ev) => {
+                const next = new Set(d.endpoints);
+                if (ev.target.checked) next.add(e);
+                else next.delete(e);
+                set({ ...d, endpoints: next });
+              }}
+            />{' '}
+            <span translate="no">{e}</span>
+          </label>
+        ))}
+      </fieldset>
+    </>
+  );
+}
+
 export function TokensPage() {
-  const [items, setItems] = useState<Token[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [created, setCreated] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
-  const [name, setName] = useState('');
-  const [budget, setBudget] = useState('');
-  const [rpm, setRpm] = useState('');
+  const { t } = useTranslation();
+  const [showRevoked, setShowRevoked] = useState(false);
+  const tokens = useQuery(Q.tokens(showRevoked));
+  const [draft, setDraft] = useState<Draft>(draftOf());
+  const [editing, setEditing] = useState<number | null>(null);
+  const [edit, setEdit] = useState<Draft>(draftOf());
+  const [usage, setUsage] = useState<number | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const create = useChange((body: TokenCreate) => api<TokenCreated>('/tokens', { json: body }));
+  const patch = useChange(({ id, body }: { id: number; body: TokenPatch }) => api<Token>(`/tokens/${id}`, { method: 'PATCH', json: body }));
+  const revoke = useChange((tok: Token) => api<Token>(`/tokens/${tok.id}`, { method: 'DELETE' }));
 
-  const load = useCallback(async () => {
-    try {
-      setItems((await api<{ items: Token[] }>('/tokens')).items);
-    } catch (e) {
-      setError((e as Error).message);
-    }
-  }, []);
-  useEffect(() => {
-    void load();
-  }, [load]);
-
-  const create = async (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setError(null);
-    try {
-      const r = await api<{ token: string }>('/tokens', { json: { name: name.trim(), monthly_budget: optionalNumber(budget), rpm_limit: optionalNumber(rpm) } });
-      setCreated(r.token);
-      setCopied(false);
-      setName('');
-      setBudget('');
-      setRpm('');
-      await load();
-    } catch (err) {
-      setError((err as Error).message);
-    }
+    create.mutate(bodyOf(draft), { onSuccess: () => setDraft(draftOf()) });
   };
-
-  const revoke = async (t: Token) => {
-    if (!window.confirm(`Revoke "${t.name}"? Clients using it are refused at once.`)) return;
-    try {
-      await api(`/tokens/${t.id}`, { method: 'DELETE' });
-      await load();
-    } catch (err) {
-      setError((err as Error).message);
-    }
+  const save = (e: FormEvent, tok: Token) => {
+    e.preventDefault();
+    patch.mutate({ id: tok.id, body: bodyOf(edit) }, { onSuccess: (r) => { setEditing(null); setDone(t('tokens.saved', { name: r.name })); } });
   };
 
   return (
     <section aria-labelledby="tokens-title">
-      <h1 id="tokens-title">Client tokens</h1>
-      <form className="panel toolbar" onSubmit={create} aria-label="Create a token">
-        <label>
-          Name <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
-        </label>
-        <label>
-          Monthly budget (credits) <input type="number" min={0} value={budget} onChange={(e) => setBudget(e.target.value)} placeholder="none" />
-        </label>
-        <label>
-          Requests per minute <input type="number" min={1} value={rpm} onChange={(e) => setRpm(e.target.value)} placeholder="no limit" />
-        </label>
-        <button type="submit" disabled={name.trim() === ''}>Create token</button>
+      <h1 id="tokens-title">{t('tokens.title')}</h1>
+      <form className="panel" onSubmit={submit} aria-label={t('tokens.create')}>
+        <TokenFields d={draft} set={setDraft} />
+        <button type="submit" disabled={draft.name.trim() === '' || draft.endpoints.size === 0 || create.isPending}>{t('tokens.create')}</button>
+        <ErrorAlert message={create.error?.message} />
       </form>
-      {created && (
-        <div role="status" aria-label="New token" className="panel">
-          <p>Copy the token now: it is shown this once.</p>
-          <code data-testid="new-token">{created}</code>{' '}
-          <button
-            type="button"
-            className="secondary"
-            onClick={() => navigator.clipboard.writeText(created).then(() => setCopied(true), () => setCopied(false))}
-          >
-            {copied ? 'Copied' : 'Copy'}
-          </button>
+      {create.data && (
+        <div role="status" aria-label={t('tokens.newToken')} className="panel">
+          <p>{t('tokens.copyNow')}</p>
+          <code data-testid="new-token" translate="no">{create.data.token}</code> <CopyButton text={create.data.token} />
+          <h2>{t('tokens.howToUse')}</h2>
+          <Snippets token={create.data.token} />
         </div>
       )}
-      <ErrorAlert message={error} />
-      {!items ? (
-        <p aria-busy="true">Loading…</p>
-      ) : items.length === 0 ? (
-        <p>No tokens yet: create one for your clients.</p>
-      ) : (
-        <DataTable label="Tokens" columns={['Name', 'Token', 'Spent this month', 'Budget', 'RPM limit', 'May', 'Last used', 'Actions']}>
-              {items.map((t) => (
-                <tr key={t.id}>
-                  <td>{t.name}</td>
-                  <td className="mono">{t.token_prefix}</td>
-                  <td data-testid={`spent-${t.id}`}>{fmt.format(t.month_spent)}</td>
-                  <td>{t.monthly_budget === null ? 'none' : fmt.format(t.monthly_budget)}</td>
-                  <td>{t.rpm_limit ?? 'none'}</td>
-                  <td>{scopesText(t)}</td>
-                  <td>{t.last_used_at ? new Date(t.last_used_at).toLocaleString() : 'never'}</td>
-                  <td>
-                    <a href={`#/logs?token_id=${t.id}&status=403`} aria-label={`Refusals of ${t.name}`}>
-                      Refusals
-                    </a>{' '}
-                    <button type="button" className="danger" aria-label={`Revoke ${t.name}`} onClick={() => revoke(t)}>Revoke</button>
-                  </td>
-                </tr>
-              ))}
-        </DataTable>
-      )}
+      <Outcome done={done} error={patch.error ?? revoke.error} />
+      <div className="toolbar">
+        <label>
+          <input type="checkbox" checked={showRevoked} onChange={(e) => setShowRevoked(e.target.checked)} /> {t('tokens.showRevoked')}
+        </label>
+      </div>
+      <Pending q={tokens}>
+        {(list) =>
+          list.items.length === 0 ? (
+            <p>{t('tokens.none')}</p>
+          ) : (
+            <DataTable label={t('tokens.table')} columns={[t('tokens.name'), t('tokens.token'), t('tokens.spent'), t('tokens.rpmShort'), t('tokens.may'), t('tokens.lastUsed'), t('common.actions')]}>
+              {list.items.map((tok) =>
+                editing === tok.id ? (
+                  <tr key={tok.id}>
+                    <td colSpan={7}>
+                      <form onSubmit={(e) => save(e, tok)} aria-label={t('tokens.editOf', { name: tok.name })}>
+                        <TokenFields d={edit} set={setEdit} />
+                        <button type="submit" disabled={edit.name.trim() === '' || edit.endpoints.size === 0}>{t('common.save')}</button>{' '}
+                        <button type="button" className="secondary" onClick={() => setEditing(null)}>{t('common.cancel')}</button>
+                      </form>
+                    </td>
+                  </tr>
+                ) : (
+                  <tr key={tok.id} className={tok.revoked_at ? 'revoked' : undefined}>
+                    <td>
+                      {tok.name}
+                      {tok.revoked_at && <> <span className="badge disabled">{t('tokens.revoked')}</span> <small><When at={tok.revoked_at} /></small></>}
+                    </td>
+                    <td className="mono" translate="no">{tok.token_prefix}</td>
+                    <td><Spend t={tok} /></td>
+                    <td>{tok.rpm_limit ?? t('common.none')}</td>
+                    <td><ScopesText t={tok} /></td>
+                    <td><When at={tok.last_used_at} /></td>
+                    <td className="actions">
+                      <a href={`#/logs?token_id=${tok.id}&status=403`} aria-label={t('tokens.refusalsOf', { name: tok.name })}>{t('tokens.refusals')}</a>{' '}
+                      <button type="button" className="secondary" aria-label={t('tokens.useOf', { name: tok.name })} aria-expanded={usage === tok.id} onClick={() => setUsage(usage === tok.id ? null : tok.id)}>{t('tokens.use')}</button>
+                      {!tok.revoked_at && (
+                        <>
+                          <button type="button" className="secondary" aria-label={t('tokens.editOf', { name: tok.name })} onClick={() => { setEdit(draftOf(tok)); setEditing(tok.id); }}>{t('common.edit')}</button>
+                          <button type="button" className="danger" aria-label={t('tokens.revokeOf', { name: tok.name })} onClick={() => window.confirm(t('tokens.confirmRevoke', { name: tok.name })) && revoke.mutate(tok, { onSuccess: () => setDone(t('tokens.revokedDone', { name: tok.name })) })}>{t('tokens.revoke')}</button>
+                        </>
+                      )}
+                    </td>
+                  </tr>
+                ),
+              ).flatMap((row, i) => {
+                const tok = list.items[i]!;
+                return usage === tok.id && editing !== tok.id
+                  ? [row, (
+                      <tr key={`usage-${tok.id}`}>
+                        <td colSpan={7} className="usage">
+                          <p className="muted">{t('tokens.usageNote', { prefix: tok.token_prefix })}</p>
+                          <Snippets token={tok.token_prefix} />
+                        </td>
+                      </tr>
+                    )]
+                  : [row];
+              })}
+            </DataTable>
+          )
+        }
+      </Pending>
     </section>
   );
 }

@@ -1,0 +1,71 @@
+/** English and Simplified Chinese: chosen from the browser, switchable, remembered. */
+import i18n from 'i18next';
+import LanguageDetector from 'i18next-browser-languagedetector';
+import { initReactI18next, useTranslation } from 'react-i18next';
+import { useMemo } from 'react';
+import { en } from './locales/en';
+import { zhCN } from './locales/zh-CN';
+
+export const LANGUAGES = [
+  { code: 'en', name: 'English' },
+  { code: 'zh-CN', name: '简体中文' },
+] as const;
+export type Language = (typeof LANGUAGES)[number]['code'];
+
+declare module 'i18next' {
+  interface CustomTypeOptions {
+    defaultNS: 'translation';
+    resources: { translation: typeof en };
+  }
+}
+
+void i18n
+  .use(LanguageDetector)
+  .use(initReactI18next)
+  .init({
+    resources: { en: { translation: en }, 'zh-CN': { translation: zhCN } },
+    supportedLngs: ['en', 'zh-CN'],
+    // zh, zh-TW, zh-HK … match zh-CN by their prefix: they read Simplified Chinese rather than English.
+    fallbackLng: 'en',
+    load: 'currentOnly',
+    detection: { order: ['localStorage', 'navigator'], lookupLocalStorage: 'tavily-pool-language', caches: ['localStorage'] },
+    interpolation: { escapeValue: false },
+    returnNull: false,
+  });
+
+document.documentElement.lang = i18n.resolvedLanguage ?? 'en';
+i18n.on('languageChanged', (lng) => {
+  document.documentElement.lang = lng;
+});
+
+export default i18n;
+
+const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+/** Numbers, dates and times in one format, in the browser's time zone, in the chosen language. */
+export function useFormat() {
+  const { i18n: i } = useTranslation();
+  const lang = i.resolvedLanguage ?? 'en';
+  return useMemo(() => {
+    const num = new Intl.NumberFormat(lang);
+    const dateTime = new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' });
+    const date = new Intl.DateTimeFormat(lang, { dateStyle: 'medium' });
+    const relative = new Intl.RelativeTimeFormat(lang, { numeric: 'auto' });
+    return {
+      lang,
+      timeZone,
+      num: (n: number) => num.format(n),
+      dateTime: (iso: string | Date) => dateTime.format(typeof iso === 'string' ? new Date(iso) : iso),
+      date: (d: string | Date) => date.format(typeof d === 'string' ? new Date(d) : d),
+      /** "in 3 days", "2 hours ago": for times near now. */
+      ago: (iso: string) => {
+        const s = (Date.parse(iso) - Date.now()) / 1000;
+        const a = Math.abs(s);
+        if (a < 60) return relative.format(Math.round(s), 'second');
+        if (a < 3600) return relative.format(Math.round(s / 60), 'minute');
+        if (a < 86400) return relative.format(Math.round(s / 3600), 'hour');
+        return relative.format(Math.round(s / 86400), 'day');
+      },
+    };
+  }, [lang]);
+}

@@ -1,0 +1,46 @@
+/**
+ * The data layer: every request of the dashboard goes through TanStack Query (caching,
+ * background refetch, one loading and error pattern), and every change invalidates what it
+ * may have changed.
+ */
+import { QueryClient, queryOptions, useMutation, useQueryClient } from '@tanstack/react-query';
+import { ApiError, type AccountList, type AlertEvent, type AuditRow, type KeyDetail, type KeyList, type LogList, type RefreshStatus, type Rules, type Sink, type Stats, type Suggestion, type Summary, type TokenList, api, qs } from './api';
+
+export const queryClient = new QueryClient({
+  defaultOptions: {
+    queries: {
+      // Cached data shows at once when a page opens again, and is refetched behind it.
+      staleTime: 0,
+      // A refusal (4xx) will not change by asking again; a failure may.
+      retry: (n, err) => !(err instanceof ApiError && err.status < 500) && n < 2,
+    },
+  },
+});
+
+const get = <T,>(path: string) => queryOptions({ queryKey: ['api', path], queryFn: ({ signal }) => api<T>(path, { signal }) });
+
+/** Every GET the dashboard makes, with its answer's type. */
+export const Q = {
+  summary: () => get<Summary>('/summary'),
+  stats: (from: string) => get<Stats>(`/stats?${qs({ from })}`),
+  keys: (params: Record<string, string | number | undefined>) => get<KeyList>(`/tavily-keys?${qs(params)}`),
+  key: (id: number) => get<KeyDetail>(`/tavily-keys/${id}`),
+  refreshStatus: () => get<RefreshStatus>('/tavily-keys/refresh-quota'),
+  accounts: () => get<AccountList>('/accounts?limit=1000'),
+  suggestions: () => get<{ items: Suggestion[] }>('/accounts/suggestions'),
+  tokens: (includeRevoked: boolean) => get<TokenList>(`/tokens?${qs({ include_revoked: includeRevoked })}`),
+  logs: (params: Record<string, string | number | undefined>) => get<LogList>(`/logs?${qs(params)}`),
+  audit: (params: Record<string, string | number | undefined>) => get<{ items: AuditRow[]; next: number | null }>(`/audit?${qs(params)}`),
+  rules: () => get<Rules>('/alerts/rules'),
+  sinks: () => get<{ items: Sink[] }>('/alerts/sinks'),
+  events: () => get<{ items: AlertEvent[] }>('/alerts/events?limit=50'),
+};
+
+/**
+ * A change: runs `fn`, then refetches every admin query (a change to a key moves the summary,
+ * the accounts and the logs too; the dashboard's queries are few and cheap).
+ */
+export function useChange<V, R>(fn: (v: V) => Promise<R>) {
+  const qc = useQueryClient();
+  return useMutation({ mutationFn: fn, onSettled: () => qc.invalidateQueries({ queryKey: ['api'] }) });
+}
