@@ -11,5 +11,7 @@ run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.
 chmodSync('dist/src/cli.js', 0o755);
 if (process.argv.includes('--web') || !existsSync('web/dist/index.html')) {
   console.error('building the dashboard (web/dist)…');
+  // Type-checked first: its types come from the server's schemas, so a field renamed there stops the build.
+  run(process.execPath, ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'web/tsconfig.json']);
   run(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'web/vite.config.ts']);
 }

@@ -70,7 +70,15 @@ export function App() {
   const page = keyId ? PAGES[1] : (PAGES.find((p) => p.hash === path) ?? PAGES[0]);
   return (
     <div className="layout">
-      <a className="skip" href="#main">
+      {/* The hash is the page's route: the skip link moves the focus without changing it. */}
+      <a
+        className="skip"
+        href="#main"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById('main')?.focus();
+        }}
+      >
         {t('app.skip')}
       </a>
       <header>
