@@ -281,6 +281,8 @@ describe('dashboard (Chromium)', { skip }, () => {
     const edit = page.getByRole('form', { name: 'Edit e2e client' });
     await edit.getByLabel('Name').fill('e2e renamed');
     await edit.getByLabel('Monthly budget (credits)').fill('2');
+    await edit.getByLabel('Refuse “advanced” depth').check();
+    await edit.getByLabel('Most results (max_results, limit)').fill('10');
     await edit.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: 'Done: saved e2e renamed.' }).waitFor();
     const renamed = page.getByRole('table', { name: 'Tokens' }).getByRole('row', { name: /e2e renamed/ });
@@ -289,6 +291,8 @@ describe('dashboard (Chromium)', { skip }, () => {
     const patched = (await api('GET', '/tokens')).json().items.find((x: { id: number }) => x.id === item.id);
     assert.equal(patched.monthly_budget, 2);
     assert.deepEqual(patched.endpoints, item.endpoints, 'the scopes were kept');
+    assert.deepEqual(patched.caps, { max_results: 10, advanced: false });
+    assert.match((await renamed.textContent())!, /no advanced; ≤ 10 results/);
     // How to use an existing token: the snippets with its prefix.
     await page.getByRole('button', { name: 'How to use e2e renamed' }).click();
     assert.ok((await page.getByTestId('snippet-curl').textContent())!.includes(`Bearer ${item.token_prefix}`));

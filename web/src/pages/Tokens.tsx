@@ -75,6 +75,10 @@ interface Draft {
   endpoints: Set<string>;
   networks: string;
   expires: string;
+  maxCredits: string;
+  maxResults: string;
+  noAdvanced: boolean;
+  noPro: boolean;
 }
 const draftOf = (tok?: Token): Draft => ({
   name: tok?.name ?? '',
@@ -83,7 +87,20 @@ const draftOf = (tok?: Token): Draft => ({
   endpoints: new Set(tok?.endpoints ?? SCOPE_ENDPOINTS),
   networks: tok?.networks?.join(', ') ?? '',
   expires: tok?.expires_at ? new Date(new Date(tok.expires_at).getTime() - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16) : '',
+  maxCredits: tok?.caps?.max_credits?.toString() ?? '',
+  maxResults: tok?.caps?.max_results?.toString() ?? '',
+  noAdvanced: tok?.caps?.advanced === false,
+  noPro: tok?.caps?.research_pro === false,
 });
+/** The caps as the API takes them: only those set; none at all is null. */
+function capsOf(d: Draft): TokenCreate['caps'] {
+  const caps: NonNullable<TokenCreate['caps']> = {};
+  if (d.maxCredits.trim()) caps.max_credits = Number(d.maxCredits);
+  if (d.maxResults.trim()) caps.max_results = Number(d.maxResults);
+  if (d.noAdvanced) caps.advanced = false;
+  if (d.noPro) caps.research_pro = false;
+  return Object.keys(caps).length ? caps : null;
+}
 const bodyOf = (d: Draft): TokenPatch & TokenCreate => ({
   name: d.name.trim(),
   monthly_budget: optionalNumber(d.budget),
@@ -91,6 +108,7 @@ const bodyOf = (d: Draft): TokenPatch & TokenCreate => ({
   endpoints: d.endpoints.size === SCOPE_ENDPOINTS.length ? null : (SCOPE_ENDPOINTS.filter((e) => d.endpoints.has(e)) as TokenCreate['endpoints']),
   networks: d.networks.trim() === '' ? null : d.networks.split(/[\s,]+/).filter(Boolean),
   expires_at: d.expires ? new Date(d.expires).toISOString() : null,
+  caps: capsOf(d),
 });
 
 /** The fields of a token: its name, limits and scopes. */
@@ -122,6 +140,13 @@ function TokenFields({ d, set }: { d: Draft; set: (d: Draft) => void }) {
             <span translate="no">{e}</span>
           </label>
         ))}
+      </fieldset>
+      <fieldset>
+        <legend>{t('tokens.caps')}</legend>
+        <label>{t('tokens.maxCredits')} <input type="number" min={1} max={1000} className="narrow" value={d.maxCredits} onChange={(e) => set({ ...d, maxCredits: e.target.value })} placeholder={t('tokens.noLimit')} /></label>
+        <label>{t('tokens.maxResults')} <input type="number" min={1} max={1000} className="narrow" value={d.maxResults} onChange={(e) => set({ ...d, maxResults: e.target.value })} placeholder={t('tokens.noLimit')} /></label>
+        <label><input type="checkbox" checked={d.noAdvanced} onChange={(e) => set({ ...d, noAdvanced: e.target.checked })} /> {t('tokens.noAdvanced')}</label>
+        <label><input type="checkbox" checked={d.noPro} onChange={(e) => set({ ...d, noPro: e.target.checked })} /> {t('tokens.noPro')}</label>
       </fieldset>
     </>
   );
