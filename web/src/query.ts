@@ -4,6 +4,7 @@
  * may have changed.
  */
 import { QueryClient, queryOptions, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
 import { ApiError, type AccountList, type AlertEvent, type AuditRow, type KeyDetail, type KeyList, type LogList, type RefreshStatus, type Rules, type Sink, type Stats, type Suggestion, type Summary, type TokenList, api, qs } from './api';
 
 export const queryClient = new QueryClient({
@@ -43,4 +44,23 @@ export const Q = {
 export function useChange<V, R>(fn: (v: V) => Promise<R>) {
   const qc = useQueryClient();
   return useMutation({ mutationFn: fn, onSettled: () => qc.invalidateQueries({ queryKey: ['api'] }) });
+}
+
+/**
+ * Changes that say what they did: `act(run)` runs one (its answer is the words for it, or null
+ * for nothing to say); `done` holds the last one's words, `error` its failure.
+ */
+export function useAction() {
+  const [done, setDone] = useState<string | null>(null);
+  const change = useChange((run: () => Promise<string | null>) => run());
+  const act = (run: () => Promise<string | null>, onDone?: () => void) => {
+    setDone(null);
+    change.mutate(run, {
+      onSuccess: (said) => {
+        setDone(said);
+        onDone?.();
+      },
+    });
+  };
+  return { act, done, error: change.error };
 }

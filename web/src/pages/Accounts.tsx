@@ -1,10 +1,9 @@
 import { useQuery } from '@tanstack/react-query';
-import { useState } from 'react';
 import { Trans, useTranslation } from 'react-i18next';
 import { type Account, api, runsDry } from '../api';
 import { DataTable, Outcome, Pending, When } from '../components';
 import { useFormat } from '../i18n';
-import { Q, useChange } from '../query';
+import { Q, useAction } from '../query';
 
 /** "Tavily counted 120 credits between … and …; 40 went through the pool." */
 export function DriftText({ d }: { d: NonNullable<Account['drift']> }) {
@@ -18,9 +17,8 @@ export function AccountsPage() {
   const { t } = useTranslation();
   const f = useFormat();
   const list = useQuery(Q.accounts());
-  const [done, setDone] = useState<string | null>(null);
-  const change = useChange(({ run }: { run: () => Promise<unknown>; what: string }) => run());
-  const act = (what: string, run: () => Promise<unknown>) => change.mutate({ run, what }, { onSuccess: () => setDone(what) });
+  const { act: run, done, error } = useAction();
+  const act = (what: string, change: () => Promise<unknown>) => run(async () => (await change(), what));
 
   return (
     <section aria-labelledby="accounts-title">
@@ -28,7 +26,7 @@ export function AccountsPage() {
       <p className="muted">
         <Trans i18nKey="accounts.intro" components={{ code: <code translate="no" /> }} />
       </p>
-      <Outcome done={done} error={change.error} />
+      <Outcome done={done} error={error} />
       <Pending q={list}>
         {(l) =>
           l.items.length === 0 ? (

@@ -3,7 +3,7 @@ import { type FormEvent, useState } from 'react';
 import { Trans, useTranslation } from 'react-i18next';
 import { type AlertRules, type Rules, type Sink, type SinkCreate, type SinkPatch, type TestResultView, api } from '../api';
 import { DataTable, ErrorAlert, Pending, When } from '../components';
-import { Q, useChange } from '../query';
+import { Q, useAction } from '../query';
 
 type Kind = Sink['kind'];
 type EventType = NonNullable<Sink['events']>[number];
@@ -38,14 +38,10 @@ export function AlertsPage() {
   const rules = useQuery(Q.rules());
   const sinks = useQuery(Q.sinks());
   const events = useQuery({ ...Q.events(), refetchInterval: 15_000 });
-  const [notice, setNotice] = useState<string | null>(null);
+
   const [secret, setSecret] = useState<{ sink: string; secret: string } | null>(null);
   const [editing, setEditing] = useState<number | null>(null);
-  const change = useChange((run: () => Promise<string | null>) => run());
-  const act = (run: () => Promise<string | null>) => {
-    setNotice(null);
-    change.mutate(run, { onSuccess: (said) => setNotice(said) });
-  };
+  const { act, done: notice, error } = useAction();
 
   const test = (s: Sink) =>
     act(async () => {
@@ -62,7 +58,7 @@ export function AlertsPage() {
   return (
     <section aria-labelledby="alerts-title">
       <h1 id="alerts-title">{t('alerts.title')}</h1>
-      <ErrorAlert message={change.error?.message} />
+      <ErrorAlert message={error?.message} />
       {notice && (
         <p role="status" className="panel">
           {notice}

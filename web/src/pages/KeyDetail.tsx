@@ -1,8 +1,8 @@
 import { useQuery } from '@tanstack/react-query';
-import { useState } from 'react';
+import { type ReactNode, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { type KeyDetail, type KeyPatch, api } from '../api';
-import { DataTable, ErrorAlert, Outcome, Pending, When } from '../components';
+import { DataTable, Outcome, Pending, When } from '../components';
 import { useFormat } from '../i18n';
 import { Q, useChange } from '../query';
 import { LabelEditor, QuotaBar, RefreshPanel, StatusCell } from './Keys';
@@ -74,7 +74,7 @@ function Figures({ k }: { k: KeyDetail }) {
   const { t } = useTranslation();
   const f = useFormat();
   const n = (v: number | null) => (v === null ? '–' : f.num(v));
-  const rows: [string, React.ReactNode][] = [
+  const rows: [string, ReactNode][] = [
     [t('keys.status'), <StatusCell k={k} />],
     [t('keys.remaining'), <QuotaBar k={k} />],
     [t('keyDetail.keyUsage'), `${n(k.key_usage)} / ${n(k.key_limit)}`],
@@ -105,9 +105,8 @@ function Usage({ k }: { k: KeyDetail }) {
   const { t } = useTranslation();
   const f = useFormat();
   const u = k.endpoint_usage;
-  if (!u) return <p className="muted">{t('keyDetail.noUsage')}</p>;
-  const names = [...new Set([...Object.keys(u.key), ...Object.keys(u.account)])].sort();
-  if (names.length === 0) return <ErrorAlert message={null} />;
+  const names = u ? [...new Set([...Object.keys(u.key), ...Object.keys(u.account)])].sort() : [];
+  if (!u || names.length === 0) return <p className="muted">{t('keyDetail.noUsage')}</p>;
   return (
     <>
       <h2>{t('keyDetail.usage')}</h2>

@@ -4,7 +4,7 @@ import { useTranslation } from 'react-i18next';
 import { type BulkChange, type ImportResult, type Key, type KeyPatch, type RefreshResult, type Suggestion, api, qs } from '../api';
 import { DataTable, ErrorAlert, Meter, Outcome, Pending, When } from '../components';
 import { useFormat } from '../i18n';
-import { Q, useChange } from '../query';
+import { Q, useAction, useChange } from '../query';
 import { DriftText } from './Accounts';
 
 const PAGE = 50;
@@ -64,19 +64,15 @@ export function KeysPage() {
   const [sort, setSort] = useState('created_at');
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [selected, setSelected] = useState<Set<number>>(new Set());
-  const [done, setDone] = useState<string | null>(null);
   const cursor = cursors[cursors.length - 1] ?? undefined;
 
   const keys = useQuery({ ...Q.keys({ limit: PAGE, sort, order: 'desc', status, account_id: account, q: q.trim(), cursor: cursor ?? undefined }), placeholderData: (prev) => prev });
   const accounts = useQuery(Q.accounts());
-  const change = useChange(async ({ body }: { body: BulkChange | { one: number; patch?: KeyPatch; remove?: boolean }; what: string }) => {
-    if ('one' in body) return body.remove ? api(`/tavily-keys/${body.one}`, { method: 'DELETE' }) : api(`/tavily-keys/${body.one}`, { method: 'PATCH', json: body.patch });
-    return api('/tavily-keys/bulk', { json: body });
-  });
-  const act = (what: string, body: Parameters<typeof change.mutate>[0]['body']) => {
-    setDone(null);
-    change.mutate({ body, what }, { onSuccess: () => { setDone(what); if (!('one' in body)) setSelected(new Set()); } });
-  };
+  // Each change says what it did; a bulk change clears the selection.
+  const { act: run, done, error } = useAction();
+  const act = (what: string, change: () => Promise<unknown>, bulk = false) => run(async () => (await change(), what), bulk ? () => setSelected(new Set()) : undefined);
+  const bulkChange = (what: string, body: BulkChange) => act(what, () => api('/tavily-keys/bulk', { json: body }), true);
+  const patch = (id: number, body: KeyPatch) => api(`/tavily-keys/${id}`, { method: 'PATCH', json: body });
 
   const restart = () => {
     setCursors([null]);
@@ -86,10 +82,13 @@ export function KeysPage() {
   const bulk = (action: 'enable' | 'disable' | 'delete') => {
     // A cancelled confirm does nothing and says nothing.
     if (action === 'delete' && !window.confirm(t('keys.confirmBulkDelete', { count: selected.size }))) return;
-    act(t(`keys.bulkDone.${action}`, { count: selected.size }), { action, ids: [...selected] });
+    bulkChange(t(`keys.bulkDone.${action}`, { count: selected.size }), { action, ids: [...selected] });
   };
   const assign = (name: string | null) =>
-    act(name === null ? t('keys.bulkDone.unassign', { count: selected.size }) : t('keys.bulkDone.assign', { count: selected.size, name }), name === null ? { action: 'assign', ids: [...selected], account_id: null } : { action: 'assign', ids: [...selected], account: name });
+    bulkChange(
+      name === null ? t('keys.bulkDone.unassign', { count: selected.size }) : t('keys.bulkDone.assign', { count: selected.size, name }),
+      name === null ? { action: 'assign', ids: [...selected], account_id: null } : { action: 'assign', ids: [...selected], account: name },
+    );
 
   const toggle = (id: number) =>
     setSelected((s) => {
@@ -149,7 +148,7 @@ export function KeysPage() {
         <button type="button" disabled={selected.size === 0 || assignTo.trim() === ''} onClick={() => { assign(assignTo.trim()); setAssignTo(''); }}>{t('keys.assign')}</button>
         <button type="button" className="secondary" disabled={selected.size === 0} onClick={() => assign(null)}>{t('keys.unassign')}</button>
       </div>
-      <Outcome done={done} error={change.error} />
+      <Outcome done={done} error={error} />
 
       <Pending q={keys}>
         {(page) => (
@@ -176,10 +175,10 @@ export function KeysPage() {
                     <td><When at={k.last_checked_at} /></td>
                     <td className="error-cell" lang="en">{k.last_error}</td>
                     <td className="actions">
-                      <button type="button" className="secondary" aria-label={t(k.status === 'disabled' ? 'keys.enableOne' : 'keys.disableOne', { key: k.key_masked })} onClick={() => act(t(k.status === 'disabled' ? 'keys.enabledOne' : 'keys.disabledOne', { key: k.key_masked }), { one: k.id, patch: { enabled: k.status === 'disabled' } })}>
+                      <button type="button" className="secondary" aria-label={t(k.status === 'disabled' ? 'keys.enableOne' : 'keys.disableOne', { key: k.key_masked })} onClick={() => act(t(k.status === 'disabled' ? 'keys.enabledOne' : 'keys.disabledOne', { key: k.key_masked }), () => patch(k.id, { enabled: k.status === 'disabled' }))}>
                         {k.status === 'disabled' ? t('common.enable') : t('common.disable')}
                       </button>
-                      <button type="button" className="danger" aria-label={t('keys.deleteOne', { key: k.key_masked })} onClick={() => window.confirm(t('keys.confirmDelete', { key: k.key_masked })) && act(t('keys.deletedOne', { key: k.key_masked }), { one: k.id, remove: true })}>
+                      <button type="button" className="danger" aria-label={t('keys.deleteOne', { key: k.key_masked })} onClick={() => window.confirm(t('keys.confirmDelete', { key: k.key_masked })) && act(t('keys.deletedOne', { key: k.key_masked }), () => api(`/tavily-keys/${k.id}`, { method: 'DELETE' }))}>
                         {t('common.delete')}
                       </button>
                     </td>
