@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { webDist } from '../../src/paths.js';
 import { en } from '../../web/src/locales/en.js';
+import { zhCN } from '../../web/src/locales/zh-CN.js';
 import { ADMIN_TOKEN, type TestApp, startTestApp } from '../support/app.js';
 import { CHROMIUM_ARGS, chromiumPath, englishWords, horizontalOverflow, untranslatedWords } from '../support/browser.js';
 import { dialects } from '../support/db.js';
@@ -559,10 +560,10 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.getByLabel('Language').selectOption('zh-CN');
     await page.getByRole('heading', { name: '概览' }).waitFor();
     assert.equal(await page.evaluate<string>('document.documentElement.lang'), 'zh-CN');
-    const zhNames: Record<string, string> = { Overview: '概览', Keys: '密钥', Accounts: '账户', Tokens: '令牌', Logs: '日志', Alerts: '告警', Audit: '审计' };
     const problems: string[] = [];
     for (const [link, , ready] of PAGES) {
-      await page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: zhNames[link], exact: true }).click();
+      const nav = zhCN.nav[link.toLowerCase() as keyof typeof zhCN.nav];
+      await page.getByRole('navigation', { name: zhCN.app.mainNav }).getByRole('link', { name: nav, exact: true }).click();
       await ready?.(page);
       // Closed <details> and tabs: open what holds text.
       const left = await untranslatedWords(page, words, data);

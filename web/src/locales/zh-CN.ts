@@ -1,5 +1,5 @@
 /** 简体中文：每个键都与英文目录一一对应（编译器检查）。 */
-import type { Catalogue } from './en';
+import type { Catalogue } from './en.js';
 
 export const zhCN: Catalogue = {
   app: {
