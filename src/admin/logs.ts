@@ -24,6 +24,7 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
             key_id: Type.Optional(RowId()),
             endpoint: Type.Optional(Type.Unsafe<EndpointName>({ type: 'string', enum: [...ENDPOINT_NAMES] })),
             status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
+            failed_key_id: Type.Optional(RowId('requests this key failed: its own error answers, and the requests that failed over from it (scans the rows in from/to: give a window)')),
             status_class: Type.Optional(Type.Unsafe<StatusClass>({ type: 'string', enum: [...STATUS_CLASSES], description: '2xx, 4xx, 5xx, or errors (any status from 400)' })),
             limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
             // Log ids are exact in JavaScript up to 2^53: 15 digits are always below it.
@@ -47,6 +48,7 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
         endpoint: q.endpoint,
         status: q.status,
         statusClass: q.status_class,
+        failedKeyId: q.failed_key_id,
         limit: q.limit,
         before: q.cursor === undefined ? undefined : Number(q.cursor),
       });

@@ -126,6 +126,11 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       assert.deepEqual((await list('status_class=errors')).map((r: { status: number }) => r.status), [400]);
       assert.deepEqual((await list('status_class=2xx')).map((r: { status: number }) => r.status), [200]);
       assert.deepEqual(await list('status_class=5xx'), []);
+      // What a key failed: the requests that failed over from it, and its own error answers.
+      const ids = (q: string) => list(q).then((rows: { id: number }[]) => rows.map((r) => r.id));
+      assert.deepEqual(await ids(`failed_key_id=${c.ids.get(keys[0]!)}`), [ok.id]);
+      assert.deepEqual(await ids(`failed_key_id=${c.ids.get(keys[1]!)}`), [ok.id]);
+      assert.deepEqual(await ids(`failed_key_id=${c.ids.get(keys[2]!)}`), [bad.id]);
       const refused = await t.app.inject({ method: 'GET', url: '/api/v1/admin/logs?status_class=3xx', headers: t.auth });
       assert.equal(refused.statusCode, 400);
       assert.match(refused.json().error.message, /status_class/);

@@ -210,7 +210,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     const recent = page.getByRole('table', { name: 'Recent requests' });
     await recent.getByRole('row').filter({ hasText: 'detail probe' }).waitFor();
     assert.match((await recent.getByRole('row').nth(1).textContent())!, /detail probe.*search.*200/);
-    await page.getByText('No failed requests recorded.').waitFor();
+    await page.getByText('Nothing failed on this key in the last 30 days.').waitFor();
     await shot('key-detail');
     await page.getByRole('link', { name: '← All keys' }).click();
     await page.getByRole('heading', { name: 'Tavily keys' }).waitFor();
@@ -350,6 +350,11 @@ describe('dashboard (Chromium)', { skip }, () => {
     assert.match((await attempts.nth(0).textContent())!, new RegExp(`${keys[1]!.key_masked.replace('…', '.')}: 401 Unauthorized`));
     assert.match((await attempts.nth(1).textContent())!, /: no answer timed out/);
     await shot('logs');
+    // The key that failed first: its page lists the request it failed over from.
+    await attempts.nth(0).getByRole('link').click();
+    const failed = page.getByRole('table', { name: 'What it failed (30 days)' });
+    await failed.getByRole('row').filter({ hasText: 'req-failover-e2e' }).waitFor();
+    await go('Logs', 'Request log');
 
     const table = page.getByRole('table', { name: 'Requests' });
     const statuses = async () => (await table.locator('tbody .status').allTextContents()).map(Number);

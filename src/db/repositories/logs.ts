@@ -23,6 +23,8 @@ export interface LogFilter {
   status?: number;
   /** `2xx`, `4xx`, `5xx`, or `errors` (any status from 400). */
   statusClass?: StatusClass;
+  /** Requests this key failed: its own error answers, and the requests that failed over from it. */
+  failedKeyId?: number;
   limit: number;
   /** Rows older than this id (newest first). */
   before?: number;
@@ -115,6 +117,12 @@ export class LogRepository {
     else if (f.statusClass) {
       const base = Number(f.statusClass[0]) * 100;
       q = q.where('l.status', '>=', base).where('l.status', '<', base + 100);
+    }
+    if (f.failedKeyId !== undefined) {
+      // A failover is stored as JSON.stringify({key_id, status, error}): `{"key_id":12,` names key 12 exactly.
+      const tried = `%{"key_id":${f.failedKeyId},%`;
+      const id = f.failedKeyId;
+      q = q.where((eb) => eb.or([eb.and([eb('l.key_id', '=', id), eb('l.status', '>=', 400)]), eb('l.failovers', 'like', tried)]));
     }
     if (f.before !== undefined) q = q.where('l.id', '<', f.before);
     const rows = await q.execute();

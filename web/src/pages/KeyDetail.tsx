@@ -13,7 +13,9 @@ export function KeyDetailPage({ id }: { id: number }) {
   const { t } = useTranslation();
   const key = useQuery(Q.key(id));
   const recent = useQuery(Q.logs({ key_id: id, limit: 20 }));
-  const errors = useQuery(Q.logs({ key_id: id, status_class: 'errors', limit: 10 }));
+  // Its failures: its own error answers, and the requests that failed over from it (30 days).
+  const [since] = useState(() => new Date(Math.floor(Date.now() / 3600_000) * 3600_000 - 30 * 24 * 3600_000).toISOString());
+  const errors = useQuery(Q.logs({ failed_key_id: id, from: since, limit: 10 }));
   const [done, setDone] = useState<string | null>(null);
   const change = useChange((patch: KeyPatch) => api(`/tavily-keys/${id}`, { method: 'PATCH', json: patch }));
   const remove = useChange(() => api(`/tavily-keys/${id}`, { method: 'DELETE' }));
