@@ -451,6 +451,25 @@ describe('dashboard (Chromium)', { skip }, () => {
       assert.ok(!stored.events.includes('key.active') && stored.events.includes('pool.keys_low'));
       await page.getByRole('button', { name: 'Send a test to ops pager' }).click();
       await page.getByRole('status').filter({ hasText: 'Test sent to “ops pager”' }).waitFor();
+      // Disable and enable it again; a second sink removed, after a cancelled confirm that removed nothing.
+      const pagerRow = sinks.getByRole('row', { name: /ops pager/ });
+      await page.getByRole('button', { name: 'Disable ops pager' }).click();
+      await pagerRow.getByRole('cell', { name: 'disabled', exact: true }).waitFor();
+      assert.equal((await api('GET', '/alerts/sinks')).json().items[0].enabled, false);
+      await page.getByRole('button', { name: 'Enable ops pager' }).click();
+      await pagerRow.getByRole('cell', { name: 'enabled', exact: true }).waitFor();
+      await api('POST', '/alerts/sinks', { name: 'spare hook', kind: 'slack', url: rx.url('/spare') });
+      data.push('spare hook');
+      await page.reload();
+      await sinks.getByRole('row', { name: /spare hook/ }).waitFor();
+      dialogAnswer = 'dismiss';
+      await page.getByRole('button', { name: 'Remove spare hook' }).click();
+      assert.equal((await api('GET', '/alerts/sinks')).json().items.length, 2, 'a cancelled confirm removes nothing');
+      assert.equal(await page.getByRole('status').filter({ hasText: 'Removed' }).count(), 0);
+      dialogAnswer = 'accept';
+      await page.getByRole('button', { name: 'Remove spare hook' }).click();
+      await page.getByRole('status').filter({ hasText: 'Removed “spare hook”.' }).waitFor();
+      await sinks.getByRole('row', { name: /spare hook/ }).waitFor({ state: 'detached' });
 
       // A key found invalid: one event, delivered to the sink, listed with its delivery.
       await api('POST', '/tavily-keys', { keys: ['tvly-dev-invalid-e2ealert1'] });
