@@ -252,6 +252,15 @@ describe('dashboard (Chromium)', { skip }, () => {
     // Snippets filled with this server's address and the token.
     const curl = await made.getByTestId('snippet-curl').textContent();
     assert.ok(curl!.includes(`${url}/search`) && curl!.includes(`Bearer ${token}`), curl!);
+    // The tabs by keyboard: one tab stop, the arrows move between them.
+    await made.getByRole('tab', { name: 'curl' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await made.getByTestId('snippet-js').waitFor();
+    assert.equal(await page.evaluate<string>('document.activeElement.textContent'), 'JavaScript (@tavily/core)');
+    await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowLeft');
+    await made.getByTestId('snippet-vscode').waitFor();
+    assert.equal(await made.locator('[role="tab"][tabindex="0"]').count(), 1);
     await made.getByRole('tab', { name: 'Python (tavily-python)' }).click();
     assert.match((await made.getByTestId('snippet-python').textContent())!, new RegExp(`api_key="${token}", api_base_url="${url}"`));
     await made.getByRole('tab', { name: 'Cursor (MCP, ~/.cursor/mcp.json)' }).click();

@@ -1,5 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
-import { type FormEvent, Fragment, type ReactNode, useState } from 'react';
+import { type FormEvent, Fragment, type KeyboardEvent, type ReactNode, useId, useRef, useState } from 'react';
 import { Trans, useTranslation } from 'react-i18next';
 import { SCOPE_ENDPOINTS } from '../../../src/gateway/endpoint-names';
 import { type Token, type TokenCreate, type TokenCreated, type TokenPatch, api } from '../api';
@@ -51,16 +51,38 @@ export function Snippets({ token }: { token: string }) {
   const all = snippets(window.location.origin, token);
   const [chosen, setChosen] = useState(all[0]!.id);
   const s = all.find((x) => x.id === chosen) ?? all[0]!;
+  const list = useRef<HTMLDivElement>(null);
+  const panel = useId();
+  // The tabs' keyboard pattern: one tab stop; arrows, Home and End move between the tabs.
+  const onKeyDown = (e: KeyboardEvent) => {
+    const i = all.findIndex((x) => x.id === chosen);
+    const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: all.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = (to + all.length) % all.length;
+    setChosen(all[next]!.id);
+    list.current?.querySelectorAll<HTMLButtonElement>('[role="tab"]')[next]?.focus();
+  };
   return (
     <div className="snippets">
-      <div role="tablist" aria-label={t('tokens.snippets')} className="tabs">
+      <div role="tablist" aria-label={t('tokens.snippets')} className="tabs" ref={list} onKeyDown={onKeyDown}>
         {all.map((x) => (
-          <button key={x.id} type="button" role="tab" aria-selected={x.id === chosen} className={x.id === chosen ? '' : 'secondary'} onClick={() => setChosen(x.id)} translate="no">
+          <button
+            key={x.id}
+            type="button"
+            role="tab"
+            aria-selected={x.id === chosen}
+            aria-controls={panel}
+            tabIndex={x.id === chosen ? 0 : -1}
+            className={x.id === chosen ? '' : 'secondary'}
+            onClick={() => setChosen(x.id)}
+            translate="no"
+          >
             {x.title}
           </button>
         ))}
       </div>
-      <pre role="tabpanel" translate="no" data-testid={`snippet-${s.id}`}>
+      <pre id={panel} role="tabpanel" tabIndex={0} aria-label={s.title} translate="no" data-testid={`snippet-${s.id}`}>
         <code>{s.code}</code>
       </pre>
       <CopyButton text={s.code} label={t('tokens.copySnippet', { title: s.title })} />
