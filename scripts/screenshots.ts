@@ -70,7 +70,7 @@ try {
         credits: failed ? 0 : endpoint === 'search' && n % 4 === 0 ? 2 : 1,
         request_id: `demo-${n}`,
         error: failed ? 'tavily-pool could not serve this request: every key tried failed' : null,
-        failovers: n % 23 === 0 ? JSON.stringify([{ key_id: keys[(n + 1) % keys.length]!.id, status: 429, error: 'rate limited' }]) : null,
+        failovers: n % 23 === 0 ? [{ key_id: keys[(n + 1) % keys.length]!.id, status: 429, error: 'rate limited' }] : null,
       });
     }
   }

@@ -1,4 +1,4 @@
-import type { Executor } from '../db/repositories/tokens.js';
+import type { Db } from '../db/database.js';
 import { maskInput, maskKey } from '../crypto.js';
 import type { AppContext } from '../context.js';
 import type { KeyFigures, KeyListRow } from '../db/repositories/keys.js';
@@ -25,7 +25,7 @@ export interface ImportRequest {
   label: string | null;
   validate: boolean;
   /** Runs in the insert's transaction with the ids added (the audit log's row). */
-  audit?: (trx: Executor, addedIds: number[]) => Promise<void>;
+  audit?: (trx: Db, addedIds: number[]) => Promise<void>;
 }
 
 export interface ImportResult {

@@ -5,6 +5,7 @@ import { KeyDecryptError } from '../crypto.js';
 import { type KeyCursor, type KeyListRow, apiStatus } from '../db/repositories/keys.js';
 import type { KeyRow } from '../db/schema.js';
 import { driftOf } from '../db/figures.js';
+import { burnWindowStart } from '../pool/forecast.js';
 import { effectiveRemaining } from '../pool/pool.js';
 import { RefreshWriteError } from '../quota/refresh.js';
 import { forEachSliced, yieldToLoop } from '../slices.js';
@@ -435,12 +436,13 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/summary',
     { schema: { tags: ['summary'], summary: 'Keys by status, credits left, last refresh', response: withErrors({ 200: SummaryResponse }) } },
     async () => {
-      const s = await ctx.keys.summary();
+      const [s, spent7d] = await Promise.all([ctx.keys.summary(), ctx.logs.creditsSince(burnWindowStart())]);
       return {
         keys: { total: s.total, by_status: s.by_status },
         total_remaining: s.total_remaining,
         total_limit: s.total_limit,
         unknown_quota: s.unknown_quota,
+        spent_7d: spent7d,
         accounts: s.accounts,
         last_refreshed_at: s.last_refreshed_at,
         refresh: { running: ctx.refresher.running, last: ctx.refresher.lastResult },

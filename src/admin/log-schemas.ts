@@ -57,7 +57,7 @@ export const InstanceObject = Type.Object({
   last_seen: Type.String({ format: 'date-time', description: 'its last heartbeat (every 15 s)' }),
   lost: Type.Boolean({ description: 'not heard for 45 s: stopped, or cut off' }),
   listening: Type.Boolean({ description: 'it hears the other instances’ changes' }),
-  request_log_ok: Type.Boolean(),
+  request_log_ok: Type.Boolean({ description: 'its request log is being written' }),
   pending_rows: Type.Integer(),
   keys_available: Type.Integer(),
   credits_remaining: Type.Number(),

@@ -246,6 +246,7 @@ export const SummaryResponse = Type.Object({
   total_remaining: Type.Number({ description: 'credits left on enabled, valid keys, each account counted once' }),
   total_limit: Type.Number(),
   unknown_quota: Type.Integer({ description: 'enabled keys whose quota is not known yet' }),
+  spent_7d: Type.Number({ description: 'credits spent through the pool in the last 7 days: the burn rate of the forecast and of the days-left alert' }),
   accounts: Type.Integer({ description: 'declared accounts with usable keys' }),
   last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
   refresh: Type.Object({

@@ -9,26 +9,19 @@ import { Nullable, RefTo } from './schemas.js';
 export { SCOPE_ENDPOINTS, type ScopeEndpoint };
 
 /** Caps on what one request may cost, checked before any key is spent. */
-export interface RequestCaps {
-  /** The most credits one request may cost at Tavily's published prices (an advanced search is 2, a pro research task 15). */
-  max_credits?: number;
-  /** The most results a search (`max_results`) or a crawl or map (`limit`) may ask for. */
-  max_results?: number;
-  /** false: `search_depth` / `extract_depth` "advanced" is refused. */
-  advanced?: boolean;
-  /** false: research with `model: "pro"` is refused. */
-  research_pro?: boolean;
-}
-
 export const RequestCapsSchema = Type.Object(
   {
-    max_credits: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most one request may cost at published prices' })),
+    max_credits: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most one request may cost at published prices (an advanced search is 2, a pro research task 15)' })),
     max_results: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most `max_results` (search) or `limit` (crawl, map) a request may ask' })),
     advanced: Type.Optional(Type.Boolean({ description: 'false: "advanced" search and extract depth are refused' })),
     research_pro: Type.Optional(Type.Boolean({ description: 'false: research with the pro model is refused' })),
   },
   { additionalProperties: false },
 );
+export type RequestCaps = Static<typeof RequestCapsSchema>;
+
+/** One of the endpoints a token may be limited to. */
+const ScopeEndpointSchema = Type.Unsafe<ScopeEndpoint>({ type: 'string', enum: [...SCOPE_ENDPOINTS] });
 
 export const TokenObject = Type.Object(
   {
@@ -41,7 +34,7 @@ export const TokenObject = Type.Object(
     month_spent: Type.Number(),
     revoked_at: Nullable(Type.String({ format: 'date-time' })),
     last_used_at: Nullable(Type.String({ format: 'date-time' })),
-    endpoints: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the endpoints (and MCP tools) it may use; null: all' }),
+    endpoints: Type.Union([Type.Array(ScopeEndpointSchema), Type.Null()], { description: 'the endpoints (and MCP tools) it may use; null: all' }),
     networks: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the networks it may be used from (CIDR); null: any' }),
     expires_at: Nullable(Type.String({ format: 'date-time', description: 'refused after this; null: never' })),
     caps: Type.Union([RequestCapsSchema, Type.Null()], { description: 'caps on what one request may cost; null: none' }),
@@ -58,7 +51,7 @@ const Limits = {
   monthly_budget: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_BUDGET, description: 'whole credits a UTC month; null: no budget' }), Type.Null()])),
   rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
   endpoints: Type.Optional(
-    Type.Union([Type.Array(Type.Unsafe<ScopeEndpoint>({ type: 'string', enum: [...SCOPE_ENDPOINTS] }), { minItems: 1, uniqueItems: true }), Type.Null()], {
+    Type.Union([Type.Array(ScopeEndpointSchema, { minItems: 1, uniqueItems: true }), Type.Null()], {
       description: 'the endpoints (and their MCP tools) it may use; null: all',
     }),
   ),

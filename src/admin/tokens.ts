@@ -2,8 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { generateToken } from '../crypto.js';
 import type { TokenRow } from '../db/schema.js';
-import { type RequestCaps, type ScopeEndpoint, parseCidr } from '../gateway/scopes.js';
-import { CreateBody, PatchBody, TokenCreatedResponse, TokenListResponse, TokenObject } from './token-schemas.js';
+import { parseCidr } from '../gateway/scopes.js';
+import { CreateBody, PatchBody, type RequestCaps, type ScopeEndpoint, TokenCreatedResponse, TokenListResponse, TokenObject } from './token-schemas.js';
 import { hashToken, scopesOfRow, tokenPrefix } from '../gateway/tokens.js';
 import type { TokenScopeColumns } from '../db/repositories/tokens.js';
 import { ApiError } from './errors.js';
@@ -44,6 +44,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
   /** The row, with this month's spend as the gateway counts it right now. */
   const view = (r: TokenRow) => {
     const live = ctx.tokens.byId(r.id);
+    const scopes = scopesOfRow(r);
     return {
       id: r.id,
       name: r.name,
@@ -54,10 +55,10 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
       month_spent: live?.spent ?? r.month_spent,
       revoked_at: r.revoked_at,
       last_used_at: r.last_used_at,
-      ...(() => {
-        const s = scopesOfRow(r);
-        return { endpoints: s.endpoints, networks: s.networks, expires_at: s.expiresAt, caps: s.caps };
-      })(),
+      endpoints: scopes.endpoints,
+      networks: scopes.networks,
+      expires_at: scopes.expiresAt,
+      caps: scopes.caps,
       created_at: r.created_at,
       updated_at: r.updated_at,
     };

@@ -14,6 +14,7 @@ import { count } from '../text.js';
 import { AlertDelivery } from './delivery.js';
 import type { AlertEvent, NewAlertEvent } from './events.js';
 import { type HealthChange, healthEvents } from './keys.js';
+import { burnWindowStart, daysLeft, perDay } from '../pool/forecast.js';
 import { readRules } from './rules.js';
 import { type AlertRules, DEFAULT_RULES } from './schemas.js';
 import { type OpenSink, type SendResult, SinkSender } from './sinks.js';
@@ -45,8 +46,6 @@ export interface RefreshRun {
   accountWrites: readonly AccountRefreshWrite[];
   drift: ReadonlyArray<{ id: number | null; key_masked: string | null; account_id: number | null; tavily: number; pool: number; since: string; at: string }>;
 }
-
-const DAY_MS = 86_400_000;
 
 /**
  * Alerts: events recorded in the outbox by the transactions that cause them (a flush that
@@ -206,12 +205,12 @@ export class Alerts {
     if (counts.total > 0) {
       // Credits: an absolute floor, or days left at the last 7 days' rate.
       const remaining = pool.creditsRemaining();
-      const spent7d = rules.days_left_below !== null ? await this.d.logs.creditsSince(new Date(now - 7 * DAY_MS).toISOString()) : 0;
-      const perDay = spent7d / 7;
-      const daysLeft = perDay > 0 ? remaining / perDay : null;
+      const spent7d = rules.days_left_below !== null ? await this.d.logs.creditsSince(burnWindowStart(now)) : 0;
+      const rate = perDay(spent7d);
+      const left = daysLeft(remaining, spent7d);
       const low = rules.credits_below !== null && remaining < rules.credits_below;
-      const soon = rules.days_left_below !== null && daysLeft !== null && daysLeft < rules.days_left_below;
-      const data = { remaining, credits_below: rules.credits_below, days_left: daysLeft === null ? null : Math.round(daysLeft * 10) / 10, days_left_below: rules.days_left_below, per_day: Math.round(perDay * 10) / 10 };
+      const soon = rules.days_left_below !== null && left !== null && left < rules.days_left_below;
+      const data = { remaining, credits_below: rules.credits_below, days_left: left === null ? null : Math.round(left * 10) / 10, days_left_below: rules.days_left_below, per_day: Math.round(rate * 10) / 10 };
       if (low || soon) {
         const why = soon ? `about ${data.days_left} days left at ${data.per_day} credits a day` : `below ${rules.credits_below}`;
         holds.set('pool.credits_low', { type: 'pool.credits_low', summary: `The pool has ${remaining} credits left (${why})`, data: { state: 'firing', ...data } });

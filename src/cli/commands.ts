@@ -2,6 +2,11 @@ import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Static } from '@sinclair/typebox';
+import type { InstanceListResponse } from '../admin/log-schemas.js';
+import type { KeyObject, ListResponse, RefreshResponse, SummaryResponse } from '../admin/schemas.js';
+import type { TokenCreatedResponse, TokenListResponse, TokenObject } from '../admin/token-schemas.js';
+import { KEY_STATUSES } from '../db/schema.js';
 import { count } from '../text.js';
 import { AdminClient, CliError, DEFAULT_URL, resolveConnection } from './client.js';
 
@@ -19,41 +24,17 @@ interface GlobalOptions {
   json?: boolean;
 }
 
-interface KeyRow {
-  id: number;
-  key_masked: string;
-  label: string | null;
-  status: string;
-  remaining_quota: number | null;
-  account_name?: string | null;
-  last_refreshed_at: string | null;
-}
-
-interface TokenRow {
-  id: number;
-  name: string;
-  token_prefix: string;
-  monthly_budget: number | null;
-  rpm_limit: number | null;
-  month_spent: number;
-  revoked_at: string | null;
-  last_used_at: string | null;
-}
-
-interface RefreshResult {
-  total: number;
-  success_count: number;
-  failed_count: number;
-  duration_ms: number;
-  failures: Array<{ id: number; key_masked: string; error: string; status_code: number | null }>;
-}
+// The admin API's answers, as its schemas say.
+type KeyRow = Static<typeof KeyObject>;
+type KeyPage = Static<typeof ListResponse>;
+type RefreshResult = Static<typeof RefreshResponse>;
+type TokenRow = Static<typeof TokenObject>;
 
 const int = (what: string, min: number) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${what} must be a whole number of at least ${min}`);
   return Number(v);
 };
 const ids = (v: string, prev: number[] = []) => [...prev, int('an id', 1)(v)];
-const STATUSES = ['active', 'disabled', 'invalid', 'exhausted'];
 
 /** Columns padded to their widest cell: readable in a terminal, no colours. */
 export function table(headers: string[], rows: Array<Array<string | number | null>>): string {
@@ -134,7 +115,7 @@ export function adminCommands(program: Command, io: Io): void {
   keys
     .command('list')
     .description('list keys (newest first)')
-    .addOption(new Option('--status <status>', 'only keys with this status').choices(STATUSES))
+    .addOption(new Option('--status <status>', 'only keys with this status').choices(KEY_STATUSES))
     .option('--account-id <id>', 'only keys of this account (0: keys in no account)', int('--account-id', 0))
     .option('--search <text>', 'label or the key’s last characters')
     .option('--limit <n>', 'at most this many (default 100; 0: all)', int('--limit', 0), 100)
@@ -149,7 +130,7 @@ export function adminCommands(program: Command, io: Io): void {
         if (o.accountId !== undefined) q.set('account_id', String(o.accountId));
         if (o.search) q.set('q', o.search);
         if (cursor) q.set('cursor', cursor);
-        const page: { items: KeyRow[]; next_cursor: string | null; total: number } = await api.request('GET', `/tavily-keys?${q}`);
+        const page: KeyPage = await api.request('GET', `/tavily-keys?${q}`);
         items.push(...page.items);
         total = page.total;
         cursor = page.next_cursor;
@@ -203,7 +184,7 @@ export function adminCommands(program: Command, io: Io): void {
   keys
     .command('export')
     .description('print every key in full, one a line (the only command that shows keys)')
-    .addOption(new Option('--status <status>', 'only keys with this status').choices(STATUSES))
+    .addOption(new Option('--status <status>', 'only keys with this status').choices(KEY_STATUSES))
     .option('-o, --output <file>', 'write to this file (mode 0600) instead of standard output')
     .action(async (o: { status?: string; output?: string }, cmd: Command) => {
       const { api } = client(cmd);
@@ -241,7 +222,7 @@ export function adminCommands(program: Command, io: Io): void {
     .option('--rpm <n>', 'requests a minute', int('--rpm', 1))
     .action(async (name: string, o: { budget?: number; rpm?: number }, cmd: Command) => {
       const { api, json } = client(cmd);
-      const r = await api.request<{ token: string; item: TokenRow }>('POST', '/tokens', { json: { name, monthly_budget: o.budget ?? null, rpm_limit: o.rpm ?? null } });
+      const r = await api.request<Static<typeof TokenCreatedResponse>>('POST', '/tokens', { json: { name, monthly_budget: o.budget ?? null, rpm_limit: o.rpm ?? null } });
       if (json) return asJson(r);
       print(`${r.token}\n`);
       note(`token ${r.item.id} “${r.item.name}” made: copy it now, it is not shown again\n`);
@@ -253,7 +234,7 @@ export function adminCommands(program: Command, io: Io): void {
     .option('--revoked', 'include revoked tokens')
     .action(async (o: { revoked?: boolean }, cmd: Command) => {
       const { api, json } = client(cmd);
-      const r = await api.request<{ items: TokenRow[] }>('GET', `/tokens${o.revoked ? '?include_revoked=true' : ''}`);
+      const r = await api.request<Static<typeof TokenListResponse>>('GET', `/tokens${o.revoked ? '?include_revoked=true' : ''}`);
       if (json) return asJson(r);
       print(table(['ID', 'NAME', 'TOKEN', 'SPENT', 'BUDGET', 'RPM', 'LAST USED', 'REVOKED'], r.items.map((t) => [t.id, t.name, t.token_prefix, t.month_spent, t.monthly_budget, t.rpm_limit, when(t.last_used_at), when(t.revoked_at)])));
     });
@@ -275,9 +256,9 @@ export function adminCommands(program: Command, io: Io): void {
     .action(async (_o: unknown, cmd: Command) => {
       const { api, json } = client(cmd);
       const [summary, ready, instances] = await Promise.all([
-        api.request<{ keys: { total: number; by_status: Record<string, number> }; total_remaining: number; unknown_quota: number; accounts: number; last_refreshed_at: string | null; refresh: { running: boolean } }>('GET', '/summary'),
+        api.request<Static<typeof SummaryResponse>>('GET', '/summary'),
         api.send('GET', '/readyz').then(async (r) => ({ http: r.status, ...((await r.body.json()) as { status: string; error?: string; instance?: string; sync?: string }) })),
-        api.request<{ items: Array<{ id: string; self: boolean; host: string; version: string; started_at: string; last_seen: string; lost: boolean; listening: boolean; request_log_ok: boolean; pending_rows: number; keys_available: number }> }>('GET', '/instances'),
+        api.request<Static<typeof InstanceListResponse>>('GET', '/instances'),
       ]);
       if (json) return asJson({ summary, ready, instances: instances.items });
       const s = summary;

@@ -1,28 +1,11 @@
 import os from 'node:os';
+import type { Static } from '@sinclair/typebox';
+import type { InstanceObject } from '../admin/log-schemas.js';
 
-/** What an instance says of itself to the others (every 15 s over the change feed), and to `GET /instances`. */
-export interface InstanceInfo {
-  id: string;
-  host: string;
-  version: string;
-  started_at: string;
-  /** Whether it hears the others' changes (PostgreSQL's LISTEN connection is up). */
-  listening: boolean;
-  /** Whether its request log is being written. */
-  request_log_ok: boolean;
-  pending_rows: number;
-  keys_available: number;
-  credits_remaining: number;
-}
-
-export interface InstanceView extends InstanceInfo {
-  /** This instance: the one that answered. */
-  self: boolean;
-  /** When it last said so. */
-  last_seen: string;
-  /** Not heard for longer than three heartbeats: stopped, or cut off from the database. */
-  lost: boolean;
-}
+/** An instance as `GET /instances` lists it (the schema says what each field means). */
+export type InstanceView = Static<typeof InstanceObject>;
+/** What an instance says of itself to the others (every 15 s over the change feed). */
+export type InstanceInfo = Omit<InstanceView, 'self' | 'last_seen' | 'lost'>;
 
 export const HEARTBEAT_MS = 15_000;
 const LOST_AFTER_MS = 3 * HEARTBEAT_MS;

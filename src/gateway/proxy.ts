@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { secretsEqual } from '../crypto.js';
 import type { Metrics } from '../metrics.js';
 import { scopeRefusal } from './scopes.js';
-import type { LogRepository } from '../db/repositories/logs.js';
+import type { Failover, LogRepository } from '../db/repositories/logs.js';
 import type { Door } from '../db/schema.js';
 import type { WriteBehind } from '../logs/write-behind.js';
 import type { KeyStates } from '../pool/key-states.js';
@@ -34,18 +34,24 @@ const NEAR_BUDGET = 0.9;
  * route in Tavily's error envelope, the MCP endpoint as a tool error).
  */
 export class GatewayError extends Error {
+  readonly retryAfterS?: number;
+  /** Keys tried before giving up. */
+  readonly attempts: number;
+  /** Close the connection after answering (a client without a valid token). */
+  readonly close: boolean;
+  /** The keys tried that failed, and how. */
+  readonly failovers: readonly Failover[];
+
   constructor(
     readonly statusCode: number,
     message: string,
-    readonly retryAfterS?: number,
-    /** Keys tried before giving up. */
-    readonly attempts = 0,
-    /** Close the connection after answering (a client without a valid token). */
-    readonly close = false,
-    /** The keys tried that failed, and how. */
-    readonly failovers: readonly Failover[] = [],
+    o: { retryAfterS?: number; attempts?: number; close?: boolean; failovers?: readonly Failover[] } = {},
   ) {
     super(message);
+    this.retryAfterS = o.retryAfterS;
+    this.attempts = o.attempts ?? 0;
+    this.close = o.close ?? false;
+    this.failovers = o.failovers ?? [];
   }
 }
 
@@ -102,13 +108,6 @@ export type Outcome =
   | { kind: 'stream'; contentType: string; stream: Readable }
   /** The client went away: nothing to answer. */
   | { kind: 'cancelled' };
-
-/** A key tried for a request that did not serve it: which, and what it answered (null status: no answer). */
-export interface Failover {
-  key_id: number;
-  status: number | null;
-  error: string;
-}
 
 /** One finished request, as it is accounted and logged. */
 interface RequestRecord {
@@ -189,7 +188,7 @@ export class GatewayCore {
   /** The client token presented, or a 401 saying what is wrong with it. */
   authenticate(presented: string | null): TokenState {
     const token = presented ? this.d.tokens.authenticate(presented) : null;
-    if (!token) throw new GatewayError(401, this.refusal(presented), undefined, 0, true);
+    if (!token) throw new GatewayError(401, this.refusal(presented), { close: true });
     return token;
   }
 
@@ -207,7 +206,7 @@ export class GatewayCore {
     if (a.ok) return;
     this.d.writeBehind.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status: a.status, error: a.message, via });
     this.d.metrics?.request(c.endpoint, via, a.status, 0, c.token.name);
-    throw new GatewayError(a.status, a.message, 'retryAfterS' in a ? a.retryAfterS : undefined);
+    throw new GatewayError(a.status, a.message, { retryAfterS: 'retryAfterS' in a ? a.retryAfterS : undefined });
   }
 
   /** Serves one request: admitted, sent with one key after another, accounted and logged. */
@@ -434,7 +433,7 @@ export class GatewayCore {
       failures.length > 0
         ? `every key tried failed (${failures.map((f) => `${pool.get(f.key_id)?.masked ?? `key ${f.key_id}`}: ${f.status === null ? '' : `${f.status} `}${f.error}`).join('; ')})`
         : `no key is available: ${count(c.total, 'key')}, ${c.invalid} invalid, ${c.exhausted} exhausted, ${c.disabled} disabled, ${c.cooling} resting (rate limited, or failing)`;
-    throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, undefined, tried.size, false, failures);
+    throw new GatewayError(503, `tavily-pool could not serve this request: ${why}.`, { attempts: tried.size, failovers: failures });
   }
 
   /**
@@ -500,7 +499,7 @@ export class GatewayCore {
       request_id: r.requestId,
       error: r.error,
       via: r.via,
-      failovers: r.failovers?.length ? JSON.stringify(r.failovers) : null,
+      failovers: r.failovers,
     });
   }
 

@@ -109,7 +109,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const token = tokens.authenticate(bearer);
     if (!token) {
       app.ctx.audit.refused(req, 'gateway.unknown_token');
-      return done(new GatewayError(401, gateway.refusal(bearer), undefined, 0, true));
+      return done(new GatewayError(401, gateway.refusal(bearer), { close: true }));
     }
     req.clientToken = token;
     done();

@@ -1,8 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { Type } from '@sinclair/typebox';
 import { ENDPOINTS, type EndpointName } from './endpoints.js';
-
-export { type RequestCaps, RequestCapsSchema, SCOPE_ENDPOINTS, type ScopeEndpoint } from '../admin/token-schemas.js';
 import type { RequestCaps, ScopeEndpoint } from '../admin/token-schemas.js';
 
 /** What a token may do, as stored (null: no limit of that kind). */

@@ -3,14 +3,17 @@ import type { Logger } from 'pino';
 import type { Db, DialectKind } from '../db/database.js';
 import { dbFault } from '../db/errors.js';
 import { jsonRows } from '../db/json-rows.js';
+import { type Failover, encodeFailovers } from '../db/repositories/logs.js';
 import type { Door, KeyHealth, NewLogRow } from '../db/schema.js';
 import { storableOrNull, storableText } from '../text.js';
 
-export type LogEntry = Omit<NewLogRow, 'id' | 'requests' | 'via'> & {
+export type LogEntry = Omit<NewLogRow, 'id' | 'requests' | 'via' | 'failovers'> & {
   /** How many requests the row stands for: 1, or the count of an aggregated refusal. */
   requests?: number;
   /** The door the request came through (REST when not said). */
   via?: Door;
+  /** The keys tried before the one that answered (encoded when the batch is written, not on the request's path). */
+  failovers?: readonly Failover[] | null;
 };
 
 const LOG_COLUMNS = [
@@ -514,7 +517,7 @@ export class WriteBehind {
     // One statement and one bound parameter however many rows: a multi-row VALUES insert of
     // 1,000 rows cost more to parse than to run, and on SQLite that blocks the event loop.
     if (b.logs.length > 0) {
-      const rows = b.logs.map((l) => LOG_COLUMNS.map(([c]) => (c === 'requests' ? (l.requests ?? 1) : c === 'via' ? (l.via ?? 'rest') : (l[c as keyof LogEntry] ?? null))));
+      const rows = b.logs.map((l) => LOG_COLUMNS.map(([c]) => logValue(l, c)));
       await sql`
         insert into request_logs (${sql.join(LOG_COLUMNS.map(([c]) => sql.ref(c)))})
         select * from ${jsonRows(dialect, LOG_COLUMNS, rows)}`.execute(trx);
@@ -607,6 +610,14 @@ export class WriteBehind {
 }
 
 /** Text from outside (upstream messages, request ids) made storable on the way in. */
+/** A log entry's value for one column, as stored. */
+function logValue(l: LogEntry, c: (typeof LOG_COLUMNS)[number][0]): unknown {
+  if (c === 'requests') return l.requests ?? 1;
+  if (c === 'via') return l.via ?? 'rest';
+  if (c === 'failovers') return encodeFailovers(l.failovers);
+  return l[c] ?? null;
+}
+
 function cleanEntry(e: LogEntry): LogEntry {
   const error = storableOrNull(e.error ?? null);
   const requestId = storableOrNull(e.request_id ?? null);

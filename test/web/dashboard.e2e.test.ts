@@ -37,6 +37,9 @@ describe('dashboard (Chromium)', { skip }, () => {
   /** Names this test gives things (token, sink, account names, labels): data, not the dashboard's words. */
   const data: string[] = [];
   const api = (method: 'GET' | 'POST' | 'PATCH', p: string, payload?: object) => t.app.inject({ method, url: `/api/v1/admin${p}`, headers: t.auth, payload });
+  /** A client's request through the gateway with a client token. */
+  const call = (token: string, body: object, endpoint = 'search') =>
+    fetch(`${url}/${endpoint}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const go = async (link: string, heading: string | RegExp) => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: link, exact: true }).click();
     await page.getByRole('heading', { name: heading, exact: true }).first().waitFor();
@@ -197,7 +200,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     const tok = (await api('POST', '/tokens', { name: 'detail probe' })).json().token as string;
     data.push('detail probe');
     await api('POST', '/tavily-keys/bulk', { action: 'disable', ids: (await api('GET', '/tavily-keys?limit=1000')).json().items.filter((k: { id: number }) => k.id !== id).map((k: { id: number }) => k.id) });
-    assert.equal((await fetch(`${url}/search`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, body: '{"query":"detail"}' })).status, 200);
+    assert.equal((await call(tok, { query: 'detail' })).status, 200);
     await api('POST', '/tavily-keys/bulk', { action: 'enable', ids: (await api('GET', '/tavily-keys?status=disabled&limit=1000')).json().items.map((k: { id: number }) => k.id) });
 
     await page.getByRole('link', { name: `Details of ${masked}` }).click();
@@ -271,11 +274,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     const item = (await api('GET', '/tokens')).json().items.find((x: { name: string }) => x.name === 'e2e client');
     assert.deepEqual(item.endpoints, ['search', 'extract', 'crawl', 'research', 'feedback']);
 
-    const res = await fetch(`${url}/search`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ query: 'from the dashboard test', search_depth: 'advanced' }),
-    });
+    const res = await call(token, { query: 'from the dashboard test', search_depth: 'advanced' });
     assert.equal(res.status, 200);
     const { request_id: requestId } = (await res.json()) as { request_id: string };
 
@@ -330,7 +329,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.getByRole('button', { name: 'Revoke e2e renamed' }).click();
     await page.getByRole('status').filter({ hasText: 'Done: revoked e2e renamed.' }).waitFor();
     assert.equal(await page.getByRole('row', { name: /e2e renamed/ }).count(), 0);
-    const refused = await fetch(`${url}/search`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"query":"x"}' });
+    const refused = await call(token, { query: 'x' });
     assert.equal(refused.status, 401);
     await page.getByLabel('Show revoked tokens').check();
     await page.getByRole('row', { name: /e2e renamed/ }).getByText('revoked', { exact: true }).waitFor();
@@ -343,13 +342,13 @@ describe('dashboard (Chromium)', { skip }, () => {
     // A request that needed three keys, as the gateway records it.
     t.ctx.writeBehind.record({
       ts: new Date().toISOString(), token_id: tokenId, key_id: keys[0]!.id, endpoint: 'extract', status: 200, attempts: 3, latency_ms: 812, credits: 1, request_id: 'req-failover-e2e', error: null,
-      failovers: JSON.stringify([{ key_id: keys[1]!.id, status: 401, error: 'Unauthorized: missing or invalid API key.' }, { key_id: keys[2]!.id, status: null, error: 'timed out after 60000 ms' }]),
+      failovers: [{ key_id: keys[1]!.id, status: 401, error: 'Unauthorized: missing or invalid API key.' }, { key_id: keys[2]!.id, status: null, error: 'timed out after 60000 ms' }],
     });
     await t.ctx.writeBehind.flush();
     // And one the request's own fault (a query over Tavily's limit): an error row.
     const tok0 = (await api('POST', '/tokens', { name: 'error probe' })).json().token as string;
     data.push('error probe');
-    assert.equal((await fetch(`${url}/search`, { method: 'POST', headers: { authorization: `Bearer ${tok0}`, 'content-type': 'application/json' }, body: JSON.stringify({ query: 'x'.repeat(401) }) })).status, 400);
+    assert.equal((await call(tok0, { query: 'x'.repeat(401) })).status, 400);
     await go('Logs', 'Request log');
     const row = page.getByRole('row').filter({ hasText: 'req-failover-e2e' });
     await row.waitFor();
@@ -380,7 +379,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.getByLabel('Live').check();
     const tok = (await api('POST', '/tokens', { name: 'live probe' })).json().token as string;
     data.push('live probe');
-    assert.equal((await fetch(`${url}/search`, { method: 'POST', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, body: '{"query":"live"}' })).status, 200);
+    assert.equal((await call(tok, { query: 'live' })).status, 200);
     await table.getByRole('row').filter({ hasText: 'live probe' }).waitFor({ timeout: 10_000 });
     await page.getByLabel('Live').uncheck();
   });
@@ -513,7 +512,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     const made = await api('POST', '/tokens', { name: 'narrow', endpoints: ['search'], caps: { advanced: false } });
     data.push('narrow');
     const { token, item } = made.json() as { token: string; item: { id: number } };
-    const refused = await fetch(`${url}/extract`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ urls: ['https://example.com'] }) });
+    const refused = await call(token, { urls: ['https://example.com'] }, 'extract');
     assert.equal(refused.status, 403);
     await t.ctx.writeBehind.flush();
     await go('Tokens', 'Client tokens');
@@ -569,15 +568,24 @@ describe('dashboard (Chromium)', { skip }, () => {
   });
 
   /** Every page, with what makes it show its content. */
-  const PAGES: [link: string, heading: string, ready?: (p: Page) => Promise<unknown>][] = [
-    ['Overview', 'Overview', (p) => p.locator('.recharts-surface').first().waitFor()],
-    ['Keys', 'Tavily keys', (p) => p.locator('tbody tr').first().waitFor()],
-    ['Accounts', 'Accounts', (p) => p.locator('tbody tr').first().waitFor()],
-    ['Tokens', 'Client tokens', (p) => p.locator('tbody tr').first().waitFor()],
-    ['Logs', 'Request log', (p) => p.locator('tbody tr').first().waitFor()],
-    ['Alerts', 'Alerts', (p) => p.locator('tbody tr').first().waitFor()],
-    ['Audit', 'Audit log', (p) => p.locator('tbody tr').first().waitFor()],
+  const PAGES: [name: string, hash: string, ready: string][] = [
+    ['overview', '#/overview', '.recharts-surface'],
+    ['keys', '#/keys', 'tbody tr'],
+    ['accounts', '#/accounts', 'tbody tr'],
+    ['tokens', '#/tokens', 'tbody tr'],
+    ['logs', '#/logs', 'tbody tr'],
+    ['alerts', '#/alerts', 'tbody tr'],
+    ['audit', '#/audit', 'tbody tr'],
   ];
+  /** Every page, then a key's page, each shown with its content: `check` looks at it. */
+  const eachPage = async (check: (name: string) => Promise<void>) => {
+    const keyId = (await api('GET', '/tavily-keys?limit=1')).json().items[0].id as number;
+    for (const [name, hash, ready] of [...PAGES, ['key page', `#/keys/${keyId}`, 'a[href^="#/logs?key_id="]'] as const]) {
+      await page.goto(`${url}/${hash}`);
+      await page.locator(ready).first().waitFor();
+      await check(name);
+    }
+  };
 
   /** Back to English whatever happened (a failed language test must not fail the tests after it). */
   const english = async () => {
@@ -593,21 +601,15 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.getByLabel('Language').selectOption('zh-CN');
     await page.getByRole('heading', { name: '概览' }).waitFor();
     assert.equal(await page.evaluate<string>('document.documentElement.lang'), 'zh-CN');
+    // The navigation in Chinese leads to each page.
+    await page.getByRole('navigation', { name: zhCN.app.mainNav }).getByRole('link', { name: zhCN.nav.tokens, exact: true }).click();
+    await page.getByRole('heading', { name: zhCN.tokens.title }).waitFor();
     const problems: string[] = [];
-    for (const [link, , ready] of PAGES) {
-      const nav = zhCN.nav[link.toLowerCase() as keyof typeof zhCN.nav];
-      await page.getByRole('navigation', { name: zhCN.app.mainNav }).getByRole('link', { name: nav, exact: true }).click();
-      await ready?.(page);
-      // Closed <details> and tabs: open what holds text.
+    await eachPage(async (name) => {
       const left = await untranslatedWords(page, words, data);
-      if (left.length) problems.push(`${link}: ${left.join(', ')}`);
-      await shot(`zh-${link.toLowerCase()}`);
-    }
-    // The key page, and a token's snippets.
-    await page.goto(`${url}/#/keys/${(await api('GET', '/tavily-keys?limit=1')).json().items[0].id}`);
-    await page.getByRole('heading', { name: '最近请求' }).waitFor();
-    const left = await untranslatedWords(page, words, data);
-    if (left.length) problems.push(`key page: ${left.join(', ')}`);
+      if (left.length) problems.push(`${name}: ${left.join(', ')}`);
+      await shot(`zh-${name.replace(' ', '-')}`);
+    });
     assert.deepEqual(problems, [], 'English words on Chinese pages');
     // Plurals and numbers in Chinese.
     await page.goto(`${url}/#/keys`);
@@ -636,7 +638,6 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.goto(`${url}/#/keys`);
     await page.getByRole('heading', { name: 'Tavily keys' }).waitFor();
     await page.keyboard.press('Tab');
-    const skipLink = page.getByRole('link', { name: 'Skip to content' });
     assert.equal(await page.evaluate<boolean>("document.activeElement === document.querySelector('a.skip')"), true);
     await page.keyboard.press('Enter');
     assert.equal(await page.evaluate<string>('document.activeElement?.id'), 'main');
@@ -657,17 +658,11 @@ describe('dashboard (Chromium)', { skip }, () => {
   test('390 px wide: no page scrolls sideways', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const wide: string[] = [];
-    for (const [link, heading, ready] of PAGES) {
-      await go(link, heading);
-      await ready?.(page);
+    await eachPage(async (name) => {
       const over = await horizontalOverflow(page);
-      if (over > 0) wide.push(`${link}: ${over}px`);
-      await shot(`narrow-${link.toLowerCase()}`);
-    }
-    await page.goto(`${url}/#/keys/${(await api('GET', '/tavily-keys?limit=1')).json().items[0].id}`);
-    await page.getByRole('heading', { name: 'Recent requests' }).waitFor();
-    const over = await horizontalOverflow(page);
-    if (over > 0) wide.push(`key page: ${over}px`);
+      if (over > 0) wide.push(`${name}: ${over}px`);
+      await shot(`narrow-${name.replace(' ', '-')}`);
+    });
     assert.deepEqual(wide, []);
     // The check can fail: a wide element makes it.
     await page.evaluate("(() => { const d = document.createElement('div'); d.id = 'too-wide'; d.style.width = '600px'; d.textContent = 'x'; document.body.append(d); })()");

@@ -101,11 +101,8 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
   return data as T;
 }
 
-/** The day credits run out at a 7-day burn rate, or null when nothing was spent. */
-export function runsDry(remaining: number, spent7d: number, now = Date.now()): Date | null {
-  if (spent7d <= 0) return null;
-  return new Date(now + (remaining / (spent7d / 7)) * 24 * 3600_000);
-}
+// When credits run out: the server's own burn-rate rule (the alerts' days-left is the same).
+export { perDay, runsDry } from '../../src/pool/forecast';
 
 /** A query string from the set values (empty strings, null and undefined left out). */
 export function qs(params: Record<string, string | number | boolean | null | undefined>): string {

@@ -21,12 +21,9 @@ export interface Series {
 export default function Chart({ title, unit, points, series, hours }: { title: string; unit: string; points: Point[]; series: Series[]; hours?: boolean }) {
   const { t } = useTranslation();
   const f = useFormat();
-  const tick = (iso: string) => {
-    const d = new Date(iso);
-    // Days are UTC days (the log's buckets); hours are shown in the browser's time zone.
-    return hours ? new Intl.DateTimeFormat(f.lang, { hour: 'numeric' }).format(d) : new Intl.DateTimeFormat(f.lang, { month: 'numeric', day: 'numeric', timeZone: 'UTC' }).format(d);
-  };
-  const label = (iso: string) => (hours ? f.dateTime(iso) : new Intl.DateTimeFormat(f.lang, { dateStyle: 'medium', timeZone: 'UTC' }).format(new Date(iso)));
+  // Days are UTC days (the log's buckets); hours are shown in the browser's time zone.
+  const tick = hours ? f.hour : f.utcDayShort;
+  const label = hours ? f.dateTime : f.utcDay;
   const empty = points.every((p) => series.every((s) => Number(p[s.key]) === 0));
   // Screen readers hear the buckets that have something in them.
   const spoken = points

@@ -3,6 +3,14 @@ import { type ReactNode, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useFormat } from './i18n';
 
+/** A copy of the set with `item` in it (`on`) or out of it; by default, the other way round. */
+export function toggled<T>(s: ReadonlySet<T>, item: T, on = !s.has(item)): Set<T> {
+  const next = new Set(s);
+  if (on) next.add(item);
+  else next.delete(item);
+  return next;
+}
+
 /** A labelled, horizontally scrollable table with a header row of column headings. */
 export function DataTable({ label, columns, children }: { label: string; columns: ReactNode[]; children: ReactNode }) {
   return (

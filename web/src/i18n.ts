@@ -10,7 +10,6 @@ export const LANGUAGES = [
   { code: 'en', name: 'English' },
   { code: 'zh-CN', name: '简体中文' },
 ] as const;
-export type Language = (typeof LANGUAGES)[number]['code'];
 
 declare module 'i18next' {
   interface CustomTypeOptions {
@@ -50,22 +49,20 @@ export function useFormat() {
     const num = new Intl.NumberFormat(lang);
     const dateTime = new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' });
     const date = new Intl.DateTimeFormat(lang, { dateStyle: 'medium' });
-    const relative = new Intl.RelativeTimeFormat(lang, { numeric: 'auto' });
+    // The request log's days are UTC days: shown as such, whatever the browser's zone.
+    const utcDay = new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeZone: 'UTC' });
+    const utcDayShort = new Intl.DateTimeFormat(lang, { month: 'numeric', day: 'numeric', timeZone: 'UTC' });
+    const hour = new Intl.DateTimeFormat(lang, { hour: 'numeric' });
+    const at = (d: string | Date) => (typeof d === 'string' ? new Date(d) : d);
     return {
       lang,
       timeZone,
       num: (n: number) => num.format(n),
-      dateTime: (iso: string | Date) => dateTime.format(typeof iso === 'string' ? new Date(iso) : iso),
-      date: (d: string | Date) => date.format(typeof d === 'string' ? new Date(d) : d),
-      /** "in 3 days", "2 hours ago": for times near now. */
-      ago: (iso: string) => {
-        const s = (Date.parse(iso) - Date.now()) / 1000;
-        const a = Math.abs(s);
-        if (a < 60) return relative.format(Math.round(s), 'second');
-        if (a < 3600) return relative.format(Math.round(s / 60), 'minute');
-        if (a < 86400) return relative.format(Math.round(s / 3600), 'hour');
-        return relative.format(Math.round(s / 86400), 'day');
-      },
+      dateTime: (d: string | Date) => dateTime.format(at(d)),
+      date: (d: string | Date) => date.format(at(d)),
+      utcDay: (d: string | Date) => utcDay.format(at(d)),
+      utcDayShort: (d: string | Date) => utcDayShort.format(at(d)),
+      hour: (d: string | Date) => hour.format(at(d)),
     };
   }, [lang]);
 }

@@ -3,7 +3,7 @@
  * background refetch, one loading and error pattern), and every change invalidates what it
  * may have changed.
  */
-import { QueryClient, queryOptions, useMutation, useQueryClient } from '@tanstack/react-query';
+import { QueryClient, infiniteQueryOptions, keepPreviousData, queryOptions, useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { ApiError, type AccountList, type AlertEvent, type AuditRow, type KeyDetail, type KeyList, type LogList, type RefreshStatus, type Rules, type Sink, type Stats, type Suggestion, type Summary, type TokenList, api, qs } from './api';
 
@@ -18,20 +18,33 @@ export const queryClient = new QueryClient({
   },
 });
 
+type Params = Record<string, string | number | undefined>;
 const get = <T,>(path: string) => queryOptions({ queryKey: ['api', path], queryFn: ({ signal }) => api<T>(path, { signal }) });
+
+/** A list read page by page, newest first: `cursor` is the query parameter, `next` reads the next page's value from an answer. */
+const pages = <T, C extends string | number>(path: string, params: Params, cursor: string, next: (page: T) => C | null) =>
+  infiniteQueryOptions({
+    queryKey: ['api', path, params],
+    queryFn: ({ pageParam, signal }) => api<T>(`${path}?${qs({ ...params, [cursor]: pageParam as C | undefined })}`, { signal }),
+    initialPageParam: undefined as C | undefined,
+    getNextPageParam: (last) => next(last) ?? undefined,
+    // A new filter keeps the old rows on screen until its first page is there.
+    placeholderData: keepPreviousData,
+  });
 
 /** Every GET the dashboard makes, with its answer's type. */
 export const Q = {
   summary: () => get<Summary>('/summary'),
   stats: (from: string) => get<Stats>(`/stats?${qs({ from })}`),
-  keys: (params: Record<string, string | number | undefined>) => get<KeyList>(`/tavily-keys?${qs(params)}`),
+  keys: (params: Params) => get<KeyList>(`/tavily-keys?${qs(params)}`),
   key: (id: number) => get<KeyDetail>(`/tavily-keys/${id}`),
   refreshStatus: () => get<RefreshStatus>('/tavily-keys/refresh-quota'),
   accounts: () => get<AccountList>('/accounts?limit=1000'),
   suggestions: () => get<{ items: Suggestion[] }>('/accounts/suggestions'),
   tokens: (includeRevoked: boolean) => get<TokenList>(`/tokens?${qs({ include_revoked: includeRevoked })}`),
-  logs: (params: Record<string, string | number | undefined>) => get<LogList>(`/logs?${qs(params)}`),
-  audit: (params: Record<string, string | number | undefined>) => get<{ items: AuditRow[]; next: number | null }>(`/audit?${qs(params)}`),
+  logs: (params: Params) => get<LogList>(`/logs?${qs(params)}`),
+  logPages: (params: Params) => pages<LogList, string>('/logs', params, 'cursor', (p) => p.next_cursor),
+  auditPages: (params: Params) => pages<{ items: AuditRow[]; next: number | null }, number>('/audit', params, 'before', (p) => p.next),
   rules: () => get<Rules>('/alerts/rules'),
   sinks: () => get<{ items: Sink[] }>('/alerts/sinks'),
   events: () => get<{ items: AlertEvent[] }>('/alerts/events?limit=50'),

@@ -1,4 +1,5 @@
 import { type Kysely, type SqlBool, sql } from 'kysely';
+import { burnWindowStart } from '../../pool/forecast.js';
 import { eachChunk } from '../../slices.js';
 import { accountRoom } from '../../tavily/usage.js';
 import type { DialectKind } from '../database.js';
@@ -94,7 +95,7 @@ export class AccountRepository {
   async #withKeys(rows: AccountRow[], ex: Executor): Promise<AccountListRow[]> {
     if (rows.length === 0) return [];
     const ids = rows.map((r) => r.id);
-    const since = new Date(Date.now() - 7 * 86_400_000).toISOString();
+    const since = burnWindowStart();
     const [keys, spent] = await Promise.all([
       ex
         .selectFrom('tavily_keys')

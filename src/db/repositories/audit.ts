@@ -1,18 +1,11 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { storableText } from '../../text.js';
-import type { Database } from '../schema.js';
+import type { AuditLogTable, Database } from '../schema.js';
 
 type Executor = Kysely<Database>;
 
-export interface AuditRow {
-  id: number;
-  at: string;
-  action: string;
-  targets: Record<string, unknown> | null;
-  outcome: string;
-  remote_addr: string | null;
-  user_agent: string | null;
-}
+/** An audit row, its targets read. */
+export type AuditRow = Omit<Selectable<AuditLogTable>, 'targets'> & { targets: Record<string, unknown> | null };
 
 export interface NewAuditRow {
   at?: string;

@@ -30,13 +30,39 @@ export interface LogFilter {
   before?: number;
 }
 
+/** A key tried for a request that did not serve it: which, and what it answered (null status: no answer). */
+export interface Failover {
+  key_id: number;
+  status: number | null;
+  error: string;
+}
+
+/**
+ * The failovers as the log's `failovers` column keeps them: a JSON array, null when the first
+ * key served. `{"key_id":12,` in the text names key 12 exactly (what `failedKeyId` looks for).
+ */
+export function encodeFailovers(f: readonly Failover[] | null | undefined): string | null {
+  return f?.length ? JSON.stringify(f.map(({ key_id, status, error }) => ({ key_id, status, error }))) : null;
+}
+const failoverPattern = (keyId: number) => `%{"key_id":${keyId},%`;
+
+/** The stored failovers of a log row; none when absent or unreadable. */
+function parseFailovers(text: string | null): Failover[] {
+  if (!text) return [];
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? v.filter((x): x is Failover => typeof x?.key_id === 'number') : [];
+  } catch {
+    return [];
+  }
+}
 
 /** A log row as the admin API lists it: with its key's mask and label, its token's name, and the keys it failed over from. */
 export type ListedLogRow = Omit<LogRow, 'failovers'> & {
   key_masked: string | null;
   key_label: string | null;
   token_name: string | null;
-  failovers: { key_id: number; key_masked: string | null; status: number | null; error: string }[];
+  failovers: (Failover & { key_masked: string | null })[];
 };
 
 export interface StatsBucket {
@@ -119,10 +145,8 @@ export class LogRepository {
       q = q.where('l.status', '>=', base).where('l.status', '<', base + 100);
     }
     if (f.failedKeyId !== undefined) {
-      // A failover is stored as JSON.stringify({key_id, status, error}): `{"key_id":12,` names key 12 exactly.
-      const tried = `%{"key_id":${f.failedKeyId},%`;
       const id = f.failedKeyId;
-      q = q.where((eb) => eb.or([eb.and([eb('l.key_id', '=', id), eb('l.status', '>=', 400)]), eb('l.failovers', 'like', tried)]));
+      q = q.where((eb) => eb.or([eb.and([eb('l.key_id', '=', id), eb('l.status', '>=', 400)]), eb('l.failovers', 'like', failoverPattern(id))]));
     }
     if (f.before !== undefined) q = q.where('l.id', '<', f.before);
     const rows = await q.execute();
@@ -227,16 +251,5 @@ export class LogRepository {
     const r = await ex.deleteFrom('request_logs').where('ts', '<', before).executeTakeFirst();
     await ex.deleteFrom('research_tasks').where('expires_at', '<', now).execute();
     return Number(r.numDeletedRows);
-  }
-}
-
-/** The stored failovers of a log row (a JSON array); none when absent or unreadable. */
-function parseFailovers(text: string | null): { key_id: number; status: number | null; error: string }[] {
-  if (!text) return [];
-  try {
-    const v = JSON.parse(text) as unknown;
-    return Array.isArray(v) ? v.filter((x): x is { key_id: number; status: number | null; error: string } => typeof x?.key_id === 'number') : [];
-  } catch {
-    return [];
   }
 }

@@ -2,7 +2,7 @@ import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { Trans, useTranslation } from 'react-i18next';
 import { type AlertRules, type Rules, type Sink, type SinkCreate, type SinkPatch, type TestResultView, api } from '../api';
-import { DataTable, ErrorAlert, Pending, When } from '../components';
+import { DataTable, ErrorAlert, Pending, When, toggled } from '../components';
 import { Q, useAction } from '../query';
 
 type Kind = Sink['kind'];
@@ -242,12 +242,7 @@ function SinkForm({ types, sink, onSave, onCancel }: { types: Types; sink?: Sink
               <input
                 type="checkbox"
                 checked={chosen.has(x.type)}
-                onChange={(e) => {
-                  const next = new Set(chosen);
-                  if (e.target.checked) next.add(x.type);
-                  else next.delete(x.type);
-                  setChosen(next);
-                }}
+                onChange={(e) => setChosen(toggled(chosen, x.type, e.target.checked))}
               />{' '}
               {tt.title}
             </label>

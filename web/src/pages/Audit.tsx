@@ -1,8 +1,9 @@
-import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
+import { useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { type AuditRow, api, qs } from '../api';
+import type { AuditRow } from '../api';
 import { DataTable, ErrorAlert, When } from '../components';
+import { Q } from '../query';
 
 const FAMILIES = ['', 'keys', 'accounts', 'tokens', 'alerts', 'admin', 'gateway'] as const;
 
@@ -18,13 +19,7 @@ function targetsText(t: AuditRow['targets']): string {
 export function AuditPage() {
   const { t } = useTranslation();
   const [family, setFamily] = useState('');
-  const pages = useInfiniteQuery({
-    queryKey: ['api', 'audit', family],
-    queryFn: ({ pageParam, signal }) => api<{ items: AuditRow[]; next: number | null }>(`/audit?${qs({ limit: 100, action: family, before: pageParam })}`, { signal }),
-    initialPageParam: undefined as number | undefined,
-    getNextPageParam: (last) => last.next ?? undefined,
-    placeholderData: keepPreviousData,
-  });
+  const pages = useInfiniteQuery(Q.auditPages({ limit: 100, action: family }));
   const rows = pages.data?.pages.flatMap((p) => p.items);
   return (
     <section aria-labelledby="audit-title">

@@ -4,7 +4,7 @@ import { useTranslation } from 'react-i18next';
 import { type KeyDetail, type KeyPatch, api } from '../api';
 import { DataTable, Outcome, Pending, When } from '../components';
 import { useFormat } from '../i18n';
-import { Q, useChange } from '../query';
+import { Q, useAction } from '../query';
 import { LabelEditor, QuotaBar, RefreshPanel, StatusCell } from './Keys';
 import { LogTable } from './Logs';
 
@@ -16,9 +16,8 @@ export function KeyDetailPage({ id }: { id: number }) {
   // Its failures: its own error answers, and the requests that failed over from it (30 days).
   const [since] = useState(() => new Date(Math.floor(Date.now() / 3600_000) * 3600_000 - 30 * 24 * 3600_000).toISOString());
   const errors = useQuery(Q.logs({ failed_key_id: id, from: since, limit: 10 }));
-  const [done, setDone] = useState<string | null>(null);
-  const change = useChange((patch: KeyPatch) => api(`/tavily-keys/${id}`, { method: 'PATCH', json: patch }));
-  const remove = useChange(() => api(`/tavily-keys/${id}`, { method: 'DELETE' }));
+  const { act, done, error } = useAction();
+  const change = (patch: KeyPatch, what: string) => act(async () => (await api(`/tavily-keys/${id}`, { method: 'PATCH', json: patch }), what));
   return (
     <section aria-labelledby="key-title">
       <p>
@@ -32,23 +31,23 @@ export function KeyDetailPage({ id }: { id: number }) {
             </h1>
             <div className="toolbar">
               <LabelEditor k={k} />
-              <button type="button" className="secondary" onClick={() => change.mutate({ enabled: k.status === 'disabled' }, { onSuccess: () => setDone(t(k.status === 'disabled' ? 'keys.enabledOne' : 'keys.disabledOne', { key: k.key_masked })) })}>
+              <button type="button" className="secondary" onClick={() => change({ enabled: k.status === 'disabled' }, t(k.status === 'disabled' ? 'keys.enabledOne' : 'keys.disabledOne', { key: k.key_masked }))}>
                 {k.status === 'disabled' ? t('common.enable') : t('common.disable')}
               </button>
               {k.drift && (
-                <button type="button" className="secondary" onClick={() => change.mutate({ drift: null }, { onSuccess: () => setDone(t('keyDetail.dismissed')) })}>
+                <button type="button" className="secondary" onClick={() => change({ drift: null }, t('keyDetail.dismissed'))}>
                   {t('keyDetail.dismiss')}
                 </button>
               )}
               <button
                 type="button"
                 className="danger"
-                onClick={() => window.confirm(t('keys.confirmDelete', { key: k.key_masked })) && remove.mutate(undefined, { onSuccess: () => { window.location.hash = '#/keys'; } })}
+                onClick={() => window.confirm(t('keys.confirmDelete', { key: k.key_masked })) && act(async () => (await api(`/tavily-keys/${id}`, { method: 'DELETE' }), null), () => { window.location.hash = '#/keys'; })}
               >
                 {t('common.delete')}
               </button>
             </div>
-            <Outcome done={done} error={change.error ?? remove.error} />
+            <Outcome done={done} error={error} />
             <RefreshPanel selected={[k.id]} only />
             <Figures k={k} />
             <Usage k={k} />

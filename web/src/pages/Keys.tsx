@@ -2,7 +2,7 @@ import { useQuery } from '@tanstack/react-query';
 import { type ChangeEvent, type ReactNode, useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { type BulkChange, type ImportResult, type Key, type KeyPatch, type RefreshResult, type Suggestion, api, qs } from '../api';
-import { DataTable, ErrorAlert, Meter, Outcome, Pending, When } from '../components';
+import { DataTable, ErrorAlert, Meter, Outcome, Pending, When, toggled } from '../components';
 import { useFormat } from '../i18n';
 import { Q, useAction, useChange } from '../query';
 import { DriftText } from './Accounts';
@@ -90,13 +90,6 @@ export function KeysPage() {
       name === null ? { action: 'assign', ids: [...selected], account_id: null } : { action: 'assign', ids: [...selected], account: name },
     );
 
-  const toggle = (id: number) =>
-    setSelected((s) => {
-      const n = new Set(s);
-      if (n.has(id)) n.delete(id);
-      else n.add(id);
-      return n;
-    });
   const accountList = accounts.data?.items ?? [];
 
   return (
@@ -165,7 +158,7 @@ export function KeysPage() {
               >
                 {page.items.map((k) => (
                   <tr key={k.id}>
-                    <td><input type="checkbox" aria-label={t('keys.select', { key: k.key_masked })} checked={selected.has(k.id)} onChange={() => toggle(k.id)} /></td>
+                    <td><input type="checkbox" aria-label={t('keys.select', { key: k.key_masked })} checked={selected.has(k.id)} onChange={() => setSelected((s) => toggled(s, k.id))} /></td>
                     <td className="mono" translate="no"><a href={`#/keys/${k.id}`} aria-label={t('keys.detailsOf', { key: k.key_masked })}>{k.key_masked}</a></td>
                     <td><LabelEditor k={k} /></td>
                     <td>{k.account_name ?? <span className="muted">–</span>}</td>

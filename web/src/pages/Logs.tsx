@@ -1,8 +1,8 @@
-import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ENDPOINT_NAMES, STATUS_CLASSES } from '../../../src/gateway/endpoint-names';
-import { type LogList, type LogRow, api, qs } from '../api';
+import type { LogRow } from '../api';
 import { DataTable, ErrorAlert, When } from '../components';
 import { useFormat } from '../i18n';
 import { Q } from '../query';
@@ -82,15 +82,8 @@ export function LogsPage() {
   const tokens = useQuery(Q.tokens(true));
 
   const filters = { limit: 100, from: toIso(from), to: toIso(to), token_id: tokenId, key_id: keyId.trim(), endpoint, status: status.trim(), status_class: statusClass };
-  const pages = useInfiniteQuery({
-    queryKey: ['api', 'logs', filters],
-    queryFn: ({ pageParam, signal }) => api<LogList>(`/logs?${qs({ ...filters, cursor: pageParam })}`, { signal }),
-    initialPageParam: undefined as string | undefined,
-    getNextPageParam: (last) => last.next_cursor ?? undefined,
-    placeholderData: keepPreviousData,
-    // Live: the first page again every 2 seconds (only the newest rows change).
-    refetchInterval: live ? 2000 : false,
-  });
+  // Live: the first page again every 2 seconds (only the newest rows change).
+  const pages = useInfiniteQuery({ ...Q.logPages(filters), refetchInterval: live ? 2000 : false });
   const rows = pages.data?.pages.flatMap((p) => p.items);
   const filtered = Boolean(from || to || tokenId || keyId || endpoint || status || statusClass);
 

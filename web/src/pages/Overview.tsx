@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { Suspense, lazy } from 'react';
 import { useTranslation } from 'react-i18next';
-import { type AccountList, type Stats, type Summary, runsDry } from '../api';
+import { type AccountList, type Stats, type Summary, perDay, runsDry } from '../api';
 import { Pending, When } from '../components';
 import { useFormat } from '../i18n';
 import { Q } from '../query';
@@ -9,12 +9,6 @@ import { Q } from '../query';
 const Chart = lazy(() => import('../charts'));
 const DAY = 24 * 3600_000;
 const STATUSES = ['active', 'exhausted', 'invalid', 'disabled'] as const;
-
-/** Credits spent in the 7 days up to now, from the daily buckets. */
-export function spentLast7Days(byDay: Stats['by_day'], now = Date.now()): number {
-  const since = new Date(now - 7 * DAY).toISOString().slice(0, 10);
-  return byDay.filter((d) => d.bucket >= since).reduce((s, d) => s + d.credits, 0);
-}
 
 /** The last `n` buckets up to now (days `YYYY-MM-DD`, or hours `YYYY-MM-DDTHH:00:00Z`), empty ones as zero. */
 export function lastBuckets<T extends { bucket: string }>(rows: T[], n: number, stepMs: number, key: (d: Date) => string, empty: (bucket: string) => T): T[] {
@@ -80,10 +74,10 @@ function GettingStarted({ summary, tokens }: { summary: Summary; tokens: number 
   );
 }
 
-function Forecast({ summary, stats }: { summary: Summary; stats: Stats }) {
+function Forecast({ summary }: { summary: Summary }) {
   const { t } = useTranslation();
   const f = useFormat();
-  const spent = spentLast7Days(stats.by_day);
+  const spent = summary.spent_7d;
   const usable = summary.keys.by_status.active;
   let text: string;
   let note: string;
@@ -102,7 +96,7 @@ function Forecast({ summary, stats }: { summary: Summary; stats: Stats }) {
   } else {
     const dry = runsDry(summary.total_remaining, spent)!;
     text = dry.getTime() - Date.now() > 365 * DAY ? t('overview.forecast.beyondYear') : f.date(dry);
-    note = t('overview.forecast.rate', { perDay: f.num(Math.round((spent / 7) * 10) / 10) });
+    note = t('overview.forecast.rate', { perDay: f.num(Math.round(perDay(spent) * 10) / 10) });
   }
   return (
     <figure className="card" aria-label={t('overview.forecast.title')}>
@@ -143,7 +137,7 @@ function Figures({ summary, stats, accounts }: { summary: Summary; stats: Stats;
             ))}
           </ul>
         </figure>
-        <Forecast summary={summary} stats={stats} />
+        <Forecast summary={summary} />
         <figure className="card" aria-label={t('overview.lastRefresh')}>
           <figcaption>{t('overview.lastRefresh')}</figcaption>
           {last ? (

@@ -1,11 +1,11 @@
 import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, Fragment, type KeyboardEvent, type ReactNode, useId, useRef, useState } from 'react';
 import { Trans, useTranslation } from 'react-i18next';
-import { SCOPE_ENDPOINTS } from '../../../src/gateway/endpoint-names';
+import { SCOPE_ENDPOINTS, type ScopeEndpoint } from '../../../src/gateway/endpoint-names';
 import { type Token, type TokenCreate, type TokenCreated, type TokenPatch, api } from '../api';
-import { CopyButton, DataTable, ErrorAlert, Meter, Outcome, Pending, When } from '../components';
+import { CopyButton, DataTable, ErrorAlert, Meter, Outcome, Pending, When, toggled } from '../components';
 import { useFormat } from '../i18n';
-import { Q, useChange } from '../query';
+import { Q, useAction, useChange } from '../query';
 import { snippets } from '../snippets';
 
 const optionalNumber = (v: string) => (v.trim() === '' ? null : Number(v));
@@ -94,7 +94,7 @@ interface Draft {
   name: string;
   budget: string;
   rpm: string;
-  endpoints: Set<string>;
+  endpoints: Set<ScopeEndpoint>;
   networks: string;
   expires: string;
   maxCredits: string;
@@ -127,7 +127,7 @@ const bodyOf = (d: Draft): TokenPatch & TokenCreate => ({
   name: d.name.trim(),
   monthly_budget: optionalNumber(d.budget),
   rpm_limit: optionalNumber(d.rpm),
-  endpoints: d.endpoints.size === SCOPE_ENDPOINTS.length ? null : (SCOPE_ENDPOINTS.filter((e) => d.endpoints.has(e)) as TokenCreate['endpoints']),
+  endpoints: d.endpoints.size === SCOPE_ENDPOINTS.length ? null : SCOPE_ENDPOINTS.filter((e) => d.endpoints.has(e)),
   networks: d.networks.trim() === '' ? null : d.networks.split(/[\s,]+/).filter(Boolean),
   expires_at: d.expires ? new Date(d.expires).toISOString() : null,
   caps: capsOf(d),
@@ -152,12 +152,7 @@ function TokenFields({ d, set }: { d: Draft; set: (d: Draft) => void }) {
             <input
               type="checkbox"
               checked={d.endpoints.has(e)}
-              onChange={(ev) => {
-                const next = new Set(d.endpoints);
-                if (ev.target.checked) next.add(e);
-                else next.delete(e);
-                set({ ...d, endpoints: next });
-              }}
+              onChange={(ev) => set({ ...d, endpoints: toggled(d.endpoints, e, ev.target.checked) })}
             />{' '}
             <span translate="no">{e}</span>
           </label>
@@ -182,10 +177,8 @@ export function TokensPage() {
   const [editing, setEditing] = useState<number | null>(null);
   const [edit, setEdit] = useState<Draft>(draftOf());
   const [usage, setUsage] = useState<number | null>(null);
-  const [done, setDone] = useState<string | null>(null);
   const create = useChange((body: TokenCreate) => api<TokenCreated>('/tokens', { json: body }));
-  const patch = useChange(({ id, body }: { id: number; body: TokenPatch }) => api<Token>(`/tokens/${id}`, { method: 'PATCH', json: body }));
-  const revoke = useChange((tok: Token) => api<Token>(`/tokens/${tok.id}`, { method: 'DELETE' }));
+  const { act, done, error } = useAction();
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -193,7 +186,8 @@ export function TokensPage() {
   };
   const save = (e: FormEvent, tok: Token) => {
     e.preventDefault();
-    patch.mutate({ id: tok.id, body: bodyOf(edit) }, { onSuccess: (r) => { setEditing(null); setDone(t('tokens.saved', { name: r.name })); } });
+    const body: TokenPatch = bodyOf(edit);
+    act(async () => t('tokens.saved', { name: (await api<Token>(`/tokens/${tok.id}`, { method: 'PATCH', json: body })).name }), () => setEditing(null));
   };
 
   return (
@@ -212,7 +206,7 @@ export function TokensPage() {
           <Snippets token={create.data.token} />
         </div>
       )}
-      <Outcome done={done} error={patch.error ?? revoke.error} />
+      <Outcome done={done} error={error} />
       <div className="toolbar">
         <label>
           <input type="checkbox" checked={showRevoked} onChange={(e) => setShowRevoked(e.target.checked)} /> {t('tokens.showRevoked')}
@@ -252,7 +246,7 @@ export function TokensPage() {
                       {!tok.revoked_at && (
                         <>
                           <button type="button" className="secondary" aria-label={t('tokens.editOf', { name: tok.name })} onClick={() => { setEdit(draftOf(tok)); setEditing(tok.id); }}>{t('common.edit')}</button>
-                          <button type="button" className="danger" aria-label={t('tokens.revokeOf', { name: tok.name })} onClick={() => window.confirm(t('tokens.confirmRevoke', { name: tok.name })) && revoke.mutate(tok, { onSuccess: () => setDone(t('tokens.revokedDone', { name: tok.name })) })}>{t('tokens.revoke')}</button>
+                          <button type="button" className="danger" aria-label={t('tokens.revokeOf', { name: tok.name })} onClick={() => window.confirm(t('tokens.confirmRevoke', { name: tok.name })) && act(async () => (await api(`/tokens/${tok.id}`, { method: 'DELETE' }), t('tokens.revokedDone', { name: tok.name })))}>{t('tokens.revoke')}</button>
                         </>
                       )}
                     </td>
