@@ -1,6 +1,7 @@
 /**
  * What a key failed (GET /logs?failed_key_id=), on a big request log: the query reads the rows of
- * its window and matches the failovers JSON, unlike key_id, which has an index.
+ * its window and matches the failovers JSON, unlike key_id, which has an index. And GET /summary's
+ * 7-day spend (a sum over the window's rows).
  * `node --import tsx bench/failed-key.ts [rows]` (SQLite; BENCH_DB sets the file; rows are
  * added up to the count, over 30 days, 200 keys, one row in 50 with a failover).
  */
@@ -8,6 +9,7 @@ import { sql } from 'kysely';
 import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrations.js';
 import { LogRepository } from '../src/db/repositories/logs.js';
+import { burnWindowStart } from '../src/pool/forecast.js';
 
 const h = await openDatabase({ kind: 'sqlite', file: process.env.BENCH_DB ?? '/tmp/tavily-pool-failed-key.sqlite' });
 await migrateToLatest(h.db, 'sqlite');
@@ -41,4 +43,8 @@ for (const key of [5, 150]) {
 const t0 = performance.now();
 const none = await logs.list({ failedKeyId: 9999, from, limit: 10 });
 console.log(`never failed: ${none.rows.length} rows in ${Math.round(performance.now() - t0)} ms`);
+// GET /summary's spend over the burn window (7 days): one sum over the rows of the window.
+const s0 = performance.now();
+const spent = await logs.creditsSince(burnWindowStart());
+console.log(`summary's 7-day spend: ${spent} credits in ${Math.round(performance.now() - s0)} ms`);
 await h.close();
