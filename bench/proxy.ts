@@ -307,6 +307,10 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   mp.stdout!.on('data', (d) => (mpOut += d));
   const minimal: Target = { name: 'minimal Node proxy', origin: await waitFor(() => mpOut, /listening at (\S+)/, 'minimal proxy'), headers: direct.headers };
   const gateway: Target = { name: 'gateway', origin: gw.url, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } };
+  // The same gateway and search with a token that has a monthly budget: each request reserves
+  // its most possible cost before it is forwarded and settles it after (a billion credits: never refused).
+  const budgetedToken = (await (await fetch(`${gw.url}/api/v1/admin/tokens`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ name: 'bench budgeted', monthly_budget: 1_000_000_000 }) })).json()) as { token: string };
+  const budgeted: Target = { name: 'gateway, budgeted token', origin: gw.url, headers: { authorization: `Bearer ${budgetedToken.token}`, 'content-type': 'application/json' } };
   // What counting costs: two more gateways, alike but for METRICS_ENABLED, serving only the
   // same REST search in the same rounds. (The first gateway also serves MCP, which leaves it
   // more state: compared with it, even two gateways without metrics differ by ~10%.)
@@ -336,11 +340,12 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   const pids = new Map([
     [minimal.name, mp.pid!],
     [gateway.name, gw.pid],
+    [budgeted.name, gw.pid],
     [mcp.name, gw.pid],
     ...[metricsOn, metricsOff].flatMap((m) => (m ? [[m.target.name, m.pid] as const] : [])),
   ]);
   const cpu = new Map<string, { seconds: number; requests: number }>();
-  const sat = await alternate([direct, minimal, gateway, mcp, ...[metricsOn, metricsOff].flatMap((m) => (m ? [m.target] : []))], async (t, ms) => {
+  const sat = await alternate([direct, minimal, gateway, budgeted, mcp, ...[metricsOn, metricsOff].flatMap((m) => (m ? [m.target] : []))], async (t, ms) => {
     const pid = pids.get(t.name);
     const c0 = pid ? cpuSeconds(pid) : 0;
     const r = await saturate(t, ms);
@@ -384,6 +389,7 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
     [`saturation (${CONNECTIONS} connections)`, 'direct', satDirect, null],
     [`saturation (${CONNECTIONS} connections)`, 'minimal Node proxy (floor)', satMinimal, minimal.name],
     [`saturation (${CONNECTIONS} connections)`, 'gateway (REST)', satGateway, gateway.name],
+    [`saturation (${CONNECTIONS} connections)`, 'gateway (REST, token with a budget)', sat.get(budgeted.name)!, budgeted.name],
     [`saturation (${CONNECTIONS} connections)`, 'gateway (MCP tools/call)', satMcp, mcp.name],
     ...[metricsOn, metricsOff].flatMap((m) => (m ? [[`saturation (${CONNECTIONS} connections)`, `${m.target.name} (REST only)`, sat.get(m.target.name)!, m.target.name] as const] : [])),
     [`${RATE} requests/s`, 'direct', rateDirect, null],
@@ -394,6 +400,7 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   }
   console.log('');
   console.log(`- gateway CPU per request: ${(perRequest(gateway.name) / perRequest(minimal.name)).toFixed(2)}× the minimal Node proxy's (${Math.round(perRequest(gateway.name))} µs vs ${Math.round(perRequest(minimal.name))} µs)`);
+  console.log(`- budget reservation: a token with a budget costs ${(perRequest(budgeted.name) / perRequest(gateway.name)).toFixed(3)}× the CPU per request of one without (${Math.round(perRequest(budgeted.name))} µs vs ${Math.round(perRequest(gateway.name))} µs); ${(perRequest(budgeted.name) / perRequest(minimal.name)).toFixed(2)}× the minimal proxy's`);
   if (metricsOn && metricsOff) {
     const on = metricsOn.target.name;
     const off = metricsOff.target.name;

@@ -65,6 +65,13 @@ export interface Config {
   };
   /** PostgreSQL: every instance reads all keys and tokens again this often (the safety net under LISTEN/NOTIFY). */
   syncIntervalS: number;
+  /**
+   * PostgreSQL: credits of one token's budget an instance may hold before its reservation has
+   * come back over the change feed. 0 (the default): budgets hold exactly across instances,
+   * each budgeted call waiting one feed round trip; more: no wait within it, and the instances
+   * together overshoot a budget by at most (instances − 1) × this.
+   */
+  clusterBudgetSlack: number;
   /** Costly upstream failures (5xx, timeouts, connection errors) one gateway request may meet before it answers 503. */
   maxAttempts: number;
   /** How long one request may go on trying keys whose answers cost nothing (401, 429, 432, 433). */
@@ -256,6 +263,7 @@ export function loadConfig(env: Env = process.env): Config {
       telegramApiUrl: url(env, 'TELEGRAM_API_URL', 'https://api.telegram.org'),
     },
     syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
+    clusterBudgetSlack: int(env, 'CLUSTER_BUDGET_SLACK', 0, 0, 1_000_000),
     mcpAllowedOrigins: (nonEmpty(env, 'MCP_ALLOWED_ORIGINS') ?? '')
       .split(',')
       .map((o) => o.trim().replace(/\/+$/, ''))

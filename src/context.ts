@@ -13,6 +13,7 @@ import { AccountRepository } from './db/repositories/accounts.js';
 import { KeyRepository } from './db/repositories/keys.js';
 import { LogRepository } from './db/repositories/logs.js';
 import { TokenRepository } from './db/repositories/tokens.js';
+import { BudgetLedger } from './gateway/budget.js';
 import { GatewayCore } from './gateway/proxy.js';
 import { ResearchRegistry } from './gateway/research.js';
 import { TokenRegistry } from './gateway/tokens.js';
@@ -49,6 +50,8 @@ export interface AppContext {
   /** The one place a key's state changes (health, rests, spend). */
   keyStates: KeyStates;
   tokens: TokenRegistry;
+  /** Each call's most possible cost held against its token's budget until its answer settles it. */
+  budget: BudgetLedger;
   writeBehind: WriteBehind;
   research: ResearchRegistry;
   /** The gateway, free of HTTP: the REST routes and the MCP endpoint are doors onto it. */
@@ -124,6 +127,25 @@ export async function createContext(
   let bus: Bus | null = null;
   let metrics: Metrics | null = null;
   let alerts: Alerts | null = null;
+  let instances: Instances | null = null;
+  // Budgets across instances: what each holds travels on the change feed (PostgreSQL).
+  const budget = new BudgetLedger({
+    tokens,
+    slack: config.clusterBudgetSlack,
+    feed:
+      config.database.kind === 'postgres'
+        ? {
+            get instanceId() {
+              return bus?.instanceId ?? '';
+            },
+            get listening() {
+              return bus?.listening ?? false;
+            },
+            post: (items) => (bus ? bus.post(database.db, items) : { seq: 0, sent: Promise.resolve() }),
+            instances: () => instances?.live() ?? 1,
+          }
+        : null,
+  });
   const writeBehind = new WriteBehind({
     onFlush: (seconds, ok) => {
       metrics?.flush(seconds, ok);
@@ -137,8 +159,9 @@ export async function createContext(
     publish: async (trx, changes) => {
       if (bus) await bus.publish(trx, flushItems(changes));
     },
+    committed: (changes) => budget.flushed(changes.tokens),
   });
-  const research = new ResearchRegistry(database.db, writeBehind);
+  const research = new ResearchRegistry(database.db, writeBehind, (hold) => budget.release(hold));
   if (config.metricsEnabled) metrics = new Metrics({ pool, writeBehind, tokenLabels: config.metricsTokenLabels });
   alerts = new Alerts({
     db: database.db,
@@ -154,7 +177,7 @@ export async function createContext(
     onDelivery: (result) => metrics?.alertDelivery(result),
   });
   const keyStates = new KeyStates(pool, writeBehind, log.child({ component: 'gateway' }), metrics);
-  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, writeBehind, research, tavily, logs, adminToken: secrets.adminToken, metrics });
+  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, budget, writeBehind, research, tavily, logs, adminToken: secrets.adminToken, metrics });
 
   const loader = new PoolLoader({ keys, plainKeys, pool, beforeRead: () => writeBehind.flush(), log });
   const reloadPool = (ids?: readonly number[]) => loader.load(ids);
@@ -200,7 +223,7 @@ export async function createContext(
   const startedAt = new Date().toISOString();
   const version = packageVersion();
   const localId = randomBytes(6).toString('hex');
-  const instances = new Instances({
+  instances = new Instances({
     self: () => ({
       id: bus?.instanceId ?? localId,
       host: HOST,
@@ -214,15 +237,21 @@ export async function createContext(
     }),
     announce: config.database.kind === 'postgres' ? (info) => announce([['I', info]]) : null,
   });
+  const peers = instances;
   const sync = new ClusterSync({
     keyStates,
     tokens,
+    budget,
     research,
     reloadPool,
     reloadTokens,
     log: log.child({ component: 'sync' }),
     intervalMs: config.syncIntervalS * 1000,
-    onInstance: (info) => instances.heard(info),
+    onInstance: (info) => {
+      budget.peerSeen(info.id);
+      // A newcomer learns what this instance holds against budgets.
+      if (peers.heard(info)) budget.announceAll();
+    },
   });
 
   const pruneLogs = () => pruneOld({ logs, research, alerts: alerts!, audit: auditRepo, retentionDays: config.logRetentionDays, auditRetentionDays: config.auditRetentionDays, log });
@@ -233,13 +262,14 @@ export async function createContext(
       url: config.database.url,
       searchPath: opts.pgSearchPath,
       log: log.child({ component: 'sync' }),
-      handlers: { onItems: (items) => sync.apply(items), onResync: () => void sync.resync(), onLag: (ms) => metrics?.syncLag(ms) },
+      handlers: { onItems: (items) => sync.apply(items), onResync: () => void sync.resync(), onLag: (ms) => metrics?.syncLag(ms), onEcho: (seq) => budget.echoed(seq) },
     });
     sync.start();
   }
   await reloadPool();
   await reloadTokens();
   writeBehind.start();
+  research.start();
   alerts.start();
   instances.start();
 
@@ -258,6 +288,7 @@ export async function createContext(
     pool,
     keyStates,
     tokens,
+    budget,
     writeBehind,
     research,
     gateway,
@@ -269,7 +300,7 @@ export async function createContext(
     adminToken: secrets.adminToken,
     bus,
     sync,
-    instances,
+    instances: peers,
     reloadPool,
     reloadTokens,
     keysChanged,
@@ -278,7 +309,9 @@ export async function createContext(
     pruneLogs,
     async close() {
       sync.stop();
-      instances.stop();
+      peers.stop();
+      research.stop();
+      budget.close();
       pool.close();
       const flushed = await writeBehind.close();
       await audit.flush();

@@ -11,10 +11,12 @@ export { SCOPE_ENDPOINTS, type ScopeEndpoint };
 /** Caps on what one request may cost, checked before any key is spent. */
 export const RequestCapsSchema = Type.Object(
   {
-    max_credits: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most one request may cost at published prices (an advanced search is 2, a pro research task 15)' })),
-    max_results: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most `max_results` (search) or `limit` (crawl, map) a request may ask' })),
-    advanced: Type.Optional(Type.Boolean({ description: 'false: "advanced" search and extract depth are refused' })),
-    research_pro: Type.Optional(Type.Boolean({ description: 'false: research with the pro model is refused' })),
+    max_credits: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1000, description: 'the most one request may cost at published prices, from what it asks (an advanced search 2, a crawl of 50 pages 15, mini research 110, pro or auto 250)' }),
+    ),
+    max_results: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'the most `max_results` (search; 5 when not set) or `limit` (crawl, map; 50 when not set) a request may ask' })),
+    advanced: Type.Optional(Type.Boolean({ description: 'false: "advanced" search and extract depth are refused, and so are depths not known and auto_parameters without a search_depth' })),
+    research_pro: Type.Optional(Type.Boolean({ description: 'false: research must say model "mini" (pro, auto and no model are refused)' })),
   },
   { additionalProperties: false },
 );
@@ -32,6 +34,7 @@ export const TokenObject = Type.Object(
     rpm_limit: Nullable(Type.Integer()),
     month: Type.String({ description: 'the UTC month month_spent counts (YYYY-MM)' }),
     month_spent: Type.Number(),
+    month_held: Type.Number({ description: 'credits of the budget held on this instance by requests in flight (the most each can cost, until its answer settles it) and by research tasks not yet billed' }),
     revoked_at: Nullable(Type.String({ format: 'date-time' })),
     last_used_at: Nullable(Type.String({ format: 'date-time' })),
     endpoints: Type.Union([Type.Array(ScopeEndpointSchema), Type.Null()], { description: 'the endpoints (and MCP tools) it may use; null: all' }),

@@ -53,6 +53,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
       rpm_limit: r.rpm_limit,
       month: live?.month ?? r.spent_month,
       month_spent: live?.spent ?? r.month_spent,
+      month_held: live ? ctx.budget.held(r.id) : 0,
       revoked_at: r.revoked_at,
       last_used_at: r.last_used_at,
       endpoints: scopes.endpoints,

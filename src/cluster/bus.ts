@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.js';
 import type { KeyHealth } from '../db/schema.js';
+import type { LevelItem } from '../gateway/budget.js';
 import type { InstanceInfo } from './instances.js';
 
 /**
@@ -31,7 +32,9 @@ export type SyncItem =
   /** An admin changed the client tokens: read them again. */
   | ['T']
   /** An instance's heartbeat: what it says of itself. */
-  | ['I', info: InstanceInfo];
+  | ['I', info: InstanceInfo]
+  /** What an instance has outstanding against a token's budget (held, waiting, charged but not flushed). */
+  | LevelItem;
 
 export interface BusHandlers {
   /** Changes published by another instance. */
@@ -40,6 +43,11 @@ export interface BusHandlers {
   onLag?(ms: number): void;
   /** Notifications may have been missed (the listening connection was lost): read everything again. */
   onResync(): void;
+  /**
+   * This instance's own notice came back (its sequence number): every notice ordered before it
+   * has been heard (PostgreSQL delivers notices to every listener in one order).
+   */
+  onEcho?(seq: number): void;
 }
 
 /** How instances tell each other what changed. */
@@ -51,6 +59,11 @@ export interface Bus {
   readonly lostSince: number | null;
   /** Sends the items to the other instances; inside a transaction they go out when it commits. */
   publish(ex: Db, items: readonly SyncItem[]): Promise<void>;
+  /**
+   * Sends the items, saying at once the sequence number of the last notice that carries them
+   * (0 when none is sent), so that its echo can be recognised however soon it comes back.
+   */
+  post(ex: Db, items: readonly SyncItem[]): { seq: number; sent: Promise<void> };
   close(): Promise<void>;
 }
 
@@ -80,8 +93,11 @@ export function encodeItems(instanceId: string, seq: () => number, items: readon
   return out;
 }
 
-/** A payload sent by another instance: its items, and when it was sent (epoch ms, when it says). */
-export function decodeMessage(instanceId: string, payload: string): { items: SyncItem[]; sentAt: number | null } | null {
+/**
+ * A payload: another instance's items and when they were sent (epoch ms, when it says), or
+ * this instance's own notice come back (`own`: its sequence number); null when it is not one of ours.
+ */
+export function decodeMessage(instanceId: string, payload: string): { items: SyncItem[]; sentAt: number | null } | { own: number } | null {
   let msg: unknown;
   try {
     msg = JSON.parse(payload);
@@ -89,14 +105,16 @@ export function decodeMessage(instanceId: string, payload: string): { items: Syn
     return null;
   }
   if (typeof msg !== 'object' || msg === null) return null;
-  const { s, i, t } = msg as { s?: unknown; i?: unknown; t?: unknown };
-  if (typeof s !== 'string' || s === instanceId || !Array.isArray(i)) return null;
+  const { s, i, t, n } = msg as { s?: unknown; i?: unknown; t?: unknown; n?: unknown };
+  if (typeof s !== 'string' || !Array.isArray(i)) return null;
+  if (s === instanceId) return typeof n === 'number' ? { own: n } : null;
   return { items: i.filter((x): x is SyncItem => Array.isArray(x) && typeof x[0] === 'string'), sentAt: typeof t === 'number' ? t : null };
 }
 
 /** The items of a payload sent by another instance, or null (our own, or not one of ours). */
 export function decodePayload(instanceId: string, payload: string): SyncItem[] | null {
-  return decodeMessage(instanceId, payload)?.items ?? null;
+  const m = decodeMessage(instanceId, payload);
+  return m && 'items' in m ? m.items : null;
 }
 
 /**
@@ -156,7 +174,12 @@ export class PgBus implements Bus {
       client.on('notification', (n) => {
         if (n.channel !== this.#channel || !n.payload) return;
         const msg = decodeMessage(this.instanceId, n.payload);
-        if (!msg || msg.items.length === 0) return;
+        if (!msg) return;
+        if ('own' in msg) {
+          this.opts.handlers.onEcho?.(msg.own);
+          return;
+        }
+        if (msg.items.length === 0) return;
         try {
           if (msg.sentAt !== null) this.opts.handlers.onLag?.(Date.now() - msg.sentAt);
           this.opts.handlers.onItems(msg.items);
@@ -204,11 +227,16 @@ export class PgBus implements Bus {
     this.#retry.unref();
   }
 
-  async publish(ex: Db, items: readonly SyncItem[]): Promise<void> {
-    if (items.length === 0 || !this.#channel) return;
+  publish(ex: Db, items: readonly SyncItem[]): Promise<void> {
+    return this.post(ex, items).sent;
+  }
+
+  post(ex: Db, items: readonly SyncItem[]): { seq: number; sent: Promise<void> } {
+    if (items.length === 0 || !this.#channel) return { seq: 0, sent: Promise.resolve() };
     const payloads = encodeItems(this.instanceId, () => ++this.#seq, items);
     // One statement whatever the number of payloads.
-    await sql`select pg_notify(${this.#channel}, p) from unnest(cast(${payloads} as text[])) as p`.execute(ex);
+    const sent = sql`select pg_notify(${this.#channel}, p) from unnest(cast(${payloads} as text[])) as p`.execute(ex).then(() => {});
+    return { seq: this.#seq, sent };
   }
 
   /** Drops the listening connection (tests use it to act out a network failure). */

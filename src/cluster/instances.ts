@@ -37,11 +37,19 @@ export class Instances {
     this.#timer.unref();
   }
 
-  /** Another instance's heartbeat; a newcomer gets ours at once, so that it need not wait for it. */
-  heard(info: InstanceInfo, now = Date.now()): void {
+  /** Another instance's heartbeat; a newcomer gets ours at once, so that it need not wait for it. True for a newcomer. */
+  heard(info: InstanceInfo, now = Date.now()): boolean {
     const known = this.#peers.has(info.id);
     this.#peers.set(info.id, { info, at: now });
     if (!known && this.o.announce) void this.o.announce(this.o.self());
+    return !known;
+  }
+
+  /** This instance and the others heard lately (not lost). */
+  live(now = Date.now()): number {
+    let n = 1;
+    for (const p of this.#peers.values()) if (now - p.at <= LOST_AFTER_MS) n++;
+    return n;
   }
 
   list(now = Date.now()): InstanceView[] {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AccountRefreshWrite } from '../db/repositories/accounts.js';
 import type { RefreshWrite } from '../db/repositories/keys.js';
+import type { BudgetLedger } from '../gateway/budget.js';
 import type { ResearchRegistry } from '../gateway/research.js';
 import type { TokenRegistry } from '../gateway/tokens.js';
 import type { FlushedChanges } from '../logs/write-behind.js';
@@ -45,6 +46,8 @@ export interface ClusterSyncDeps {
   /** Changes other instances stored are applied through it. */
   keyStates: KeyStates;
   tokens: TokenRegistry;
+  /** Other instances' outstanding credits per token are applied to it. */
+  budget: BudgetLedger;
   research: ResearchRegistry;
   /** Reads keys from the database into the pool: these, or all of them. */
   reloadPool(ids?: readonly number[]): Promise<void>;
@@ -115,6 +118,9 @@ export class ClusterSync {
           break;
         case 'I':
           this.deps.onInstance?.(item[1]);
+          break;
+        case 'v':
+          this.deps.budget.remoteLevel(item[1], item[2], item[3]);
           break;
       }
     }

@@ -1,5 +1,6 @@
 import { type Static, type TObject, Type } from '@sinclair/typebox';
 import { ENDPOINT_NAMES, type EndpointName } from './endpoint-names.js';
+import { type Fields, choice, count, flag, text } from './fields.js';
 
 export { ENDPOINT_NAMES, type EndpointName };
 
@@ -59,20 +60,62 @@ export interface EndpointSpec {
   readonly usageCounter: UsageCounter | null;
   /** The MCP tool that calls this endpoint (src/mcp/tools.ts describes it), if any. */
   readonly mcpTool: McpToolName | null;
-  /** Tavily's published cost, used when an answer reports none. */
+  /**
+   * The fields its prices and the token caps read, made canonical before any check (fields.ts):
+   * what is checked is what is forwarded.
+   */
+  readonly fields: Fields;
+  /** Tavily's published cost of an answer, used when the answer reports none (the request in canonical form). */
   estimate(request: Json, response: Json): number;
-  /** The most one request can cost at published prices: a reported figure above it is not believed. */
+  /**
+   * The most one request can cost at published prices, from its canonical form: what a token's
+   * budget reserves before the call is forwarded, what `caps.max_credits` is checked against,
+   * and the ceiling of a figure Tavily reports (one above it is not believed).
+   */
   max(request: Json): number;
+  /**
+   * Who holds the reservation for this request's credits: the call itself, or (a research poll)
+   * the task it polls, whose creation reserved what finishing it can cost.
+   */
+  readonly reservedBy: 'call' | 'task';
+  /** How many results the request asks for (Tavily's default when it says none), for `caps.max_results`. */
+  asks?(request: Json): { field: string; count: number };
   readonly summary: string;
 }
 
-const count = (v: unknown) => (Array.isArray(v) ? v.length : 0);
+const length = (v: unknown) => (Array.isArray(v) ? v.length : 0);
 /** Tavily's crawl and map process 50 pages when the request sets no `limit`. */
-const DEFAULT_PAGE_LIMIT = 50;
-const pageLimit = (request: Json) =>
-  typeof request.limit === 'number' && Number.isFinite(request.limit) && request.limit > 0 ? Math.ceil(request.limit) : DEFAULT_PAGE_LIMIT;
-/** The published range of a research task starts at 4 (mini) and 15 (pro) credits, and goes up to 250. */
-const researchCost = (request: Json) => (request.model === 'pro' ? 15 : 4);
+export const DEFAULT_PAGE_LIMIT = 50;
+/** Tavily's search returns 5 results when the request sets no `max_results`. */
+export const DEFAULT_MAX_RESULTS = 5;
+const pageLimit = (request: Json) => (typeof request.limit === 'number' ? request.limit : DEFAULT_PAGE_LIMIT);
+
+/** Search depths billed 1 credit; `advanced`, and any depth not known here, is priced at 2. */
+export const BASIC_SEARCH_DEPTHS: readonly string[] = ['basic', 'fast', 'ultra-fast'];
+/**
+ * Whether a search may be billed as advanced: it asks for it (or a depth not known here), or it
+ * sets `auto_parameters` without a depth, which lets Tavily choose advanced.
+ */
+export function mayBeAdvancedSearch(request: Json): boolean {
+  const depth = request.search_depth;
+  if (depth === undefined || depth === null) return request.auto_parameters === true;
+  return !BASIC_SEARCH_DEPTHS.includes(depth as string);
+}
+/** Whether an extract (or a crawl's extraction) may be billed at the advanced rate. */
+export function mayBeAdvancedExtract(request: Json): boolean {
+  const depth = request.extract_depth;
+  return depth !== undefined && depth !== null && depth !== 'basic';
+}
+/** A research model the task may run with: `auto`, and a model not known here, count as pro. */
+export const researchModel = (request: Json): 'mini' | 'pro' => (request.model === 'mini' ? 'mini' : 'pro');
+/** The published range of a research task: mini 4–110 credits, pro 15–250. */
+const RESEARCH_COST = { mini: { least: 4, most: 110 }, pro: { least: 15, most: 250 } } as const;
+const withInstructions = (request: Json) => typeof request.instructions === 'string' && request.instructions !== '';
+const mapCost = (request: Json, pages: number) => Math.ceil(pages / 10) * (withInstructions(request) ? 2 : 1);
+const extractCost = (request: Json, pages: number) => Math.ceil(pages / 5) * (mayBeAdvancedExtract(request) ? 2 : 1);
+
+const MAP_FIELDS: Fields = { limit: count(1), max_depth: count(1), max_breadth: count(1), instructions: text() };
+const CRAWL_FIELDS: Fields = { ...MAP_FIELDS, extract_depth: choice('basic', 'advanced') };
 
 /**
  * Every Tavily endpoint the gateway serves, once: its route, body, deadline, prices and
@@ -89,9 +132,15 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     billing: 'full',
     usageCounter: 'search_usage',
     mcpTool: 'tavily_search',
-    // basic, fast, ultra-fast 1; advanced 2.
-    estimate: (req) => (req.search_depth === 'advanced' ? 2 : 1),
-    max: () => 2,
+    fields: { search_depth: choice('basic', 'advanced', 'fast', 'ultra-fast'), max_results: count(0), auto_parameters: flag() },
+    // basic, fast, ultra-fast 1; advanced 2 (auto_parameters says in its answer what it chose).
+    estimate: (req, res) => {
+      const chosen = (res.auto_parameters as { search_depth?: unknown } | undefined)?.search_depth;
+      return mayBeAdvancedSearch(typeof chosen === 'string' ? { search_depth: chosen } : req) ? 2 : 1;
+    },
+    max: (req) => (mayBeAdvancedSearch(req) ? 2 : 1),
+    reservedBy: 'call',
+    asks: (req) => ({ field: 'max_results', count: typeof req.max_results === 'number' ? req.max_results : DEFAULT_MAX_RESULTS }),
     summary: 'Tavily /search through the pool',
   },
   extract: {
@@ -103,9 +152,11 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     billing: 'full',
     usageCounter: 'extract_usage',
     mcpTool: 'tavily_extract',
+    fields: { extract_depth: choice('basic', 'advanced') },
     // 1 per 5 successful URLs (basic), 2 per 5 (advanced); failed URLs are free.
-    estimate: (req, res) => Math.ceil(count(res.results) / 5) * (req.extract_depth === 'advanced' ? 2 : 1),
-    max: (req) => Math.ceil((typeof req.urls === 'string' ? 1 : count(req.urls)) / 5) * 2,
+    estimate: (req, res) => extractCost(req, length(res.results)),
+    max: (req) => extractCost(req, typeof req.urls === 'string' ? 1 : length(req.urls)),
+    reservedBy: 'call',
     summary: 'Tavily /extract through the pool',
   },
   crawl: {
@@ -117,12 +168,12 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     billing: 'full',
     usageCounter: 'crawl_usage',
     mcpTool: 'tavily_crawl',
+    fields: CRAWL_FIELDS,
     // The map's cost (1 per 10 pages, 2 with instructions) plus extract's for the pages.
-    estimate: (req, res) => {
-      const pages = count(res.results);
-      return Math.ceil(pages / 10) * (req.instructions ? 2 : 1) + Math.ceil(pages / 5) * (req.extract_depth === 'advanced' ? 2 : 1);
-    },
-    max: (req) => Math.ceil(pageLimit(req) / 10) * 2 + Math.ceil(pageLimit(req) / 5) * 2,
+    estimate: (req, res) => mapCost(req, length(res.results)) + extractCost(req, length(res.results)),
+    max: (req) => mapCost(req, pageLimit(req)) + extractCost(req, pageLimit(req)),
+    reservedBy: 'call',
+    asks: (req) => ({ field: 'limit', count: pageLimit(req) }),
     summary: 'Tavily /crawl through the pool',
   },
   map: {
@@ -134,9 +185,12 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     billing: 'full',
     usageCounter: 'map_usage',
     mcpTool: 'tavily_map',
+    fields: MAP_FIELDS,
     // 1 per 10 successful pages, 2 per 10 with instructions.
-    estimate: (req, res) => Math.ceil(count(res.results) / 10) * (req.instructions ? 2 : 1),
-    max: (req) => Math.ceil(pageLimit(req) / 10) * 2,
+    estimate: (req, res) => mapCost(req, length(res.results)),
+    max: (req) => mapCost(req, pageLimit(req)),
+    reservedBy: 'call',
+    asks: (req) => ({ field: 'limit', count: pageLimit(req) }),
     summary: 'Tavily /map through the pool',
   },
   research: {
@@ -148,8 +202,13 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     billing: 'on-poll',
     usageCounter: 'research_usage',
     mcpTool: 'tavily_research',
-    estimate: researchCost,
-    max: () => 250,
+    fields: { model: choice('mini', 'pro', 'auto') },
+    // Billed when a poll finds it done (its answer's usage figure); a stream, the least it can
+    // cost (pro's least only when pro was asked for: auto may choose mini).
+    estimate: (req) => (req.model === 'pro' ? RESEARCH_COST.pro.least : RESEARCH_COST.mini.least),
+    // Reserved from creation until a poll bills it: the most its model can cost.
+    max: (req) => RESEARCH_COST[researchModel(req)].most,
+    reservedBy: 'call',
     summary: 'Tavily /research through the pool (with "stream": true, the event stream passes through)',
   },
   'research.get': {
@@ -162,8 +221,11 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     usageCounter: 'research_usage',
     // Polled by the research tool itself.
     mcpTool: null,
-    estimate: researchCost,
-    max: () => 250,
+    fields: {},
+    // A poll's request says nothing of the task's model: the least and most of any research task.
+    estimate: () => RESEARCH_COST.mini.least,
+    max: () => RESEARCH_COST.pro.most,
+    reservedBy: 'task',
     summary: 'Poll a research task, through the key that created it',
   },
   feedback: {
@@ -175,8 +237,10 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     billing: 'free',
     usageCounter: null,
     mcpTool: null,
+    fields: {},
     estimate: () => 0,
     max: () => 0,
+    reservedBy: 'call',
     summary: 'Feedback on a request, sent with the key that served it (free)',
   },
 };

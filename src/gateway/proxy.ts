@@ -5,6 +5,8 @@ import type { Config } from '../config.js';
 import { secretsEqual } from '../crypto.js';
 import type { Metrics } from '../metrics.js';
 import { scopeRefusal } from './scopes.js';
+import type { BudgetLedger, Hold, Reservation } from './budget.js';
+import { canonicalBody } from './fields.js';
 import type { Failover, LogRepository } from '../db/repositories/logs.js';
 import type { Door } from '../db/schema.js';
 import type { WriteBehind } from '../logs/write-behind.js';
@@ -15,8 +17,8 @@ import { verdictOf } from '../tavily/classify.js';
 import { UpstreamError, parseRetryAfter } from '../tavily/errors.js';
 import { count } from '../text.js';
 import { chargeableCredits } from './credits.js';
-import { ENDPOINTS, type EndpointName, usageCounters } from './endpoints.js';
-import type { ResearchRegistry } from './research.js';
+import { ENDPOINTS, type EndpointName, type EndpointSpec, usageCounters } from './endpoints.js';
+import type { ResearchRegistry, Task } from './research.js';
 import type { TokenRegistry, TokenState } from './tokens.js';
 
 type Json = Record<string, unknown>;
@@ -25,9 +27,6 @@ type Json = Record<string, unknown>;
 const RECENT_REQUESTS = 50_000;
 /** A request not remembered (served by another instance, say) is looked for in the log this far back. */
 const FEEDBACK_LOOKBACK_MS = 10 * 60_000;
-
-/** From this share of its monthly budget on, a token's spend is flushed at once. */
-const NEAR_BUDGET = 0.9;
 
 /**
  * The gateway refusing or failing a request, with the status a door answers it with (a REST
@@ -75,7 +74,8 @@ export interface Call {
   endpoint: EndpointName;
   /**
    * The request's JSON body without the client's token (POST); for a research poll, only
-   * `include_usage`. `include_usage: true` keeps Tavily's usage figure in the answer.
+   * `include_usage`. `include_usage: true` keeps Tavily's usage figure in the answer. The core
+   * puts it in canonical form (fields.ts) before any check: what is checked is what is sent.
    */
   body: Json;
   /** The research task polled (`research.get`). */
@@ -88,10 +88,11 @@ export interface Call {
   /** The client's address (as the server trusts it: TRUSTED_PROXIES), for a token limited to networks. */
   remote?: string | null;
   /**
-   * Already admitted: a follow-up of a request that was (the MCP research tool's polls of the
-   * task it created), so that its polling does not spend the token's RPM allowance.
+   * A follow-up of a call that was admitted (the MCP research tool's polls of the task it
+   * created): admitted again on every poll (the token still valid, its networks, scopes and
+   * budget), but not counted against its RPM allowance.
    */
-  admitted?: boolean;
+  followUp?: boolean;
 }
 
 /** What the gateway answers: Tavily's answer (JSON or passed on as it came), or its event stream. */
@@ -123,6 +124,8 @@ interface RequestRecord {
   error: string | null;
   /** The keys tried before the one that answered (or all of them, when none did). */
   failovers?: readonly Failover[];
+  /** The reservation this answer settles (released, and `credits` charged instead). */
+  hold?: Hold | null;
 }
 
 /** Time spent waiting for Tavily during one call, over all its attempts. */
@@ -147,6 +150,8 @@ export interface GatewayDeps {
   pool: KeyPool;
   keyStates: KeyStates;
   tokens: TokenRegistry;
+  /** Holds each call's most possible cost against its token's budget until the answer settles it. */
+  budget: BudgetLedger;
   writeBehind: WriteBehind;
   research: ResearchRegistry;
   tavily: TavilyClient;
@@ -193,20 +198,39 @@ export class GatewayCore {
   }
 
   /**
-   * Lets the request in, or refuses it: first the token's scopes (403: endpoint, network,
-   * cost caps), then its RPM limit and budget (429, 432), so that a request refused by its
-   * scopes spends no allowance. Refusals are counted, and logged as one row per token,
-   * endpoint and status per window: a client hammering past its limit must not write a row
-   * per refusal.
+   * Lets the call in, or refuses it, in this order, so that a refused call spends nothing:
+   * the token as it stands now (a call that began earlier is admitted on it again: revoked or
+   * expired, 401), its scopes and caps (403), its budget, which must cover the most the call
+   * can cost (432), and its RPM limit (429). Admitted, the call holds that most against the
+   * budget until its answer settles it (the hold is returned; null when nothing is held).
+   * Refusals are counted, and logged as one row per token, endpoint and status per window: a
+   * client hammering past its limit must not write a row per refusal.
    */
-  #admit(c: Call): void {
+  #admit(c: Call, spec: EndpointSpec, covered: Hold | null): Hold | null | Promise<Hold | null> {
+    const live = this.d.tokens.current(c.token);
+    if (typeof live === 'string') return this.#refuse(c, 401, live);
+    c.token = live;
+    const most = spec.reservedBy === 'task' ? 0 : spec.max(c.body);
+    const why = scopeRefusal(live.scopes, c.endpoint, c.body, c.remote, most);
+    if (why) return this.#refuse(c, 403, why);
+    const r = this.d.budget.reserve(live, most, covered);
+    return r instanceof Promise ? r.then((x) => this.#admitted(c, x)) : this.#admitted(c, r);
+  }
+
+  #admitted(c: Call, r: Reservation): Hold | null {
+    if (!r.ok) return this.#refuse(c, 432, r.message);
+    if (c.followUp) return r.hold;
+    const a = this.d.tokens.admit(c.token);
+    if (a.ok) return r.hold;
+    this.d.budget.release(r.hold);
+    return this.#refuse(c, a.status, a.message, a.retryAfterS);
+  }
+
+  #refuse(c: Call, status: number, message: string, retryAfterS?: number): never {
     const via = c.via ?? 'rest';
-    const why = scopeRefusal(c.token.scopes, c.endpoint, c.body, c.remote);
-    const a = why ? ({ ok: false, status: 403, message: why } as const) : this.d.tokens.admit(c.token);
-    if (a.ok) return;
-    this.d.writeBehind.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status: a.status, error: a.message, via });
-    this.d.metrics?.request(c.endpoint, via, a.status, 0, c.token.name);
-    throw new GatewayError(a.status, a.message, { retryAfterS: 'retryAfterS' in a ? a.retryAfterS : undefined });
+    this.d.writeBehind.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status, error: message, via });
+    this.d.metrics?.request(c.endpoint, via, status, 0, c.token.name);
+    throw new GatewayError(status, message, { retryAfterS });
   }
 
   /** Serves one request: admitted, sent with one key after another, accounted and logged. */
@@ -235,64 +259,92 @@ export class GatewayCore {
   }
 
   async #serve(c: Call, clock: Clock | null): Promise<Outcome> {
-    if (!c.admitted) this.#admit(c);
-    if (c.endpoint === 'research.get') return this.#poll(c, clock);
-    if (c.endpoint === 'feedback') return this.#feedback(c, clock);
     const spec = ENDPOINTS[c.endpoint];
-    const upstreamBody = JSON.stringify({ ...c.body, include_usage: true });
-    const stream = c.endpoint === 'research' && c.body.stream === true;
-    const headers = { 'content-type': 'application/json', accept: 'application/json', ...c.headers };
-    let r: Attempted;
+    const shaped = canonicalBody(spec.fields, c.body);
+    if ('error' in shaped) this.#refuse(c, 400, `tavily-pool: ${shaped.error}.`);
+    else c.body = shaped.body;
+    if (c.endpoint === 'research.get') return this.#poll(c, spec, clock);
+    const admitted = this.#admit(c, spec, null);
+    const hold = admitted instanceof Promise ? await admitted : admitted;
+    // Whether the hold went on with the answer (a stream's end, a research task's polls).
+    let passedOn = false;
     try {
-      r = await this.#tryKeys(
-        c.endpoint,
-        this.#timed(clock, (key) =>
-          this.d.tavily.forward({ method: 'POST', path: spec.route, key: key.plain, headers, body: upstreamBody, timeoutMs: stream ? null : spec.timeoutMs, stream, signal: c.signal }),
-        ),
-      );
-    } catch (err) {
-      if (c.signal.aborted) return { kind: 'cancelled' };
-      if (err instanceof GatewayError) this.#account({ via: c.via ?? 'rest', token: c.token, key: null, endpoint: c.endpoint, status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId: null, error: err.message, failovers: err.failovers });
-      throw err;
+      if (c.endpoint === 'feedback') return await this.#feedback(c, clock);
+      const upstreamBody = JSON.stringify({ ...c.body, include_usage: true });
+      const stream = c.endpoint === 'research' && c.body.stream === true;
+      const headers = { 'content-type': 'application/json', accept: 'application/json', ...c.headers };
+      let r: Attempted;
+      try {
+        r = await this.#tryKeys(
+          c.endpoint,
+          this.#timed(clock, (key) =>
+            this.d.tavily.forward({ method: 'POST', path: spec.route, key: key.plain, headers, body: upstreamBody, timeoutMs: stream ? null : spec.timeoutMs, stream, signal: c.signal }),
+          ),
+        );
+      } catch (err) {
+        if (c.signal.aborted) return { kind: 'cancelled' };
+        if (err instanceof GatewayError) this.#account({ via: c.via ?? 'rest', token: c.token, key: null, endpoint: c.endpoint, status: err.statusCode, attempts: err.attempts, latencyMs: null, credits: 0, requestId: null, error: err.message, failovers: err.failovers });
+        throw err;
+      }
+      const events = r.res.stream;
+      if (events) {
+        // The event stream passes through chunk by chunk; it is billed the published minimum,
+        // and holds its reservation until it ends.
+        const credits = spec.estimate(c.body, {});
+        const t0 = performance.now();
+        passedOn = true;
+        events.once('close', () =>
+          this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status: 200, attempts: r.attempts, latencyMs: r.latencyMs + (performance.now() - t0), credits, requestId: null, error: c.signal.aborted ? 'client disconnected' : null, failovers: r.failovers, hold }),
+        );
+        return { kind: 'stream', contentType: String(r.res.headers['content-type'] ?? 'text/event-stream'), stream: events };
+      }
+      if (spec.billing === 'full') return this.#finish(c, r, 'full', hold);
+      // Research is billed when it completes (on the poll), not when it is created: its owner
+      // is recorded before the client can poll, and its reservation stays with the task until
+      // a poll bills it.
+      return this.#finish(c, r, 'reported', null, (requestId) => {
+        if (!requestId) return;
+        this.d.research.remember(requestId, r.key.id, c.token.id, hold);
+        passedOn = true;
+      });
+    } finally {
+      if (!passedOn) this.d.budget.release(hold);
     }
-    const events = r.res.stream;
-    if (events) {
-      // The event stream passes through chunk by chunk; it is billed the published minimum.
-      const credits = spec.estimate(c.body, {});
-      const t0 = performance.now();
-      events.once('close', () =>
-        this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status: 200, attempts: r.attempts, latencyMs: r.latencyMs + (performance.now() - t0), credits, requestId: null, error: c.signal.aborted ? 'client disconnected' : null, failovers: r.failovers }),
-      );
-      return { kind: 'stream', contentType: String(r.res.headers['content-type'] ?? 'text/event-stream'), stream: events };
-    }
-    if (spec.billing === 'full') return this.#finish(c, r, 'full');
-    // Research is billed when it completes (on the poll), not when it is created; its owner
-    // is recorded before the client can poll.
-    return this.#finish(c, r, 'reported', (requestId) => {
-      if (requestId) this.d.research.remember(requestId, r.key.id, c.token.id);
-    });
   }
 
-  /** A research poll, through the key that created the task, for the token that created it. */
-  async #poll(c: Call, clock: Clock | null): Promise<Outcome> {
+  /**
+   * A research poll, through the key that created the task, for the token that created it.
+   * Admitted like any call, its cost covered by the task's reservation; when its token may no
+   * longer poll (revoked, expired), the task's reservation ends and nothing more is billed.
+   */
+  async #poll(c: Call, spec: EndpointSpec, clock: Clock | null): Promise<Outcome> {
     const { research, pool } = this.d;
     const id = c.requestId!;
     const task = await research.lookup(id);
     // A task is visible only to the token that created it: to any other it does not exist.
-    const key = task && task.tokenId === c.token.id ? pool.get(task.keyId) : undefined;
-    if (!task || !key) throw new GatewayError(404, 'Research task not found.');
+    const own: Task | null = task && task.tokenId === c.token.id ? task : null;
+    try {
+      const admitted = this.#admit(c, spec, own?.hold ?? null);
+      if (admitted instanceof Promise) await admitted;
+    } catch (err) {
+      if (own && err instanceof GatewayError && (err.statusCode === 401 || c.followUp)) research.abandon(id, own);
+      throw err;
+    }
+    const key = own ? pool.get(own.keyId) : undefined;
+    if (!own || !key) throw new GatewayError(404, 'Research task not found.');
     const headers = { accept: 'application/json', ...c.headers };
     const path = `/research/${encodeURIComponent(id)}?include_usage=true`;
     const r = await this.#withKey(
       c,
       key,
       'the key that created the task',
-      this.#timed(clock, (k) => this.d.tavily.forward({ method: 'GET', path, key: k.plain, headers, timeoutMs: ENDPOINTS['research.get'].timeoutMs, signal: c.signal })),
+      this.#timed(clock, (k) => this.d.tavily.forward({ method: 'GET', path, key: k.plain, headers, timeoutMs: spec.timeoutMs, signal: c.signal })),
     );
     if (!r) return { kind: 'cancelled' };
-    // Research is billed once, on the first poll that finds it done; later polls count nothing.
-    const first = r.res.status === 200 && research.charge(id, task);
-    return this.#finish(c, r, first ? 'full' : 'none');
+    // Research is billed once, on the first poll that finds it done (settling the task's
+    // reservation); later polls count nothing.
+    const billed = r.res.status === 200 ? research.charge(id, own) : false;
+    return this.#finish(c, r, billed === false ? 'none' : 'full', billed || null);
   }
 
   /**
@@ -314,7 +366,7 @@ export class GatewayCore {
       throw err;
     }
     if (!r) return { kind: 'cancelled' };
-    return this.#finish(c, r, 'none');
+    return this.#finish(c, r, 'none', null);
   }
 
   /** The key that served the token's request with this request_id: from memory, or from the last minutes of the log. */
@@ -442,11 +494,11 @@ export class GatewayCore {
    * figure Tavily reports; `none` nothing (a research poll after the one that billed it).
    * `beforeAnswer` sees a successful answer's request_id before the client does.
    */
-  #finish(c: Call, r: Attempted, billing: 'full' | 'reported' | 'none', beforeAnswer?: (requestId: string | null) => void): Outcome {
+  #finish(c: Call, r: Attempted, billing: 'full' | 'reported' | 'none', hold: Hold | null, beforeAnswer?: (requestId: string | null) => void): Outcome {
     const { status, text } = r.res;
     const data = r.data;
     if (status >= 400 || !data) {
-      this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text), failovers: r.failovers });
+      this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text), failovers: r.failovers, hold });
       return { kind: 'answer', status, contentType: String(r.res.headers['content-type'] ?? 'application/json'), text, data: null };
     }
     const charge = chargeableCredits(c.endpoint, c.body, data, billing);
@@ -462,14 +514,17 @@ export class GatewayCore {
       out = JSON.stringify(data);
     }
     const requestId = typeof data.request_id === 'string' ? data.request_id : null;
-    this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null, failovers: r.failovers });
+    this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null, failovers: r.failovers, hold });
     beforeAnswer?.(requestId);
     return { kind: 'answer', status, contentType: 'application/json', text: out, data };
   }
 
-  /** Charges a finished request's credits to its key and token (in memory, then write-behind) and queues its log row. */
+  /**
+   * Charges a finished request's credits to its key and token (in memory, then write-behind),
+   * settling its reservation in the same step, and queues its log row.
+   */
   #account(r: RequestRecord): void {
-    const { tokens, writeBehind, keyStates, metrics } = this.d;
+    const { budget, writeBehind, keyStates, metrics } = this.d;
     const ts = new Date().toISOString();
     if (metrics) {
       metrics.request(r.endpoint, r.via, r.status, r.credits, r.token.name);
@@ -480,12 +535,7 @@ export class GatewayCore {
       this.#recent.set(r.requestId, { keyId: r.key.id, tokenId: r.token.id });
       if (this.#recent.size > RECENT_REQUESTS) this.#recent.delete(this.#recent.keys().next().value!);
     }
-    if (r.credits > 0) {
-      tokens.charge(r.token, r.credits);
-      // Near its budget, a token's spend is sent to the other instances at once, not at the
-      // next tick: together they overshoot by little more than what is in flight.
-      if (r.token.budget !== null && r.token.spent >= r.token.budget * NEAR_BUDGET) writeBehind.soon();
-    }
+    budget.settle(r.token, r.hold ?? null, r.credits);
     writeBehind.tokenSpend(r.token.id, r.token.month, r.credits, ts);
     writeBehind.record({
       ts,

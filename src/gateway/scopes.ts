@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
-import { ENDPOINTS, type EndpointName } from './endpoints.js';
+import { ENDPOINTS, type EndpointName, mayBeAdvancedExtract, mayBeAdvancedSearch, researchModel } from './endpoints.js';
+import { count } from '../text.js';
 import type { RequestCaps, ScopeEndpoint } from '../admin/token-schemas.js';
 
 /** What a token may do, as stored (null: no limit of that kind). */
@@ -67,9 +68,11 @@ export function endpointAllowed(s: CompiledScopes | null, endpoint: EndpointName
 
 /**
  * Why the token may not make this request (403), or null. Checked before admission, so that a
- * refused request spends neither a key nor the token's budget or RPM allowance.
+ * refused request spends neither a key nor the token's budget or RPM allowance. `body` is the
+ * request in canonical form (fields.ts) and `most` the most it can cost: each cap holds
+ * whatever form the client gave a value in, and whatever Tavily may choose for it.
  */
-export function scopeRefusal(s: CompiledScopes | null, endpoint: EndpointName, body: Record<string, unknown>, remote: string | null | undefined): string | null {
+export function scopeRefusal(s: CompiledScopes | null, endpoint: EndpointName, body: Record<string, unknown>, remote: string | null | undefined, most: number): string | null {
   if (!s) return null;
   if (!endpointAllowed(s, endpoint)) {
     return `tavily-pool: this client token may not use ${scopeOf(endpoint)} (it may use: ${[...s.allowed!].join(', ')}).`;
@@ -79,23 +82,28 @@ export function scopeRefusal(s: CompiledScopes | null, endpoint: EndpointName, b
   }
   const c = s.caps;
   if (!c || endpoint === 'research.get' || endpoint === 'feedback') return null;
-  if (c.advanced === false && (body.search_depth === 'advanced' || body.extract_depth === 'advanced')) {
-    return `tavily-pool: this client token may not make "advanced" requests; use search_depth "basic".`;
-  }
-  if (c.research_pro === false && endpoint === 'research' && body.model === 'pro') {
-    return 'tavily-pool: this client token may not start research with the pro model; use "mini" or "auto".';
-  }
-  if (c.max_results !== undefined) {
-    const asked = endpoint === 'search' ? body.max_results : endpoint === 'crawl' || endpoint === 'map' ? body.limit : undefined;
-    if (typeof asked === 'number' && asked > c.max_results) {
-      return `tavily-pool: this client token may ask for at most ${c.max_results} results (${endpoint === 'search' ? 'max_results' : 'limit'} ${asked}).`;
+  if (c.advanced === false) {
+    if (endpoint === 'search' && mayBeAdvancedSearch(body)) {
+      const why = body.search_depth === undefined || body.search_depth === null ? 'auto_parameters without a search_depth may choose "advanced"' : `search_depth "${String(body.search_depth)}"`;
+      return `tavily-pool: this client token may not make "advanced" requests (${why}); use search_depth "basic".`;
+    }
+    if ((endpoint === 'extract' || endpoint === 'crawl') && mayBeAdvancedExtract(body)) {
+      return `tavily-pool: this client token may not make "advanced" requests (extract_depth "${String(body.extract_depth)}"); use extract_depth "basic".`;
     }
   }
-  if (c.max_credits !== undefined) {
-    // The published cost of what was asked (for an extract, the URLs sent).
-    const response = endpoint === 'extract' ? { results: Array.isArray(body.urls) ? body.urls : [body.urls] } : {};
-    const cost = ENDPOINTS[endpoint].estimate(body, response);
-    if (cost > c.max_credits) return `tavily-pool: this request costs ${cost} credits at Tavily's prices; this client token may spend at most ${c.max_credits} on one request.`;
+  if (c.research_pro === false && endpoint === 'research' && researchModel(body) === 'pro') {
+    const model = body.model === undefined || body.model === null ? 'no model (Tavily then chooses, and may choose pro)' : `model "${String(body.model)}"${body.model === 'auto' ? ' (which may choose pro)' : ''}`;
+    return `tavily-pool: this client token may not start research with the pro model (${model}); use model "mini".`;
+  }
+  if (c.max_results !== undefined) {
+    const asked = ENDPOINTS[endpoint].asks?.(body);
+    if (asked && asked.count > c.max_results) {
+      const given = body[asked.field] === undefined || body[asked.field] === null ? `${asked.field} not set: Tavily's default is ${asked.count}` : `${asked.field} ${asked.count}`;
+      return `tavily-pool: this client token may ask for at most ${c.max_results} results (${given}).`;
+    }
+  }
+  if (c.max_credits !== undefined && most > c.max_credits) {
+    return `tavily-pool: this request may cost up to ${count(most, 'credit')} at Tavily's prices; this client token may spend at most ${c.max_credits} on one request.`;
   }
   return null;
 }

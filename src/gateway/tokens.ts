@@ -41,11 +41,11 @@ export function tokenPrefix(token: string): string {
   return `${token.slice(0, 7)}…`;
 }
 
-export type Admission = { ok: true } | { ok: false; status: 429 | 432; message: string; retryAfterS?: number };
+export type Admission = { ok: true } | { ok: false; status: 429; message: string; retryAfterS?: number };
 
 /**
  * Client tokens in memory: authentication is a hash lookup plus a constant-time compare,
- * and the RPM and budget checks touch no database.
+ * and the RPM check touches no database.
  */
 export class TokenRegistry {
   readonly #byHash = new Map<string, TokenState>();
@@ -116,12 +116,11 @@ export class TokenRegistry {
     return this.#revoked.get(hashToken(token).toString('hex')) ?? null;
   }
 
-  /** May this token send a request now? Spends one request of its RPM allowance if so. */
+  /**
+   * May this token send a request now (its RPM limit)? Spends one request of its allowance if
+   * so. Its budget is the BudgetLedger's to hold.
+   */
   admit(t: TokenState, now = Date.now()): Admission {
-    this.#roll(t, now);
-    if (t.budget !== null && t.spent >= t.budget) {
-      return { ok: false, status: 432, message: `This token's monthly budget of ${count(t.budget, 'credit')} is used up (${t.spent} spent in ${t.month}).` };
-    }
     if (t.rpm !== null) {
       // Token bucket: rpm requests a minute, refilled continuously, bursts up to rpm.
       t.allowance = Math.min(t.rpm, t.allowance + ((now - t.allowanceAt) / 60_000) * t.rpm);
@@ -133,6 +132,20 @@ export class TokenRegistry {
       t.allowance -= 1;
     }
     return { ok: true };
+  }
+
+  /**
+   * The token as it stands now, or why it may no longer be used (revoked, deleted, expired):
+   * a call that began earlier (an MCP batch, a research task's polls) is admitted again on it.
+   */
+  current(t: TokenState, now = Date.now()): TokenState | string {
+    const live = this.#byId.get(t.id);
+    if (!live) {
+      const revoked = this.#revoked.get(t.hash.toString('hex'));
+      return revoked ? `tavily-pool: this client token was revoked on ${revoked.slice(0, 10)}.` : 'tavily-pool: this client token no longer exists.';
+    }
+    if (expired(live, now)) return `tavily-pool: this client token expired at ${live.scopes!.expiresAt}.`;
+    return live;
   }
 
   /** Adds credits to the token's spend this month (in memory; the write-behind buffer persists it). */

@@ -102,6 +102,8 @@ export interface WriteBehindOptions {
   publish?: (trx: Db, changes: FlushedChanges) => Promise<void>;
   /** After each flush: how long it took, and whether it was written. */
   onFlush?: (seconds: number, ok: boolean) => void;
+  /** After a transaction that wrote state changes committed: what it changed (the budget ledger's spend is flushed). */
+  committed?: (changes: FlushedChanges) => void;
   /** Runs inside the flush's transaction before key health is written (the alerts record what changed). */
   beforeHealth?: (trx: Db, changes: Array<{ id: number; status: KeyHealth; reason: string }>) => Promise<void>;
 }
@@ -171,6 +173,7 @@ export class WriteBehind {
       maxPendingRows: opts.maxPendingRows ?? 200_000,
       publish: opts.publish ?? (async () => {}),
       onFlush: opts.onFlush ?? (() => {}),
+      committed: opts.committed ?? (() => {}),
       beforeHealth: opts.beforeHealth ?? (async () => {}),
     };
   }
@@ -363,7 +366,7 @@ export class WriteBehind {
    */
   async #writeIsolating(batch: Batch): Promise<{ err: unknown } | null> {
     try {
-      await this.#o.db.transaction().execute((trx) => this.#write(trx, batch));
+      this.#committed(await this.#o.db.transaction().execute((trx) => this.#write(trx, batch)));
       return null;
     } catch (err) {
       if (!isDataError(err)) {
@@ -400,7 +403,7 @@ export class WriteBehind {
    */
   async #bisect(part: Batch, unwritten: Batch[]): Promise<{ err: unknown } | null> {
     try {
-      await this.#o.db.transaction().execute((trx) => this.#write(trx, part));
+      this.#committed(await this.#o.db.transaction().execute((trx) => this.#write(trx, part)));
       return null;
     } catch (err) {
       if (!isDataError(err)) {
@@ -427,6 +430,10 @@ export class WriteBehind {
       );
       return null;
     }
+  }
+
+  #committed(changes: FlushedChanges | null): void {
+    if (changes) this.#o.committed(changes);
   }
 
   #recovered(): void {
@@ -511,7 +518,8 @@ export class WriteBehind {
     for (const r of b.charged) p.charged.add(r);
   }
 
-  async #write(trx: Db, b: Batch): Promise<void> {
+  /** Writes the batch; returns the state changes it made (published to the others), if any. */
+  async #write(trx: Db, b: Batch): Promise<FlushedChanges | null> {
     const { dialect } = this.#o;
     const now = new Date().toISOString();
     // One statement and one bound parameter however many rows: a multi-row VALUES insert of
@@ -522,6 +530,7 @@ export class WriteBehind {
         insert into request_logs (${sql.join(LOG_COLUMNS.map(([c]) => sql.ref(c)))})
         select * from ${jsonRows(dialect, LOG_COLUMNS, rows)}`.execute(trx);
     }
+    if (dialect === 'postgres') await lockInOrder(trx, b);
     if (b.keys.size > 0) {
       const rows = [...b.keys].map(([id, k]) => [id, k.credits, k.lastUsed]);
       const cols = [['id', 'integer'], ['credits', 'double precision'], ['last_used', 'text']] as const;
@@ -597,19 +606,46 @@ export class WriteBehind {
         .execute();
     }
     if (b.keys.size > 0 || b.tokens.size > 0 || b.health.size > 0 || b.cool.size > 0 || b.accounts.size > 0 || b.charged.size > 0) {
-      await this.#o.publish(trx, {
+      const changes: FlushedChanges = {
         keys: [...b.keys].filter(([, k]) => k.credits > 0).map(([id, k]) => [id, k.credits]),
         tokens: [...b.tokens.values()].filter((t) => t.credits > 0).map((t) => [t.id, t.month, t.credits]),
         health: [...b.health].map(([id, h]) => [id, h.status]),
         cool: [...b.cool].map(([id, c]) => [id, c.until]),
         accounts: [...b.accounts],
         charged: [...b.charged],
-      });
+      };
+      await this.#o.publish(trx, changes);
+      return changes;
     }
+    return null;
   }
 }
 
-/** Text from outside (upstream messages, request ids) made storable on the way in. */
+/**
+ * Locks the rows a flush updates, table by table in the order the flush writes them and by id
+ * within each (PostgreSQL). Two instances flushing at once update the same keys, accounts and
+ * tokens; an UPDATE … FROM locks rows in whatever order its plan reads them, and two such
+ * orders deadlock (one flush is then aborted and its batch waits for the next tick).
+ */
+async function lockInOrder(trx: Db, b: Batch): Promise<void> {
+  const keys = [...new Set([...b.keys.keys(), ...b.health.keys(), ...b.cool.keys()])];
+  const accounts = [...b.accounts.keys()];
+  const tokens = [...new Set([...b.tokens.values()].map((t) => t.id))];
+  if (keys.length > 0) {
+    await sql`select id from tavily_keys where id = any(cast(${keys} as integer[])) order by id for update`.execute(trx);
+    const spent = [...b.keys].filter(([, k]) => k.credits > 0).map(([id]) => id);
+    if (spent.length > 0 || accounts.length > 0) {
+      await sql`
+        select id from tavily_accounts
+        where id in (select account_id from tavily_keys where id = any(cast(${spent} as integer[]))) or id = any(cast(${accounts} as integer[]))
+        order by id for update`.execute(trx);
+    }
+  } else if (accounts.length > 0) {
+    await sql`select id from tavily_accounts where id = any(cast(${accounts} as integer[])) order by id for update`.execute(trx);
+  }
+  if (tokens.length > 0) await sql`select id from client_tokens where id = any(cast(${tokens} as integer[])) order by id for update`.execute(trx);
+}
+
 /** A log entry's value for one column, as stored. */
 function logValue(l: LogEntry, c: (typeof LOG_COLUMNS)[number][0]): unknown {
   if (c === 'requests') return l.requests ?? 1;

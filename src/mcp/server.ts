@@ -125,8 +125,8 @@ export function createMcpServer(deps: McpDeps, token: TokenState, remote: string
         await sleep(wait, extra.signal);
         if (extra.signal.aborted) return failure('cancelled');
         wait = Math.min(wait * 1.5, RESEARCH_POLL_MAX_MS);
-        // The task's polls were admitted with the tool call: they do not spend its RPM allowance.
-        const o = await deps.gateway.call({ token, endpoint: 'research.get', requestId, body: {}, headers, signal: extra.signal, via: 'mcp', admitted: true, remote });
+        // Each poll is admitted again (a revoked or expired token stops here), without spending the RPM allowance.
+        const o = await deps.gateway.call({ token, endpoint: 'research.get', requestId, body: {}, headers, signal: extra.signal, via: 'mcp', followUp: true, remote });
         if (o.kind !== 'answer') return failure('cancelled');
         if (o.status >= 400 || !o.data) return failure(refusedAnswer(o));
         const status = String(o.data.status ?? '');

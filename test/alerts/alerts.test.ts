@@ -240,7 +240,7 @@ describeEachDialect('alerts', (dialect) => {
       fresh();
       await addSink(t, { name: 'ops', kind: 'webhook', url: rx.url('/hook'), events: ['instance.feed_lost'] });
       // The change feed as PostgreSQL's bus reports it: lost since a given time, or listening.
-      const feed = { instanceId: 'inst-a', listening: false, lostSince: Date.now() - 30_000 as number | null, publish: async () => {}, close: async () => {} };
+      const feed = { instanceId: 'inst-a', listening: false, lostSince: Date.now() - 30_000 as number | null, publish: async () => {}, post: () => ({ seq: 0, sent: Promise.resolve() }), close: async () => {} };
       const alerts = new Alerts({
         db: t.ctx.database.db,
         dialect: t.ctx.database.dialect,

@@ -137,21 +137,24 @@ else
       assert.equal(fake.totalCredits, 10);
     });
 
-    test('near its budget, a token’s spend reaches the other instances at once, not at the next flush', async () => {
-      // Flushes every minute: only the near-budget path can bring B the spend in time.
+    test('a token’s spend counts on the other instances at once, not at the next flush: what each holds travels on the change feed', async () => {
+      // Flushes every minute: only the budget figures on the change feed can bring B the spend in time.
       await cluster?.close();
       cluster = await startCluster(postgres, 2, { tavilyBaseUrl: fake.url, flushIntervalMs: 60_000 });
       const [a, b] = cluster.instances;
       await importKeys(a!, ['tvly-dev-nearbudget0001']);
       const tok = await createToken(a!, { name: 'near', monthly_budget: 10 });
       await within(2000, 'B knows the token', () => b!.ctx.tokens.byId(tok.id) !== undefined);
+      await within(2000, 'A and B hear each other', () => a!.ctx.instances.live() === 2 && b!.ctx.instances.live() === 2);
       for (let i = 0; i < 8; i++) assert.equal((await search(a!, tok.token)).statusCode, 200);
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(b!.ctx.tokens.byId(tok.id)!.spent, 0, 'below 90% of the budget the spend waits for the flush');
-      assert.equal((await search(a!, tok.token)).statusCode, 200);
-      await within(2000, 'B sees the 9 credits', () => b!.ctx.tokens.byId(tok.id)!.spent === 9);
+      await within(2000, 'B counts the 8 credits A charged (not flushed yet)', () => b!.ctx.budget.left(b!.ctx.tokens.byId(tok.id)!) === 2);
+      assert.equal(b!.ctx.tokens.byId(tok.id)!.spent, 0, 'nothing flushed: B read it from A’s figure, not from a flush');
+      assert.equal((await search(b!, tok.token)).statusCode, 200);
       assert.equal((await search(b!, tok.token)).statusCode, 200);
       assert.equal((await search(b!, tok.token)).statusCode, 432);
+      await within(2000, 'A counts B’s 2', () => a!.ctx.budget.left(a!.ctx.tokens.byId(tok.id)!) === 0);
+      assert.equal((await search(a!, tok.token)).statusCode, 432);
+      assert.equal(fake.totalCredits, 10);
     });
 
     test('a research task made on A and polled on B and A is billed once', async () => {

@@ -24,7 +24,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     // Ten of them in one account: accounts travel with their keys.
     await source.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: source.auth, payload: { keys: keys.slice(0, 10), account: 'team@example.com' } });
     await source.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: source.auth, payload: { keys: keys.slice(10) } });
-    const tok = await source.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: source.auth, payload: { name: 'agents', monthly_budget: 100 } });
+    const tok = await source.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: source.auth, payload: { name: 'agents', monthly_budget: 1000 } });
     for (let i = 0; i < 25; i++) {
       await source.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${tok.json().token}` }, payload: { query: `q${i}` } });
     }

@@ -126,6 +126,8 @@ export function fakeUpstream(dialect: DialectCase) {
   });
   beforeEach(() => {
     current!.latencyMs = 0;
+    current!.sitePages = 3;
+    current!.researchPendingPolls = 0;
     current!.resetStats();
   });
   return {

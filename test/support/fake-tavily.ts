@@ -134,6 +134,8 @@ export interface FakeStats {
   feedbackByKey: Map<string, number>;
   /** Requests refused because the key's account (or its own limit) had no room. */
   refusedForCredits: number;
+  /** Polls of each research task (GET /research/:id), by request_id. */
+  researchPollsById: Map<string, number>;
 }
 
 const MESSAGES: Record<number, string> = {
@@ -199,6 +201,7 @@ export class FakeTavily {
     unauthenticated: 0,
     feedbackByKey: new Map(),
     refusedForCredits: 0,
+    researchPollsById: new Map(),
   };
   latencyMs: number;
   readonly #accounts = new Map<string, FakeAccount>();
@@ -208,6 +211,8 @@ export class FakeTavily {
   streamIntervalMs = 50;
   /** A research task answers 202 (in progress) to this many polls before it is completed. */
   researchPendingPolls = 0;
+  /** How many pages a crawl or map finds on any site (at most the request's `limit`, 50 when none). */
+  sitePages = 3;
   readonly #requestKeys = new Map<string, KeyBehaviour>();
   readonly #flakyCount = new Map<string, number>();
   /** request_id → the key that created the task, and whether it was billed. */
@@ -362,6 +367,7 @@ export class FakeTavily {
     this.stats.unauthenticated = 0;
     this.stats.feedbackByKey.clear();
     this.stats.refusedForCredits = 0;
+    this.stats.researchPollsById.clear();
   }
 
   async close(): Promise<void> {
@@ -479,10 +485,16 @@ export class FakeTavily {
         const url = body.url;
         if (typeof url !== 'string') return send(res, 400, { detail: { error: 'url is required.' } });
         if (url.includes('unsupported')) return send(res, 403, { detail: { error: 'URL is not supported' } });
-        const pages = [1, 2, 3].map((i) => `${url.replace(/\/$/, '')}/page${i}`);
-        const mapCost = body.instructions ? 2 : 1;
+        // Tavily (pydantic, lax) takes a whole number given as text.
+        const limit = body.limit === undefined || body.limit === null ? 50 : Number(body.limit);
+        if (!Number.isInteger(limit) || limit < 1) return send(res, 400, { detail: { error: 'limit must be a positive integer.' } });
+        const found = Math.min(limit, this.sitePages);
+        const pages = Array.from({ length: found }, (_, i) => `${url.replace(/\/$/, '')}/page${i + 1}`);
+        // Map: 1 credit per 10 pages (2 with instructions); crawl adds extract's 1 per 5 (2 advanced).
+        const mapCost = Math.ceil(found / 10) * (body.instructions ? 2 : 1);
         if (endpoint === '/map') return reply(200, { base_url: url, results: pages }, mapCost);
-        return reply(200, { base_url: url, results: pages.map((p) => ({ url: p, raw_content: `Content of ${p}` })) }, mapCost + 1);
+        const extractCost = Math.ceil(found / 5) * (body.extract_depth === 'advanced' ? 2 : 1);
+        return reply(200, { base_url: url, results: pages.map((p) => ({ url: p, raw_content: `Content of ${p}` })) }, mapCost + extractCost);
       }
       case '/research': {
         if (typeof body.input !== 'string') return send(res, 400, { detail: { error: 'input is required.' } });
@@ -498,6 +510,7 @@ export class FakeTavily {
       }
       case '/research/:id': {
         const id = decodeURIComponent(path.slice('/research/'.length));
+        this.stats.researchPollsById.set(id, (this.stats.researchPollsById.get(id) ?? 0) + 1);
         const task = this.#research.get(id);
         // A task is visible only to the key that created it, as on Tavily.
         if (!task || task.key !== key) return send(res, 404, { detail: { error: 'Research task not found.' } });

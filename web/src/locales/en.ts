@@ -281,6 +281,7 @@ export const en = {
     token: 'Token',
     spent: 'Spent this month / budget',
     spentOf: '{{spent}} of {{budget}} credits spent this month',
+    held: '+{{held}} held by requests in flight',
     budgetSpent: 'budget spent',
     may: 'May',
     lastUsed: 'Last used',

@@ -262,6 +262,7 @@ export const zhCN: Catalogue = {
     token: '令牌',
     spent: '本月消耗/预算',
     spentOf: '本月已用 {{spent}}/{{budget}} 额度',
+    held: '另有 {{held}} 由进行中的请求预留',
     budgetSpent: '预算已用完',
     may: '权限',
     lastUsed: '上次使用',

@@ -40,6 +40,7 @@ function Spend({ t: tok }: { t: Token }) {
   return (
     <span data-testid={`spent-${tok.id}`}>
       <Meter value={tok.month_spent} max={tok.monthly_budget} over={spent} label={t('tokens.spentOf', { spent: tok.month_spent, budget: tok.monthly_budget })} />
+      {tok.month_held > 0 && <span className="muted" data-testid={`held-${tok.id}`}> {t('tokens.held', { held: f.num(tok.month_held) })}</span>}
       {spent && <span className="badge exhausted">{t('tokens.budgetSpent')}</span>}
     </span>
   );
