@@ -25,9 +25,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { Pool } from 'undici';
-import { startFake, waitFor } from './support.js';
+import { benchSchema, startFake, startGateway as startSharedGateway, waitFor } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -195,32 +194,8 @@ const ADMIN = 'bench-proxy-admin-token';
 const adminHeaders = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
 const KEYS = Array.from({ length: 20 }, (_, i) => `tvly-dev-benchproxy${String(i).padStart(4, '0')}`);
 
-/** A gateway: the compiled server in a process of its own. */
-async function startGateway(env: Record<string, string>): Promise<{ url: string; pid: number; output: () => string }> {
-  // GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the gateway.
-  const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const gw = spawn(process.execPath, [...nodeArgs, path.resolve('dist/src/server.js')], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'tavily-pool-bench-proxy-')),
-      HOST: '127.0.0.1',
-      PORT: '0',
-      ADMIN_TOKEN: ADMIN,
-      LOG_LEVEL: process.env.GATEWAY_LOG_LEVEL ?? 'info',
-      // The keys stay unrefreshed (an unknown quota is not spent down): the pool never runs dry.
-      VALIDATE_ON_IMPORT: 'false',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(gw);
-  let out = '';
-  gw.stdout!.on('data', (d) => (out += d));
-  gw.stderr!.on('data', (d) => (out += d));
-  // Gateway routes log only warnings: at info level the server prints its address and little else.
-  const url = await waitFor(() => out, /Server listening at (http:\/\/127\.0\.0\.1:\d+)/, 'gateway');
-  return { url, pid: gw.pid!, output: () => out };
-}
+/** A gateway: the compiled server in a process of its own, with the admin token of this run. */
+const startGateway = (env: Record<string, string>) => startSharedGateway(children, { ADMIN_TOKEN: ADMIN, ...env });
 
 /** Keys and a client token. The keys are not refreshed: an unknown quota is not spent down,
  * so the pool never runs dry mid-run (refreshed free keys would hold ~20,000 credits in all). */
@@ -265,22 +240,6 @@ async function alternate<T extends { name: string }>(paths: T[], run: (p: T, ms:
     }
   }
   return new Map([...all].map(([k, v]) => [k, pooled(v)]));
-}
-
-/** A schema of its own for this run in the given PostgreSQL database, dropped by `drop()`. */
-async function benchSchema(dbUrl: string): Promise<{ env: Record<string, string>; drop: () => Promise<void> }> {
-  const schema = `bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: dbUrl });
-  await admin.connect();
-  await admin.query(`create schema ${schema}`);
-  return {
-    // node-postgres reads PGOPTIONS: every connection of the gateway works in the schema.
-    env: { DATABASE_URL: dbUrl, PGOPTIONS: `-c search_path=${schema}` },
-    async drop() {
-      await admin.query(`drop schema if exists ${schema} cascade`).catch(() => {});
-      await admin.end();
-    },
-  };
 }
 
 /** One gateway (SQLite, or PostgreSQL with --database) against direct calls and a minimal Node proxy. */

@@ -292,7 +292,9 @@ export class BudgetLedger {
         w.resolve(this.#byShare(w.token, b, w.credits, now));
         continue;
       }
-      const left = this.left(w.token, now)!;
+      // Everything ordered before this notice is known: what others hold (their figures heard),
+      // what this instance holds. Its own later reservations are decided after, knowing this one.
+      const left = this.left(w.token, now)! + b.pending;
       if (w.credits > left) {
         this.#changed(b);
         w.resolve(this.#refusal(w.token, w.credits, left));

@@ -58,7 +58,8 @@ function clusterSuite(title: string, env: Record<string, string>, slack: number)
       const served = codes.filter((x) => x === 200).length;
       assert.deepEqual([...new Set(codes)].sort(), [200, 432], 'served or refused for the budget, nothing else');
       assert.ok(served <= 100 + slack, `${served} served`);
-      assert.ok(served >= 50, `${served} served: the budget is not refused wholesale`);
+      // A burst meets no settled spend while it is admitted: nothing counted twice, nothing refused that fits.
+      assert.ok(served >= 100, `${served} served: what fits the budget is not refused`);
       const spent = await monthSpent(a, cluster, id);
       // Both instances' flushes were written (they update the same rows: in one lock order, no deadlock).
       assert.equal(spent, fake.totalCredits, cluster.instances.flatMap((x) => x.logs.lines.filter((l) => /"level":50/.test(l))).join('').slice(0, 2000));

@@ -1,38 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { TokenRow } from '../../src/db/schema.js';
 import { BudgetLedger, type BudgetFeed, type LevelItem, type Reservation } from '../../src/gateway/budget.js';
-import { TokenRegistry, type TokenState } from '../../src/gateway/tokens.js';
-import { utcMonth } from '../../src/db/repositories/tokens.js';
-
-/** A token row with a budget, as the registry loads it. */
-function row(id: number, budget: number | null, spent = 0): TokenRow {
-  const now = new Date().toISOString();
-  return {
-    id,
-    name: `t${id}`,
-    token_hash: String(id).padStart(64, '0'),
-    token_prefix: 'tp_x',
-    monthly_budget: budget,
-    rpm_limit: null,
-    spent_month: utcMonth(new Date()),
-    month_spent: spent,
-    revoked_at: null,
-    last_used_at: null,
-    endpoints: null,
-    networks: null,
-    expires_at: null,
-    caps: null,
-    created_at: now,
-    updated_at: now,
-  };
-}
-
-function registry(...rows: TokenRow[]): TokenRegistry {
-  const r = new TokenRegistry();
-  r.load(rows);
-  return r;
-}
+import { registry, tokenRow as row } from '../support/tokens.js';
 
 const admitted = (r: Reservation) => r.ok;
 
@@ -238,6 +207,3 @@ describe('the budget ledger across instances (a feed that delivers notices in on
     assert.equal(a.left(t, now), 1);
   });
 });
-
-// Keeps the type import honest for readers: a token state is what the registry hands out.
-export type { TokenState };
