@@ -11,6 +11,7 @@ import { mcp } from './plugins/mcp.js';
 import { metrics } from './plugins/metrics.js';
 import { openapi } from './plugins/openapi.js';
 import { securityHeaders } from './plugins/security.js';
+import { cachedSerializers } from './plugins/compiled-schemas.js';
 import { formatSchemaErrors, validation } from './plugins/validation.js';
 import { packageVersion } from './paths.js';
 
@@ -56,6 +57,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     routerOptions: { ignoreDuplicateSlashes: true },
     // Validation errors name the field and what it must be (plugins/validation.ts).
     schemaErrorFormatter: formatSchemaErrors,
+    // Response serializers compiled once per schema in this process (plugins/compiled-schemas.ts).
+    schemaController: { compilersFactory: { buildSerializer: cachedSerializers } },
     clientErrorHandler: clientError(ctx.config, ctx.log as FastifyBaseLogger),
     // One access-log line per request, with credentials redacted from the URL (plugins/access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),

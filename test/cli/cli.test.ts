@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tempDir } from '../support/db.js';
+import { entry } from '../support/entry.js';
 import { FakeTavily } from '../support/fake-tavily.js';
 import { type Server, startServer } from '../support/server.js';
 
-const ENTRY = path.resolve('src/cli.ts');
 
 interface Run {
   code: number | null;
@@ -18,7 +18,7 @@ interface Run {
 /** Runs `tavily-pool …` as a user would, in a process of its own. */
 function cli(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...entry('src/cli.ts'), ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { advanceSequences, copyTables } from '../../src/db/copy.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/database.js';
 import { type TestApp, startTestApp } from '../support/app.js';
 import { type TestDatabase, dialects } from '../support/db.js';
+import { entry } from '../support/entry.js';
 import { FakeTavily } from '../support/fake-tavily.js';
 
 const [sqlite, postgres] = dialects as [(typeof dialects)[0], (typeof dialects)[0]];
@@ -107,7 +107,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
 
   test('the command reports its counts, and names what is wrong with its arguments', () => {
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli.ts'), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+      spawnSync(process.execPath, [...entry('src/cli.ts'), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
     const file = (source.db.config as { file: string }).file;
     const url = new URL((pgDb.config as { url: string }).url);
     url.searchParams.set('options', `-c search_path=${pgDb.open.pgSearchPath}`);
@@ -134,7 +134,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
       const url = new URL((other.config as { url: string }).url);
       url.searchParams.set('options', `-c search_path=${other.open.pgSearchPath}`);
       const file = (source.db.config as { file: string }).file;
-      const r = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli.ts'), 'migrate', '--from', `sqlite:${file}`, '--to', url.toString()], {
+      const r = spawnSync(process.execPath, [...entry('src/cli.ts'), 'migrate', '--from', `sqlite:${file}`, '--to', url.toString()], {
         encoding: 'utf8',
         env: { PATH: process.env.PATH ?? '' },
       });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { request } from 'undici';
-import { type TestApp, fakeUpstream, startTestApp } from '../support/app.js';
+import { type TestApp, fakeUpstream } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 import { defaultUsage } from '../support/fake-tavily.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import { entry } from './entry.js';
 
 export interface Server {
   url: string;
@@ -11,7 +11,7 @@ export interface Server {
 
 /** Starts the real server entry in a process of its own, as `npm start` does (environment: only what is given). */
 export async function startServer(env: Record<string, string>): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('src/server.ts')], {
+  const child = spawn(process.execPath, entry('src/server.ts'), {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -116,12 +116,15 @@ describe('dashboard (Chromium)', { skip }, () => {
     const rows = page.getByRole('table', { name: 'Keys' }).getByRole('row');
     for (const [status, n] of [['invalid', 5], ['exhausted', 5], ['active', 40]] as const) {
       await page.getByLabel('Status').selectOption(status);
+      // "5 keys" shows for invalid and exhausted alike: wait for this filter's own rows.
+      await page.locator('tbody .badge', { hasText: status }).nth(n - 1).waitFor();
       await page.getByText(`${n} keys · page 1`).waitFor();
       assert.equal(await rows.count(), n + 1, `${status} rows`);
       assert.equal(await page.locator('tbody .badge', { hasText: status }).count(), n);
     }
     // A key that answered 401 was checked: its time shows, in the one format (Europe/Berlin here).
     await page.getByLabel('Status').selectOption('invalid');
+    await page.locator('tbody .badge', { hasText: 'invalid' }).nth(4).waitFor();
     await page.getByText('5 keys · page 1').waitFor();
     const checked = await page.getByRole('table', { name: 'Keys' }).locator('tbody time').first();
     const at = (await checked.getAttribute('datetime'))!;
