@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrations.js';
 import { LogRepository } from '../src/db/repositories/logs.js';
-import { burnWindowStart } from '../src/pool/forecast.js';
+import { burnWindowStart } from '../src/forecast.js';
 
 const h = await openDatabase({ kind: 'sqlite', file: process.env.BENCH_DB ?? '/tmp/tavily-pool-failed-key.sqlite' });
 await migrateToLatest(h.db, 'sqlite');

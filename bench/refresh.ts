@@ -15,7 +15,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { importKeys } from '../src/admin/import.js';
 import { loadConfig } from '../src/config.js';
 import { type AppContext, createContext } from '../src/context.js';
 import { generateEncryptionKey, parseEncryptionKey } from '../src/crypto.js';
@@ -85,11 +84,11 @@ async function bareClient(url: string, keys: string[], concurrency: number, pool
 /** The naive shape the project began from: one query, then per key a call and a commit, in series. */
 async function naiveRefresh(ctx: AppContext): Promise<number> {
   const t0 = performance.now();
-  const rows = await ctx.database.db.selectFrom('tavily_keys').select(['id', 'key_ciphertext']).execute();
+  const rows = await ctx.parts.database.db.selectFrom('tavily_keys').select(['id', 'key_ciphertext']).execute();
   for (const r of rows) {
-    const report = await ctx.tavily.usage(ctx.cipher.decrypt(r.key_ciphertext), 30_000);
+    const report = await ctx.parts.tavily.usage(ctx.parts.cipher.decrypt(r.key_ciphertext), 30_000);
     const f = figuresFromUsage(report, new Date().toISOString());
-    await ctx.database.db
+    await ctx.parts.database.db
       .updateTable('tavily_keys')
       .set({ ...f, last_refreshed_at: new Date().toISOString() })
       .where('id', '=', r.id)
@@ -150,10 +149,10 @@ try {
     const { ctx, cleanup } = await openContext(fake.url);
     try {
       const keys = Array.from({ length: n }, (_, i) => `tvly-dev-bench${String(i).padStart(8, '0')}`);
-      await importKeys(ctx, { inputs: keys, label: 'bench', validate: false });
+      await ctx.services.keys.add({ remote_addr: null, user_agent: 'bench' }, { inputs: keys, label: 'bench', validate: false });
 
       await fake.reset();
-      const cold = await ctx.refresher.refresh();
+      const cold = await ctx.parts.refresher.refresh();
       const stats = await fake.stats();
       if (cold.success_count !== n || stats.usageCalls !== n) throw new Error(`cold refresh: ${cold.success_count}/${n} ok, ${stats.usageCalls} calls`);
       // Warm runs of the refresh and of the bare client alternate, so that the machine's
@@ -163,7 +162,7 @@ try {
       const warm = [];
       const bareRuns = [];
       for (let i = 0; i < RUNS; i++) {
-        warm.push(await ctx.refresher.refresh());
+        warm.push(await ctx.parts.refresher.refresh());
         bareRuns.push(await bareClient(fake.url, keys, C, bare));
       }
       await bare.close();
@@ -172,7 +171,7 @@ try {
       const bareMs = median(bareRuns);
 
       // The check that figures landed: every key has the numbers the fake reported.
-      const sample = await ctx.keys.list({ sort: 'created_at', order: 'asc', limit: 1 });
+      const sample = await ctx.parts.repos.keys.list({ sort: 'created_at', order: 'asc', limit: 1 });
       if (sample.rows[0]?.remaining_quota === null) throw new Error('refresh stored no figures');
 
       const bound = Math.ceil(n / C) * LATENCY;

@@ -59,7 +59,7 @@ try {
       n++;
       const endpoint = endpoints[n % endpoints.length]!;
       const failed = n % 37 === 0;
-      t.ctx.writeBehind.record({
+      t.ctx.parts.outbox.record({
         ts: new Date(Date.now() - h * 3600_000 - i * 61_000).toISOString(),
         token_id: tokens[n % 3]!.id,
         key_id: keys[n % keys.length]!.id,
@@ -74,7 +74,7 @@ try {
       });
     }
   }
-  await t.ctx.writeBehind.flush();
+  await t.ctx.parts.outbox.flush();
 
   // Alerts: a sink, and the events the broken keys raised.
   await api('POST', '/alerts/sinks', { name: 'ops webhook', kind: 'webhook', url: rx.url('/demo') });

@@ -2,24 +2,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { adminApi } from './admin/index.js';
 import type { AppContext } from './context.js';
-import { gatewayRoutes } from './gateway/routes.js';
+import { gatewayRoutes } from './doors/rest.js';
 import { accessLog } from './plugins/access-log.js';
 import { dashboard } from './plugins/dashboard.js';
 import { clientError, errors } from './plugins/errors.js';
 import { health } from './plugins/health.js';
-import { mcp } from './plugins/mcp.js';
+import { mcp } from './doors/mcp.js';
 import { metrics } from './plugins/metrics.js';
 import { openapi } from './plugins/openapi.js';
 import { securityHeaders } from './plugins/security.js';
 import { cachedSerializers } from './plugins/compiled-schemas.js';
 import { formatSchemaErrors, validation } from './plugins/validation.js';
 import { packageVersion } from './paths.js';
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    ctx: AppContext;
-  }
-}
 
 export interface AppOptions {
   /** The MCP research tool's first wait before it polls (2 s; tests shorten it). */
@@ -64,7 +58,6 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.decorate('ctx', ctx);
   await app.register(validation);
   await app.register(errors);
   await app.register(openapi);
@@ -73,12 +66,21 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   // gateway routes answer SDKs with JSON and stay lean.
   await app.register(async (web) => {
     await securityHeaders(web);
-    await web.register(health);
-    await web.register(metrics);
-    await web.register(adminApi, { prefix: '/api/v1/admin' });
+    await web.register(health, ctx.health);
+    await web.register(metrics, { metrics: ctx.metrics, token: ctx.config.metricsToken });
+    await web.register(adminApi, {
+      prefix: '/api/v1/admin',
+      services: ctx.services,
+      adminToken: ctx.adminToken,
+      audit: ctx.audit,
+      importBodyLimit: ctx.config.importBodyLimit,
+      validateOnImport: ctx.config.validateOnImport,
+    });
     await web.register(dashboard);
   });
-  await app.register(gatewayRoutes);
-  await app.register(mcp, { version: packageVersion(), researchPollMs: opts.mcpResearchPollMs });
+  // The doors onto the gateway core, side by side.
+  const door = { gateway: ctx.gateway, audit: ctx.audit };
+  await app.register(gatewayRoutes, door);
+  await app.register(mcp, { ...door, log: ctx.log, allowedOrigins: ctx.config.mcpAllowedOrigins, version: packageVersion(), researchPollMs: opts.mcpResearchPollMs });
   return app;
 }

@@ -1,7 +1,6 @@
 import path from 'node:path';
-import { parseCidr } from './gateway/scopes.js';
+import { parseCidr } from './net.js';
 import { Cron } from 'croner';
-import { KEY_STRATEGIES, type KeyStrategy } from './pool/pool.js';
 
 /** Thrown when an environment variable holds a value the gateway cannot use. */
 export class ConfigError extends Error {
@@ -13,6 +12,10 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** How the pool picks a key for each request (KEY_STRATEGY). */
+export const KEY_STRATEGIES = ['most-remaining', 'round-robin', 'least-recently-used'] as const;
+export type KeyStrategy = (typeof KEY_STRATEGIES)[number];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -1,91 +1,101 @@
-import type { Logger } from 'pino';
-import { type Bus, PgBus, type SyncItem } from './cluster/bus.js';
-import { ChangeAnnouncer } from './cluster/changes.js';
-import { HOST, Instances } from './cluster/instances.js';
-import { packageVersion } from './paths.js';
 import { randomBytes } from 'node:crypto';
-import { ClusterSync, flushItems, keyChangeItems, refreshItems } from './cluster/sync.js';
+import type { Logger } from 'pino';
+import { Alerts } from './alerts/alerts.js';
+import { AuditLog } from './audit/audit.js';
+import { type Bus, LocalBus, PgBus } from './cluster/bus.js';
+import { ChangeFeed } from './cluster/changes.js';
+import { HOST, Instances } from './cluster/instances.js';
+import { ClusterSync, flushItems, refreshItems } from './cluster/sync.js';
 import type { Config } from './config.js';
 import { KeyCipher } from './crypto.js';
 import { type DatabaseHandle, type OpenOptions, openDatabase } from './db/database.js';
 import { checkEncryptionKey } from './db/encryption-check.js';
 import { AccountRepository } from './db/repositories/accounts.js';
+import { AlertRepository } from './db/repositories/alerts.js';
+import { AuditRepository } from './db/repositories/audit.js';
 import { KeyRepository } from './db/repositories/keys.js';
 import { LogRepository } from './db/repositories/logs.js';
 import { TokenRepository } from './db/repositories/tokens.js';
 import { BudgetLedger } from './gateway/budget.js';
-import { GatewayCore } from './gateway/proxy.js';
+import { GatewayCore } from './gateway/core.js';
 import { ResearchRegistry } from './gateway/research.js';
 import { TokenRegistry } from './gateway/tokens.js';
-import { pruneOld } from './logs/prune.js';
-import { WriteBehind } from './logs/write-behind.js';
+import { Lifecycle } from './lifecycle.js';
+import { Metrics } from './metrics.js';
+import { packageVersion } from './paths.js';
+import type { HealthOptions } from './plugins/health.js';
 import { PlainKeyCache } from './pool/key-cache.js';
 import { KeyStates } from './pool/key-states.js';
-import { Metrics } from './metrics.js';
-import { KeyPool } from './pool/pool.js';
 import { PoolLoader } from './pool/loader.js';
+import { Outbox } from './pool/outbox.js';
+import { KeyPool } from './pool/pool.js';
+import { createScheduler } from './quota/jobs.js';
+import { pruneOld } from './quota/prune.js';
 import { QuotaRefresher } from './quota/refresh.js';
+import type { Scheduler } from './quota/scheduler.js';
 import type { Secrets } from './secrets.js';
+import { AccountService } from './services/accounts.js';
+import { AlertService } from './services/alerts.js';
+import type { AdminServices } from './services/index.js';
+import { KeyService } from './services/keys.js';
+import { LogService } from './services/logs.js';
+import { TokenService } from './services/tokens.js';
 import { TavilyClient } from './tavily/client.js';
-import { Alerts } from './alerts/alerts.js';
-import { AlertRepository } from './db/repositories/alerts.js';
-import { AuditLog } from './audit/audit.js';
-import { AuditRepository } from './db/repositories/audit.js';
 
-/** Everything the routes need, built once and passed in (never imported as a singleton). */
+/** What the app is built from: the core, the admin services, and how the process starts and stops. */
 export interface AppContext {
   config: Config;
   log: Logger;
+  adminToken: string;
+  /** The gateway, free of HTTP: the REST and MCP doors call it. */
+  gateway: GatewayCore;
+  /** The admin use cases (keys, accounts, tokens, alerts, logs, instances). */
+  services: AdminServices;
+  /** Counts refused credentials at every door. */
+  audit: AuditLog;
+  /** Prometheus metrics (GET /metrics); null when METRICS_ENABLED=false. */
+  metrics: Metrics | null;
+  /** What /readyz reads. */
+  health: HealthOptions;
+  /** The periodic jobs: refresh, recheck of exhausted keys, pruning (the server starts them). */
+  jobs: Scheduler;
+  /** The parts below the services, for tests, benches and the jobs; routes never reach for them. */
+  parts: Parts;
+  /** Stops every part, last started first; says how many request-log rows could not be written. */
+  close(): Promise<{ unwritten: number }>;
+}
+
+/** The parts the services and the core are made of. */
+export interface Parts {
   database: DatabaseHandle;
-  keys: KeyRepository;
-  accounts: AccountRepository;
-  tokensRepo: TokenRepository;
-  logs: LogRepository;
+  repos: { keys: KeyRepository; accounts: AccountRepository; tokens: TokenRepository; logs: LogRepository; alerts: AlertRepository; audit: AuditRepository };
   cipher: KeyCipher;
   /** Decrypted keys by id, shared by the pool and the refresh. */
   plainKeys: PlainKeyCache;
   tavily: TavilyClient;
-  refresher: QuotaRefresher;
   pool: KeyPool;
   /** The one place a key's state changes (health, rests, spend). */
   keyStates: KeyStates;
+  loader: PoolLoader;
   tokens: TokenRegistry;
   /** Each call's most possible cost held against its token's budget until its answer settles it. */
   budget: BudgetLedger;
-  writeBehind: WriteBehind;
+  /** The gateway's state outbox: spend, health, rests and the request log, written in batches. */
+  outbox: Outbox;
   research: ResearchRegistry;
-  /** The gateway, free of HTTP: the REST routes and the MCP endpoint are doors onto it. */
-  gateway: GatewayCore;
-  /** Who changed what (admin changes, refused credentials). */
-  audit: AuditLog;
-  auditRepo: AuditRepository;
-  /** The alert tables: sinks, the outbox, deliveries. */
-  alertsRepo: AlertRepository;
+  refresher: QuotaRefresher;
   /** Alerts: events recorded with the changes that cause them, conditions checked, the outbox delivered. */
   alerts: Alerts;
-  /** Prometheus metrics (GET /metrics); null when METRICS_ENABLED=false. */
-  metrics: Metrics | null;
-  adminToken: string;
-  /** PostgreSQL: how instances tell each other what changed (null on SQLite: one process). */
-  bus: Bus | null;
+  /** How instances tell each other what changed (LocalBus on SQLite: one process). */
+  bus: Bus;
   /** Applies other instances' changes; reads everything again now and then. */
   sync: ClusterSync;
+  /** After a stored change: applied here, and told to the other instances. */
+  changes: ChangeFeed;
   /** This instance and (PostgreSQL) the others, from their heartbeats. */
   instances: Instances;
-  /** Re-reads keys into the in-memory pool: all of them, or only `ids`. */
-  reloadPool(ids?: readonly number[]): Promise<void>;
-  /** Re-reads the client tokens into memory. */
-  reloadTokens(): Promise<void>;
-  /** After an admin change to keys (these, or all): this instance reads them again, and the others are told to. */
-  keysChanged(ids?: readonly number[]): Promise<void>;
-  /** After an admin change to accounts' rooms (keys joined or left them): applied here, and told to the others. */
-  accountsChanged(rooms: ReadonlyMap<number, number | null>): Promise<void>;
-  /** After an admin change to client tokens: as keysChanged. */
-  tokensChanged(): Promise<void>;
-  /** Deletes request-log rows older than LOG_RETENTION_DAYS and expired research tasks. */
-  pruneLogs(): Promise<number>;
-  /** Flushes and closes everything; says how many request-log rows could not be written. */
-  close(): Promise<{ unwritten: number }>;
+  /** Deletes request-log rows older than LOG_RETENTION_DAYS, and expired research tasks, events and audit rows. */
+  prune(): Promise<number>;
 }
 
 export type ContextOptions = OpenOptions & {
@@ -95,6 +105,11 @@ export type ContextOptions = OpenOptions & {
 
 const DAY_MS = 24 * 3600_000;
 
+/**
+ * Builds every part once, in dependency order, and starts them (the order is the lifecycle list
+ * at the end). Wiring only: what each part does is in its own module. A callback that names a
+ * part made further down is only called once everything has started.
+ */
 export async function createContext(
   config: Config,
   secrets: Pick<Secrets, 'adminToken' | 'encryptionKey'>,
@@ -105,89 +120,119 @@ export async function createContext(
     ...opts,
     onCheckpointerFailure: (err) => log.error({ err }, 'SQLite checkpoint thread failed: checkpoints run in the main thread again (big writes may pause requests briefly)'),
   });
-  const keys = new KeyRepository(database.db, database.dialect);
-  const tokensRepo = new TokenRepository(database.db);
-  const accounts = new AccountRepository(database.db, database.dialect);
-  const logs = new LogRepository(database.db, database.dialect);
-  const alertsRepo = new AlertRepository(database.db, database.dialect);
-  const auditRepo = new AuditRepository(database.db);
-  const audit = new AuditLog(auditRepo, log.child({ component: 'audit' }));
+  const { db, dialect } = database;
   const cipher = new KeyCipher(secrets.encryptionKey);
   try {
-    await checkEncryptionKey(database.db, cipher);
+    await checkEncryptionKey(db, cipher);
   } catch (err) {
     await database.close();
     throw err;
   }
+  const shared = config.database.kind === 'postgres';
+  const repos = {
+    keys: new KeyRepository(db, dialect),
+    accounts: new AccountRepository(db, dialect),
+    tokens: new TokenRepository(db, dialect),
+    logs: new LogRepository(db, dialect),
+    alerts: new AlertRepository(db, dialect),
+    audit: new AuditRepository(db),
+  };
+  const audit = new AuditLog(repos.audit, log.child({ component: 'audit' }));
+  const bus: Bus = config.database.kind === 'postgres' ? new PgBus({ url: config.database.url, searchPath: opts.pgSearchPath, log: log.child({ component: 'sync' }) }) : new LocalBus();
   const plainKeys = new PlainKeyCache(cipher);
   const tavily = new TavilyClient({ baseUrl: config.tavilyBaseUrl, maxBodyBytes: config.upstreamMaxBodyBytes, proxy: config.proxy });
   const pool = new KeyPool(config.keyStrategy);
   const tokens = new TokenRegistry();
-  // Created once the context can apply what it hears (below); the flush publishes through it.
-  let bus: Bus | null = null;
-  let metrics: Metrics | null = null;
-  let alerts: Alerts | null = null;
-  let instances: Instances | null = null;
-  // Budgets across instances: what each holds travels on the change feed (PostgreSQL).
+
+  // The gateway's state: budgets (across instances on the change feed), the outbox, research owners.
   const budget = new BudgetLedger({
     tokens,
     slack: config.clusterBudgetSlack,
-    feed:
-      config.database.kind === 'postgres'
-        ? {
-            get instanceId() {
-              return bus?.instanceId ?? '';
-            },
-            get listening() {
-              return bus?.listening ?? false;
-            },
-            post: (items) => (bus ? bus.post(database.db, items) : { seq: 0, sent: Promise.resolve() }),
-            instances: () => instances?.live() ?? 1,
-          }
-        : null,
+    feed: shared
+      ? {
+          get instanceId() {
+            return bus.instanceId;
+          },
+          get listening() {
+            return bus.listening;
+          },
+          post: (items) => bus.post(db, items),
+          instances: () => instances.live(),
+        }
+      : null,
   });
-  const writeBehind = new WriteBehind({
-    onFlush: (seconds, ok) => {
-      metrics?.flush(seconds, ok);
-      if (ok) alerts?.committed();
-    },
-    beforeHealth: async (trx, changes) => alerts?.keyHealth(trx, changes),
-    db: database.db,
-    dialect: database.dialect,
+  const outbox = new Outbox({
+    db,
+    dialect,
     log: log.child({ component: 'request-log' }),
     intervalMs: opts.flushIntervalMs,
-    publish: async (trx, changes) => {
-      if (bus) await bus.publish(trx, flushItems(changes));
+    onFlush: (seconds, ok) => {
+      metrics?.flush(seconds, ok);
+      if (ok) alerts.committed();
     },
+    beforeHealth: (trx, changes) => alerts.keyHealth(trx, changes),
+    publish: (trx, changes) => bus.publish(trx, flushItems(changes)),
     committed: (changes) => budget.flushed(changes.tokens),
   });
-  const research = new ResearchRegistry(database.db, writeBehind, (hold) => budget.release(hold));
-  if (config.metricsEnabled) metrics = new Metrics({ pool, writeBehind, tokenLabels: config.metricsTokenLabels });
-  alerts = new Alerts({
-    db: database.db,
-    dialect: database.dialect,
-    repo: alertsRepo,
+  const research = new ResearchRegistry(db, outbox, (hold) => budget.release(hold));
+  const metrics = config.metricsEnabled ? new Metrics({ pool, outbox, tokenLabels: config.metricsTokenLabels }) : null;
+  const alerts = new Alerts({
+    db,
+    dialect,
+    repo: repos.alerts,
     cipher,
     pool,
     tokens,
-    logs,
-    bus: () => bus,
+    logs: repos.logs,
+    bus: () => (bus.shared ? bus : null),
     log: log.child({ component: 'alerts' }),
     config: { ...config.alerts, proxy: config.proxy },
     onDelivery: (result) => metrics?.alertDelivery(result),
   });
-  const keyStates = new KeyStates(pool, writeBehind, log.child({ component: 'gateway' }), metrics);
-  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, budget, writeBehind, research, tavily, logs, adminToken: secrets.adminToken, metrics });
+  const keyStates = new KeyStates(pool, outbox, log.child({ component: 'gateway' }), metrics);
+  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, budget, outbox, research, tavily, logs: repos.logs, adminToken: secrets.adminToken, metrics });
+  const loader = new PoolLoader({ keys: repos.keys, plainKeys, pool, beforeRead: () => outbox.flush(), log });
+  const reloadTokens = async () => tokens.load(await repos.tokens.list(true));
 
-  const loader = new PoolLoader({ keys, plainKeys, pool, beforeRead: () => writeBehind.flush(), log });
-  const reloadPool = (ids?: readonly number[]) => loader.load(ids);
-  const reloadTokens = async () => tokens.load(await tokensRepo.list(true));
+  // Several instances: what others change is applied here; what this one changes is told.
+  const startedAt = new Date().toISOString();
+  const version = packageVersion();
+  const instances = new Instances({
+    self: () => ({
+      id: bus.instanceId,
+      host: HOST,
+      version,
+      started_at: startedAt,
+      listening: bus.listening,
+      request_log_ok: !outbox.health.failing,
+      pending_rows: outbox.pendingRows,
+      keys_available: pool.counts().available,
+      credits_remaining: pool.creditsRemaining(),
+    }),
+    announce: shared ? (info) => changes.announce([['I', info]]) : null,
+  });
+  const sync = new ClusterSync({
+    keyStates,
+    tokens,
+    budget,
+    research,
+    reloadPool: (ids) => loader.load(ids),
+    reloadTokens,
+    log: log.child({ component: 'sync' }),
+    intervalMs: config.syncIntervalS * 1000,
+    onInstance: (info) => {
+      budget.peerSeen(info.id);
+      // A newcomer learns what this instance holds against budgets.
+      if (instances.heard(info)) budget.announceAll();
+    },
+  });
+  const changes = new ChangeFeed({ db, bus, apply: (items) => sync.apply(items), reloadPool: (ids) => loader.load(ids), reloadTokens, log });
 
   const refresher = new QuotaRefresher({
-    db: database.db,
-    keys,
-    accounts,
-    logs,
+    db,
+    keys: repos.keys,
+    accounts: repos.accounts,
+    logs: repos.logs,
     driftTolerance: config.usageDriftTolerance,
     logRetentionMs: config.logRetentionDays * DAY_MS,
     cipher,
@@ -196,130 +241,79 @@ export async function createContext(
     timeoutMs: config.refreshTimeoutMs,
     log: log.child({ component: 'refresh' }),
     plainKeys,
-    beforeLoad: () => writeBehind.flush(),
+    beforeLoad: () => outbox.flush(),
     onRun: (seconds, keyFailures, ok) => metrics?.refresh(seconds, keyFailures, ok),
     // The pool takes the new figures from the refresh itself: no second read of every key.
     // This instance and the others apply the same outcomes the same way, reading nothing again.
-    inTransaction: (trx, run) => alerts!.refreshed(trx, run),
+    inTransaction: (trx, run) => alerts.refreshed(trx, run),
     afterWrite: async (writes, accountWrites) => {
-      alerts?.committed();
-      await applyAndAnnounce(refreshItems(writes, accountWrites));
+      alerts.committed();
+      await changes.applyAndAnnounce(refreshItems(writes, accountWrites));
     },
   });
+  const prune = () => pruneOld({ logs: repos.logs, research, alerts, audit: repos.audit, retentionDays: config.logRetentionDays, auditRetentionDays: config.auditRetentionDays, log });
 
-  const changes = new ChangeAnnouncer({ db: database.db, bus: () => bus, sync: () => sync, log });
-  const announce = (items: SyncItem[]) => changes.announce(items);
-  const applyAndAnnounce = (items: SyncItem[]) => changes.applyAndAnnounce(items);
-  const keysChanged = async (ids?: readonly number[]) => {
-    await reloadPool(ids);
-    await announce(keyChangeItems(ids));
+  // The admin use cases.
+  const accountService = new AccountService({ db, accounts: repos.accounts, keys: repos.keys, audit, changes });
+  const services: AdminServices = {
+    keys: new KeyService({ db, cipher, keys: repos.keys, accounts: repos.accounts, logs: repos.logs, plainKeys, refresher, audit, changes, accountService, log }),
+    accounts: accountService,
+    tokens: new TokenService({ db, repo: repos.tokens, registry: tokens, budget, audit, changes }),
+    alerts: new AlertService({ db, repo: repos.alerts, alerts, cipher, audit }),
+    logs: new LogService({ logs: repos.logs, audit: repos.audit, flush: () => outbox.flush() }),
+    instances,
   };
-  const accountsChanged = (rooms: ReadonlyMap<number, number | null>) =>
-    applyAndAnnounce([...rooms].map(([id, remaining]): SyncItem => ['a', id, remaining]));
-  const tokensChanged = async () => {
-    await reloadTokens();
-    await announce([['T']]);
-  };
-  const startedAt = new Date().toISOString();
-  const version = packageVersion();
-  const localId = randomBytes(6).toString('hex');
-  instances = new Instances({
-    self: () => ({
-      id: bus?.instanceId ?? localId,
-      host: HOST,
-      version,
-      started_at: startedAt,
-      listening: bus ? bus.listening : true,
-      request_log_ok: !writeBehind.health.failing,
-      pending_rows: writeBehind.pendingRows,
-      keys_available: pool.counts().available,
-      credits_remaining: pool.creditsRemaining(),
-    }),
-    announce: config.database.kind === 'postgres' ? (info) => announce([['I', info]]) : null,
-  });
-  const peers = instances;
-  const sync = new ClusterSync({
-    keyStates,
-    tokens,
-    budget,
-    research,
-    reloadPool,
-    reloadTokens,
-    log: log.child({ component: 'sync' }),
-    intervalMs: config.syncIntervalS * 1000,
-    onInstance: (info) => {
-      budget.peerSeen(info.id);
-      // A newcomer learns what this instance holds against budgets.
-      if (peers.heard(info)) budget.announceAll();
-    },
-  });
 
-  const pruneLogs = () => pruneOld({ logs, research, alerts: alerts!, audit: auditRepo, retentionDays: config.logRetentionDays, auditRetentionDays: config.auditRetentionDays, log });
-
-  if (config.database.kind === 'postgres') {
+  // Started first to last, stopped last to first.
+  let unwritten = 0;
+  const lifecycle = new Lifecycle([
+    { name: 'database', stop: () => Promise.allSettled([tavily.close(), database.close()]).then(() => {}) },
     // Listen before the first read, so that no change made in between is missed.
-    bus = await PgBus.start({
-      url: config.database.url,
-      searchPath: opts.pgSearchPath,
-      log: log.child({ component: 'sync' }),
-      handlers: { onItems: (items) => sync.apply(items), onResync: () => void sync.resync(), onLag: (ms) => metrics?.syncLag(ms), onEcho: (seq) => budget.echoed(seq) },
-    });
-    sync.start();
+    {
+      name: 'change feed',
+      start: () =>
+        bus instanceof PgBus
+          ? bus.listen({ onItems: (items) => sync.apply(items), onResync: () => void sync.resync(), onLag: (ms) => metrics?.syncLag(ms), onEcho: (seq) => budget.echoed(seq) })
+          : undefined,
+      stop: () => bus.close(),
+    },
+    { name: 'sync settled', stop: () => sync.settled() },
+    { name: 'alerts', start: () => alerts.start(), stop: () => alerts.close() },
+    { name: 'audit', stop: () => audit.flush() },
+    {
+      name: 'outbox',
+      start: () => outbox.start(),
+      stop: async () => {
+        ({ unwritten } = await outbox.close());
+      },
+    },
+    { name: 'pool', start: () => loader.load(), stop: () => pool.close() },
+    { name: 'tokens', start: reloadTokens, stop: () => budget.close() },
+    { name: 'research', start: () => research.start(), stop: () => research.stop() },
+    { name: 'instances', start: () => instances.start(), stop: () => instances.stop() },
+    { name: 'sync', start: () => (shared ? sync.start() : undefined), stop: () => sync.stop() },
+  ]);
+  try {
+    await lifecycle.start();
+  } catch (err) {
+    await lifecycle.stop().catch(() => {});
+    throw err;
   }
-  await reloadPool();
-  await reloadTokens();
-  writeBehind.start();
-  research.start();
-  alerts.start();
-  instances.start();
 
   return {
     config,
     log,
-    database,
-    keys,
-    accounts,
-    tokensRepo,
-    logs,
-    cipher,
-    plainKeys,
-    tavily,
-    refresher,
-    pool,
-    keyStates,
-    tokens,
-    budget,
-    writeBehind,
-    research,
-    gateway,
-    alertsRepo,
-    alerts,
-    audit,
-    auditRepo,
-    metrics,
     adminToken: secrets.adminToken,
-    bus,
-    sync,
-    instances: peers,
-    reloadPool,
-    reloadTokens,
-    keysChanged,
-    accountsChanged,
-    tokensChanged,
-    pruneLogs,
+    gateway,
+    services,
+    audit,
+    metrics,
+    health: { db, outbox, bus },
+    jobs: createScheduler({ database, config, log, refresher, prune }),
+    parts: { database, repos, cipher, plainKeys, tavily, pool, keyStates, loader, tokens, budget, outbox, research, refresher, alerts, bus, sync, changes, instances, prune },
     async close() {
-      sync.stop();
-      peers.stop();
-      research.stop();
-      budget.close();
-      pool.close();
-      const flushed = await writeBehind.close();
-      await audit.flush();
-      await alerts!.close();
-      await sync.settled();
-      await bus?.close();
-      await Promise.allSettled([tavily.close(), database.close()]);
-      return flushed;
+      await lifecycle.stop();
+      return { unwritten };
     },
   };
 }

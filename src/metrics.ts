@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Door } from './db/schema.js';
-import type { WriteBehind } from './logs/write-behind.js';
+import type { Outbox } from './pool/outbox.js';
 import type { KeyPool } from './pool/pool.js';
 
 /** Why a request moved on from a key. */
@@ -8,7 +8,7 @@ export type FailoverReason = 'invalid' | 'exhausted' | 'rate_limited' | 'failure
 
 export interface MetricsOptions {
   pool: KeyPool;
-  writeBehind: WriteBehind;
+  outbox: Outbox;
   /** Tokens labelled by name, at most this many; the rest are counted as `other`. */
   tokenLabels: number;
 }
@@ -69,7 +69,7 @@ export class Metrics {
     this.#flushFailures = new Counter({ name: 'tavily_pool_request_log_flush_failures_total', help: 'Request-log flushes that failed (their rows are kept and retried)', registers });
     this.#alertDeliveries = new Counter({ name: 'tavily_pool_alert_deliveries_total', help: 'Alert deliveries attempted, by result (delivered, retry, failed: given up)', labelNames: ['result'], registers });
     const pool = o.pool;
-    const wb = o.writeBehind;
+    const wb = o.outbox;
     new Gauge({
       name: 'tavily_pool_keys',
       help: 'Keys in the pool, by state (available, resting, exhausted, invalid, disabled)',

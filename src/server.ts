@@ -4,7 +4,6 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createContext } from './context.js';
 import { createLogger } from './logger.js';
-import { createScheduler } from './quota/jobs.js';
 import { ADMIN_TOKEN_FILE, resolveSecrets } from './secrets.js';
 
 async function main(): Promise<void> {
@@ -13,7 +12,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const ctx = await createContext(config, secrets, log);
   const app = await buildApp(ctx);
-  const scheduler = createScheduler(ctx);
+  const scheduler = ctx.jobs;
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { AuditObject } from '../audit/schemas.js';
-import { Nullable, RowId, withErrors } from './schemas.js';
+import { AuditObject } from '../schemas/audit.js';
+import { Nullable, RowId, withErrors } from '../schemas/keys.js';
+import type { LogService } from '../services/logs.js';
 
 /** GET /audit: who changed what, newest first. */
-export const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const ctx = app.ctx;
+export const auditRoutes: FastifyPluginAsyncTypebox<{ logs: LogService }> = async (app, { logs }) => {
   app.get(
     '/audit',
     {
@@ -27,7 +27,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req) => {
       const q = req.query;
-      return ctx.auditRepo.list({
+      return logs.audit({
         action: q.action,
         from: q.from ? new Date(q.from).toISOString() : undefined,
         to: q.to ? new Date(q.to).toISOString() : undefined,

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { FastifyRequest } from 'fastify';
-import { ApiError } from './errors.js';
+import { ApiError } from '../http/api-error.js';
 
 /**
  * Key-import bodies, read with the key cap enforced while reading: a body with more keys than

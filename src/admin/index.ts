@@ -1,24 +1,37 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerToken, secretsEqual } from '../crypto.js';
-import { describeError } from '../http-errors.js';
-import { assertStorableInput } from '../http-input.js';
+import { describeError } from '../http/errors.js';
+import { assertStorableInput } from '../http/input.js';
 import { accountRoutes } from './accounts.js';
 import { alertRoutes } from './alerts.js';
 import { auditRoutes } from './audit.js';
 import { instanceRoutes } from './instances.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../http/api-error.js';
 import { keyRoutes } from './keys.js';
 import { logRoutes } from './logs.js';
 import { tokenRoutes } from './tokens.js';
+import type { AuditLog } from '../audit/audit.js';
+import type { AdminServices } from '../services/index.js';
+
+export interface AdminOptions {
+  services: AdminServices;
+  adminToken: string;
+  /** Counts refused sign-ins. */
+  audit: Pick<AuditLog, 'refused'>;
+  /** The largest key import or bulk change body (IMPORT_BODY_LIMIT_BYTES). */
+  importBodyLimit: number;
+  /** Whether new keys are checked against /usage once the import is answered (VALIDATE_ON_IMPORT). */
+  validateOnImport: boolean;
+}
 
 /** Everything under /api/v1/admin: bearer auth and the {"error": {"code", "message"}} envelope. */
-export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
-  const token = app.ctx.adminToken;
+export const adminApi: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opts) => {
+  const token = opts.adminToken;
 
   app.addHook('onRequest', async (req, reply) => {
     const presented = bearerToken(req.headers.authorization);
     if (presented === null || !secretsEqual(presented, token)) {
-      app.ctx.audit.refused(req, 'admin.signin_failed');
+      opts.audit.refused(req, 'admin.signin_failed');
       reply.header('www-authenticate', 'Bearer realm="tavily-pool admin"');
       // Answered before the body is read; the connection is not kept for more.
       reply.header('connection', 'close');
@@ -50,11 +63,12 @@ export const adminApi: FastifyPluginAsyncTypebox = async (app) => {
     reply.code(404).send({ error: { code: 'not_found', message: `no admin route ${req.method} ${req.url.split('?')[0]}` } }),
   );
 
-  await app.register(keyRoutes);
-  await app.register(accountRoutes);
-  await app.register(tokenRoutes);
-  await app.register(logRoutes);
-  await app.register(alertRoutes);
-  await app.register(auditRoutes);
-  await app.register(instanceRoutes);
+  const { services } = opts;
+  await app.register(keyRoutes, { keys: services.keys, importBodyLimit: opts.importBodyLimit, validateOnImport: opts.validateOnImport });
+  await app.register(accountRoutes, { accounts: services.accounts });
+  await app.register(tokenRoutes, { tokens: services.tokens });
+  await app.register(logRoutes, { logs: services.logs });
+  await app.register(alertRoutes, { alerts: services.alerts });
+  await app.register(auditRoutes, { logs: services.logs });
+  await app.register(instanceRoutes, { instances: services.instances });
 };

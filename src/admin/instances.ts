@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { InstanceListResponse } from './log-schemas.js';
-import { withErrors } from './schemas.js';
+import { InstanceListResponse } from '../schemas/logs.js';
+import { withErrors } from '../schemas/keys.js';
+import type { AdminServices } from '../services/index.js';
 
 /** GET /instances: this instance, and on PostgreSQL the others as their heartbeats say. */
-export const instanceRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export const instanceRoutes: FastifyPluginAsyncTypebox<{ instances: AdminServices['instances'] }> = async (app, { instances }) => {
   app.get(
     '/instances',
     {
@@ -14,6 +15,6 @@ export const instanceRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: withErrors({ 200: InstanceListResponse }),
       },
     },
-    async () => ({ items: app.ctx.instances.list() }),
+    async () => ({ items: instances.list() }),
   );
 };

@@ -1,19 +1,10 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { KeyDecryptError } from '../crypto.js';
-import { type KeyCursor, type KeyListRow, apiStatus } from '../db/repositories/keys.js';
-import type { KeyRow } from '../db/schema.js';
-import { driftOf } from '../db/figures.js';
-import { burnWindowStart } from '../pool/forecast.js';
-import { effectiveRemaining } from '../pool/pool.js';
-import { RefreshWriteError } from '../quota/refresh.js';
-import { forEachSliced, yieldToLoop } from '../slices.js';
-import { count } from '../text.js';
-import { ApiError } from './errors.js';
+import { actorOf } from '../audit/audit.js';
+import { ApiError } from '../http/api-error.js';
+import type { KeyService } from '../services/keys.js';
 import { KeyText, countedJsonParser, keyTextParser } from './import-body.js';
-import { type AccountChange, assignKeys, changeAccounts } from './accounts.js';
-import { importKeys } from './import.js';
 import {
   BulkBody,
   BulkResponse,
@@ -34,69 +25,12 @@ import {
   RefreshStatusResponse,
   SummaryResponse,
   withErrors,
-} from './schemas.js';
+} from '../schemas/keys.js';
 
-/** The key's rest, while it lasts: until when, and why. */
-function resting(row: KeyRow): Pick<KeyObject, 'cooldown_until' | 'cooldown_reason'> {
-  const now = row.cooldown_until !== null && Date.parse(row.cooldown_until) > Date.now();
-  return { cooldown_until: now ? row.cooldown_until : null, cooldown_reason: now ? row.cooldown_reason : null };
-}
-
-export function keyView(row: KeyListRow): KeyObject {
-  return {
-    id: row.id,
-    label: row.label,
-    key_masked: row.key_masked,
-    status: apiStatus(row),
-    // What the key can spend: its own figure, capped by its account's shared room.
-    remaining_quota: effectiveRemaining({ remaining: row.remaining_quota, account: row.account_id === null ? null : { remaining: row.account_remaining } }),
-    key_usage: row.key_usage,
-    key_limit: row.key_limit,
-    plan: row.plan,
-    plan_usage: row.plan_usage,
-    plan_limit: row.plan_limit,
-    paygo_usage: row.paygo_usage,
-    paygo_limit: row.paygo_limit,
-    last_refreshed_at: row.last_refreshed_at,
-    last_checked_at: row.last_checked_at,
-    last_error: row.last_error,
-    last_used_at: row.last_used_at,
-    ...resting(row),
-    account_id: row.account_id,
-    account_name: row.account_name,
-    cycle_started_at: row.cycle_started_at,
-    drift: driftOf(row),
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-  };
-}
-
-function encodeCursor(sort: string, c: KeyCursor): string {
-  return Buffer.from(JSON.stringify({ s: sort, v: c.v, id: c.id })).toString('base64url');
-}
-
-function decodeCursor(sort: string, text: string): KeyCursor {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
-  }
-  if (typeof parsed !== 'object' || parsed === null) {
-    throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
-  }
-  const c = parsed as { s?: unknown; v?: unknown; id?: unknown };
-  if (c.s !== sort) throw new ApiError(400, 'invalid_cursor', `cursor belongs to sort=${String(c.s)}, not sort=${sort}`);
-  const valueOk = sort === 'remaining_quota' ? typeof c.v === 'number' : typeof c.v === 'string';
-  if (!Number.isInteger(c.id) || !valueOk) throw new ApiError(400, 'invalid_cursor', 'cursor is not one this API returned');
-  return { v: c.v as number | string, id: c.id as number };
-}
-
-/** Keys per page of the export. */
-const EXPORT_PAGE = 2000;
-
-function notFound(id: number): ApiError {
-  return new ApiError(404, 'key_not_found', `no Tavily key with id ${id}`);
+export interface KeyRouteOptions {
+  keys: KeyService;
+  importBodyLimit: number;
+  validateOnImport: boolean;
 }
 
 const tags = ['tavily-keys'];
@@ -108,8 +42,7 @@ const tags = ['tavily-keys'];
 const TextBody = Type.Unsafe<KeyText>({ description: 'any text (a .txt or .csv file, a pasted list): every tvly-… token in it is taken' });
 
 /** POST /tavily-keys, with the body parsers that count keys as they arrive. */
-const importRoute: FastifyPluginAsyncTypebox = async (app) => {
-  const ctx = app.ctx;
+const importRoute: FastifyPluginAsyncTypebox<KeyRouteOptions> = async (app, { keys, importBodyLimit, validateOnImport }) => {
   // The key cap is enforced while the body arrives, whatever its format. Files exported from
   // spreadsheets arrive as text/csv: keys are found in them as in text/plain.
   app.removeContentTypeParser(['application/json', 'text/plain']);
@@ -119,7 +52,7 @@ const importRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/tavily-keys',
     {
-      bodyLimit: ctx.config.importBodyLimit,
+      bodyLimit: importBodyLimit,
       // Keys must match the key pattern (no NUL can pass it); the label is stored as sent.
       config: { storedBodyFields: ['label'] },
       schema: {
@@ -161,47 +94,18 @@ const importRoute: FastifyPluginAsyncTypebox = async (app) => {
       } else {
         throw new ApiError(400, 'invalid_request', 'send JSON {"keys": [...]} or a text/plain body');
       }
-      const result = await importKeys(ctx, {
-        inputs,
-        accounts,
-        account,
-        labels,
-        label,
-        validate: req.query.validate,
-        audit: (trx, added) => ctx.audit.record(req, trx, 'keys.add', { added: added.length, ids: added.slice(0, 1000), label, account: account ?? null, validate: req.query.validate }),
-      });
-      if (result.added > 0) await ctx.keysChanged(result.addedIds);
-      const { addedIds, accountIds: _, ...answer } = result;
-      if (addedIds.length > 0 && !req.query.validate && ctx.config.validateOnImport) {
-        // The new keys are checked against /usage once the answer is out (the refresh's
-        // concurrency bound and single-flight rules apply), so that the pool learns which are
-        // dead before traffic finds them.
-        reply.raw.once('finish', () => {
-          ctx.refresher.refresh({ ids: addedIds }).then(
-            (r) => req.log.info({ keys: r.total, failed: r.failed_count }, 'new keys checked against /usage'),
-            (err: unknown) => req.log.error({ err }, 'checking new keys against /usage failed; the scheduled refresh will'),
-          );
-        });
-      }
-      return reply.code(201).send({ ...answer, items: result.items.map(keyView) });
+      const { addedIds, ...answer } = await keys.add(actorOf(req), { inputs, accounts, account, labels, label, validate: req.query.validate });
+      // The new keys are checked against /usage once the answer is out.
+      if (addedIds.length > 0 && !req.query.validate && validateOnImport) reply.raw.once('finish', () => keys.checkAdded(addedIds, req.log));
+      return reply.code(201).send(answer);
     },
   );
 
 };
 
-export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const ctx = app.ctx;
-  /** The key's text (from the pool's cache of decrypted keys when it is there), or null when it cannot be decrypted. */
-  const openKey = (id: number, sealed: string): string | null => {
-    try {
-      return ctx.plainKeys.get(id, sealed);
-    } catch (err) {
-      if (err instanceof KeyDecryptError) return null;
-      throw err;
-    }
-  };
-
-  await app.register(importRoute);
+export const keyRoutes: FastifyPluginAsyncTypebox<KeyRouteOptions> = async (app, opts) => {
+  const { keys } = opts;
+  await app.register(importRoute, opts);
 
   app.get(
     '/tavily-keys',
@@ -214,24 +118,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: withErrors({ 200: ListResponse }),
       },
     },
-    async (req) => {
-      const q = req.query;
-      const page = await ctx.keys.list({
-        status: q.status,
-        accountId: q.account_id,
-        drift: q.drift,
-        search: q.q?.trim() || undefined,
-        sort: q.sort,
-        order: q.order,
-        limit: q.limit,
-        cursor: q.cursor ? decodeCursor(q.sort, q.cursor) : undefined,
-      });
-      return {
-        items: page.rows.map(keyView),
-        next_cursor: page.next ? encodeCursor(q.sort, page.next) : null,
-        total: page.total,
-      };
-    },
+    async (req) => keys.list(req.query),
   );
 
   app.get(
@@ -247,43 +134,11 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req, reply) => {
-      const status = req.query.status;
-      // The first page is read and opened before anything is sent: a wrong ENCRYPTION_KEY is
-      // still a clean 500, not a truncated download.
-      await ctx.audit.record(req, ctx.database.db, 'keys.export', { status: status ?? 'all' });
-      const first = await ctx.keys.sealedKeysPage(status, 0, EXPORT_PAGE);
-      const firstLines = first.map((r) => openKey(r.id, r.key_ciphertext));
-      const bad = firstLines.filter((l) => l === null).length;
-      if (bad > 0) throw new ApiError(500, 'decrypt_failed', `${count(bad, 'key')} cannot be decrypted: was ENCRYPTION_KEY changed?`);
-      const log = req.log;
-      // Then page by page, decrypting in slices: 300,000 keys stream out without holding the
-      // event loop, and without the whole export in memory.
-      async function* lines(): AsyncGenerator<string> {
-        let exported = 0;
-        let page = first;
-        let text = firstLines;
-        for (;;) {
-          if (text.length > 0) yield `${text.join('\n')}\n`;
-          exported += text.length;
-          if (page.length < EXPORT_PAGE) break;
-          // SQLite answers synchronously: without this, the pages would follow one another in
-          // microtasks and the event loop would not turn until the last one.
-          await yieldToLoop();
-          page = await ctx.keys.sealedKeysPage(status, page.at(-1)!.id, EXPORT_PAGE);
-          const next: string[] = [];
-          await forEachSliced(page, (r) => {
-            const plain = openKey(r.id, r.key_ciphertext);
-            if (plain === null) throw new ApiError(500, 'decrypt_failed', `key ${r.id} cannot be decrypted`);
-            next.push(plain);
-          });
-          text = next;
-        }
-        log.info({ keys: exported }, 'keys exported');
-      }
-      const stream = Readable.from(lines());
+      const lines = await keys.export(actorOf(req), req.query.status, req.log);
+      const stream = Readable.from(lines);
       // A failure mid-way (a key that cannot be opened, the database gone) ends the download
       // unfinished, which the client sees, rather than as a shorter list.
-      stream.on('error', (err) => log.error({ err }, 'key export failed mid-way; the download was cut'));
+      stream.on('error', (err) => req.log.error({ err }, 'key export failed mid-way; the download was cut'));
       return reply
         .type('text/plain; charset=utf-8')
         .header('content-disposition', 'attachment; filename="tavily-keys.txt"')
@@ -309,15 +164,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         req.body ??= {};
       },
     },
-    async (req) => {
-      await ctx.audit.record(req, ctx.database.db, 'keys.refresh', { ids: req.body.ids?.slice(0, 1000) ?? 'all', stale_after_s: req.body.stale_after_s ?? null });
-      try {
-        return await ctx.refresher.refresh({ ids: req.body.ids, staleAfterS: req.body.stale_after_s });
-      } catch (err) {
-        if (err instanceof RefreshWriteError) throw new ApiError(500, 'refresh_write_failed', err.message);
-        throw err;
-      }
-    },
+    async (req) => keys.refresh(actorOf(req), { ids: req.body.ids, staleAfterS: req.body.stale_after_s }),
   );
 
   app.get(
@@ -329,13 +176,13 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: withErrors({ 200: RefreshStatusResponse }),
       },
     },
-    async () => ({ progress: ctx.refresher.progress, last: ctx.refresher.lastResult }),
+    async () => keys.refreshStatus(),
   );
 
   app.post(
     '/tavily-keys/bulk',
     {
-      bodyLimit: ctx.config.importBodyLimit,
+      bodyLimit: opts.importBodyLimit,
       schema: {
         tags,
         summary: 'Enable, disable or delete many keys',
@@ -344,32 +191,9 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const { action, ids } = req.body;
-      const unique = [...new Set(ids)];
-      if (action === 'assign' && req.body.account_id === undefined && req.body.account === undefined) {
-        throw new ApiError(400, 'invalid_request', 'assign needs account_id (an account, or null for none) or account (a name)');
-      }
-      if (action !== 'assign' && (req.body.account_id !== undefined || req.body.account !== undefined)) {
-        throw new ApiError(400, 'invalid_request', `account_id and account go with action "assign", not "${action}"`);
-      }
-      const done = await changeAccounts(ctx, async (trx): Promise<AccountChange & { result: number[] }> => {
-        let change: AccountChange;
-        if (action === 'delete') {
-          // Their accounts' rooms stay as they are: what an account can spend does not grow when a key goes.
-          change = { keyIds: await ctx.keys.deleteMany(unique, trx) };
-        } else if (action !== 'assign') {
-          change = { keyIds: await ctx.keys.setEnabled(unique, action === 'enable', trx) };
-        } else {
-          const name = req.body.account?.trim();
-          const accountId = name !== undefined ? (await ctx.accounts.ensureNames([name], trx)).get(name)! : req.body.account_id!;
-          change = await assignKeys(ctx, unique, accountId, trx);
-        }
-        await ctx.audit.record(req, trx, 'keys.bulk', { action, affected: change.keyIds.length, ids: change.keyIds.slice(0, 1000), ...(action === 'assign' ? { account_id: req.body.account_id ?? null, account: req.body.account ?? null } : {}) });
-        return { result: change.keyIds, ...change };
-      });
-      const hit = new Set(done);
-      req.log.info({ action, affected: done.length }, 'bulk key change');
-      return { action, affected: done.length, not_found: unique.filter((id) => !hit.has(id)) };
+      const r = await keys.bulk(actorOf(req), req.body);
+      req.log.info({ action: r.action, affected: r.affected }, 'bulk key change');
+      return r;
     },
   );
 
@@ -378,11 +202,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: { tags, summary: 'One key', params: KeyIdParams, response: withErrors({ 200: KeyDetail }) },
     },
-    async (req) => {
-      const row = await ctx.keys.getById(req.params.id);
-      if (!row) throw notFound(req.params.id);
-      return { ...keyView(row), endpoint_usage: row.endpoint_usage ? JSON.parse(row.endpoint_usage) : null };
-    },
+    async (req) => keys.get(req.params.id),
   );
 
   app.patch(
@@ -396,23 +216,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: withErrors({ 200: RefTo(KeyObject) }),
       },
     },
-    async (req) => {
-      const { account_id: accountId, drift, ...patch } = req.body;
-      const id = req.params.id;
-      await changeAccounts(ctx, async (trx): Promise<AccountChange & { result: null }> => {
-        if (Object.keys(patch).length > 0 || drift === null) {
-          if (!(await ctx.keys.update(id, { ...patch, clearDrift: drift === null }, trx))) throw notFound(id);
-        }
-        await ctx.audit.record(req, trx, 'keys.update', { id, fields: Object.keys(req.body) });
-        if (accountId !== undefined) {
-          const change = await assignKeys(ctx, [id], accountId, trx);
-          if (change.keyIds.length === 0) throw notFound(id);
-          return { result: null, ...change };
-        }
-        return { result: null, keyIds: [id] };
-      });
-      return keyView((await ctx.keys.getById(id))!);
-    },
+    async (req) => keys.update(actorOf(req), req.params.id, req.body),
   );
 
   app.delete(
@@ -421,13 +225,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: { tags, summary: 'Delete a key', params: KeyIdParams, response: withErrors({ 204: Type.Null() }) },
     },
     async (req, reply) => {
-      const gone = await ctx.database.db.transaction().execute(async (trx) => {
-        const [id] = await ctx.keys.deleteMany([req.params.id], trx);
-        if (id === undefined) throw notFound(req.params.id);
-        await ctx.audit.record(req, trx, 'keys.delete', { id });
-        return id;
-      });
-      await ctx.keysChanged([gone]);
+      await keys.delete(actorOf(req), req.params.id);
       return reply.code(204).send(null);
     },
   );
@@ -435,18 +233,6 @@ export const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/summary',
     { schema: { tags: ['summary'], summary: 'Keys by status, credits left, last refresh', response: withErrors({ 200: SummaryResponse }) } },
-    async () => {
-      const [s, spent7d] = await Promise.all([ctx.keys.summary(), ctx.logs.creditsSince(burnWindowStart())]);
-      return {
-        keys: { total: s.total, by_status: s.by_status },
-        total_remaining: s.total_remaining,
-        total_limit: s.total_limit,
-        unknown_quota: s.unknown_quota,
-        spent_7d: spent7d,
-        accounts: s.accounts,
-        last_refreshed_at: s.last_refreshed_at,
-        refresh: { running: ctx.refresher.running, last: ctx.refresher.lastResult },
-      };
-    },
+    async () => keys.summary(),
   );
 };

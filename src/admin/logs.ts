@@ -1,14 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoint-names.js';
-import { ApiError } from './errors.js';
-import { LogListResponse, STATUS_CLASSES, type StatusClass, StatsResponse } from './log-schemas.js';
-import { RowId, withErrors } from './schemas.js';
+import { ENDPOINT_NAMES, type EndpointName } from '../schemas/endpoint-names.js';
+import { LogListResponse, STATUS_CLASSES, type StatusClass, StatsResponse } from '../schemas/logs.js';
+import { RowId, withErrors } from '../schemas/keys.js';
+import type { LogService } from '../services/logs.js';
 
-const DAY_MS = 24 * 3600_000;
-
-export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const ctx = app.ctx;
+/** /logs and /stats: the request log and what it adds up to. */
+export const logRoutes: FastifyPluginAsyncTypebox<{ logs: LogService }> = async (app, { logs }) => {
 
   app.get(
     '/logs',
@@ -37,10 +35,8 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req) => {
       const q = req.query;
-      // Requests that completed are in the answer, not still waiting in the buffer.
-      await ctx.writeBehind.flush();
-      const iso = (s?: string) => (s === undefined ? undefined : new Date(s).toISOString());
-      const page = await ctx.logs.list({
+      const iso = (t?: string) => (t === undefined ? undefined : new Date(t).toISOString());
+      return logs.list({
         from: iso(q.from),
         to: iso(q.to),
         tokenId: q.token_id,
@@ -52,7 +48,6 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
         limit: q.limit,
         before: q.cursor === undefined ? undefined : Number(q.cursor),
       });
-      return { items: page.rows, next_cursor: page.next === null ? null : String(page.next) };
     },
   );
 
@@ -72,12 +67,6 @@ export const logRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }),
       },
     },
-    async (req) => {
-      const to = req.query.to ? new Date(req.query.to) : new Date(Date.now() + 1000);
-      const from = req.query.from ? new Date(req.query.from) : new Date(to.getTime() - 7 * DAY_MS);
-      if (from >= to) throw new ApiError(400, 'invalid_request', 'querystring.from must be before querystring.to');
-      await ctx.writeBehind.flush();
-      return { from: from.toISOString(), to: to.toISOString(), ...(await ctx.logs.stats(from.toISOString(), to.toISOString())) };
-    },
+    async (req) => logs.stats(req.query),
   );
 };

@@ -12,11 +12,11 @@ import type { KeyPool } from '../pool/pool.js';
 import type { ProxySettings } from '../tavily/client.js';
 import { count } from '../text.js';
 import { AlertDelivery } from './delivery.js';
-import type { AlertEvent, NewAlertEvent } from './events.js';
+import type { AlertEvent, NewAlertEvent } from '../schemas/alert-events.js';
 import { type HealthChange, healthEvents } from './keys.js';
-import { burnWindowStart, daysLeft, perDay } from '../pool/forecast.js';
+import { burnWindowStart, daysLeft, perDay } from '../forecast.js';
 import { readRules } from './rules.js';
-import { type AlertRules, DEFAULT_RULES } from './schemas.js';
+import { type AlertRules, DEFAULT_RULES } from '../schemas/alerts.js';
 import { type OpenSink, type SendResult, SinkSender } from './sinks.js';
 
 /** The ALERT_* settings, and the proxy deliveries go through. */

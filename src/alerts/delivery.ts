@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { AlertRepository, Claimed, Settlement, SinkRow } from '../db/repositories/alerts.js';
-import type { AlertEvent } from './events.js';
+import type { AlertEvent } from '../schemas/alert-events.js';
 import type { OpenSink, SendResult } from './sinks.js';
 
 export interface DeliveryOptions {

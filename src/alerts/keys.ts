@@ -3,7 +3,7 @@ import type { Db, DialectKind } from '../db/database.js';
 import { jsonRows } from '../db/json-rows.js';
 import { chunks } from '../slices.js';
 import type { KeyHealth } from '../db/schema.js';
-import { type KeyRef, type NewAlertEvent, keysEvent } from './events.js';
+import { type KeyRef, type NewAlertEvent, keysEvent } from '../schemas/alert-events.js';
 
 export interface HealthChange {
   id: number;

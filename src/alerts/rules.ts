@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.js';
 import { SettingsRepository } from '../db/repositories/settings.js';
-import { type AlertRules, DEFAULT_RULES } from './schemas.js';
+import { type AlertRules, DEFAULT_RULES } from '../schemas/alerts.js';
 
 const SETTING = 'alert_rules';
 

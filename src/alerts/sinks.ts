@@ -3,7 +3,7 @@ import { Agent, type Dispatcher, request } from 'undici';
 import type { SinkKind } from '../db/schema.js';
 import { type ProxySettings, viaProxy } from '../tavily/client.js';
 import { parseRetryAfter } from '../tavily/errors.js';
-import { type AlertEvent, describe } from './events.js';
+import { type AlertEvent, describe } from '../schemas/alert-events.js';
 
 /** A sink with its secrets opened: what sending needs. */
 export interface OpenSink {

@@ -25,8 +25,11 @@ export type AuditAction =
   | 'admin.signin_failed'
   | 'gateway.unknown_token';
 
-/** Who asked: the address (as the server trusts it) and the user agent. */
-export function actorOf(req: FastifyRequest): Pick<NewAuditRow, 'remote_addr' | 'user_agent'> {
+/** Who asked for a change: the address (as the server trusts it) and the user agent. */
+export type Actor = Pick<NewAuditRow, 'remote_addr' | 'user_agent'>;
+
+/** The actor of a request. */
+export function actorOf(req: FastifyRequest): Actor {
   const ua = req.headers['user-agent'];
   return { remote_addr: req.ip ?? null, user_agent: typeof ua === 'string' ? ua : null };
 }
@@ -50,8 +53,8 @@ export class AuditLog {
   ) {}
 
   /** One admin change, in the change's transaction. */
-  record(req: FastifyRequest, ex: Db, action: AuditAction, targets?: Record<string, unknown>): Promise<void> {
-    return this.repo.record([{ action, targets: targets ?? null, ...actorOf(req) }], ex);
+  record(actor: Actor, ex: Db, action: AuditAction, targets?: Record<string, unknown>): Promise<void> {
+    return this.repo.record([{ action, targets: targets ?? null, remote_addr: actor.remote_addr, user_agent: actor.user_agent }], ex);
   }
 
   /** A refused credential: counted now, written at the next flush. */

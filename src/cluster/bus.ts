@@ -53,6 +53,8 @@ export interface BusHandlers {
 /** How instances tell each other what changed. */
 export interface Bus {
   readonly instanceId: string;
+  /** Whether other instances share the database (PostgreSQL); false for the one process of SQLite. */
+  readonly shared: boolean;
   /** Whether notices from the other instances are heard now. */
   readonly listening: boolean;
   /** Since when (epoch ms) they are not heard; null while listening. */
@@ -126,6 +128,7 @@ export function decodePayload(instanceId: string, payload: string): SyncItem[] |
  */
 export class PgBus implements Bus {
   readonly instanceId = randomBytes(6).toString('hex');
+  readonly shared = true;
   #channel = '';
   #client: pg.Client | null = null;
   #closed = false;
@@ -134,16 +137,18 @@ export class PgBus implements Bus {
   #backoffMs = 250;
   #lostSince: number | null = null;
 
-  private constructor(
-    private readonly opts: { url: string; searchPath?: string; log: Logger; handlers: BusHandlers },
-  ) {}
+  #handlers: BusHandlers | null = null;
 
-  /** Connects and listens; throws when the first connection fails, so a bad set-up stops the start. */
-  static async start(opts: { url: string; searchPath?: string; log: Logger; handlers: BusHandlers }): Promise<PgBus> {
-    const bus = new PgBus(opts);
-    await bus.#connect();
-    opts.log.info({ instance: bus.instanceId, channel: bus.#channel }, 'listening for changes from other instances');
-    return bus;
+  constructor(private readonly opts: { url: string; searchPath?: string; log: Logger }) {}
+
+  /**
+   * Connects and listens, handing what it hears to `handlers`; throws when the first connection
+   * fails, so that a bad set-up stops the start. Until then, nothing is sent or heard.
+   */
+  async listen(handlers: BusHandlers): Promise<void> {
+    this.#handlers = handlers;
+    await this.#connect();
+    this.opts.log.info({ instance: this.instanceId, channel: this.#channel }, 'listening for changes from other instances');
   }
 
   get channel(): string {
@@ -176,13 +181,13 @@ export class PgBus implements Bus {
         const msg = decodeMessage(this.instanceId, n.payload);
         if (!msg) return;
         if ('own' in msg) {
-          this.opts.handlers.onEcho?.(msg.own);
+          this.#handlers!.onEcho?.(msg.own);
           return;
         }
         if (msg.items.length === 0) return;
         try {
-          if (msg.sentAt !== null) this.opts.handlers.onLag?.(Date.now() - msg.sentAt);
-          this.opts.handlers.onItems(msg.items);
+          if (msg.sentAt !== null) this.#handlers!.onLag?.(Date.now() - msg.sentAt);
+          this.#handlers!.onItems(msg.items);
         } catch (err) {
           // Never into the driver's parser: a throw there would take the connection down.
           this.opts.log.error({ err }, 'could not apply a change from another instance; the next full read corrects it');
@@ -217,7 +222,7 @@ export class PgBus implements Bus {
       try {
         await this.#connect();
         this.opts.log.info('listening for other instances again; reading the shared state');
-        this.opts.handlers.onResync();
+        this.#handlers!.onResync();
       } catch (err) {
         this.#backoffMs = Math.min(this.#backoffMs * 2, 5000);
         this.opts.log.warn({ err, retry_in_ms: this.#backoffMs }, 'cannot listen for other instances yet');
@@ -255,4 +260,20 @@ export class PgBus implements Bus {
       await c.end().catch(() => {});
     }
   }
+}
+
+/** SQLite: one process, nobody to tell. */
+export class LocalBus implements Bus {
+  readonly instanceId = randomBytes(6).toString('hex');
+  readonly shared = false;
+  readonly listening = true;
+  readonly lostSince = null;
+
+  async publish(): Promise<void> {}
+
+  post(): { seq: number; sent: Promise<void> } {
+    return { seq: 0, sent: Promise.resolve() };
+  }
+
+  async close(): Promise<void> {}
 }

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { Static } from '@sinclair/typebox';
-import type { InstanceObject } from '../admin/log-schemas.js';
+import type { InstanceObject } from '../schemas/logs.js';
 
 /** An instance as `GET /instances` lists it (the schema says what each field means). */
 export type InstanceView = Static<typeof InstanceObject>;

@@ -4,7 +4,7 @@ import type { RefreshWrite } from '../db/repositories/keys.js';
 import type { BudgetLedger } from '../gateway/budget.js';
 import type { ResearchRegistry } from '../gateway/research.js';
 import type { TokenRegistry } from '../gateway/tokens.js';
-import type { FlushedChanges } from '../logs/write-behind.js';
+import type { FlushedChanges } from '../pool/outbox.js';
 import type { KeyStates } from '../pool/key-states.js';
 import type { SyncItem } from './bus.js';
 import type { InstanceInfo } from './instances.js';

@@ -19,7 +19,8 @@ import type { Database } from './schema.js';
 
 const TX_CONTROL = /^\s*(begin|commit|rollback|savepoint|release)\b/i;
 
-export type DialectKind = 'sqlite' | 'postgres';
+export type { DialectKind } from './dialect.js';
+import type { DialectKind } from './dialect.js';
 export type Db = Kysely<Database>;
 
 /** Counters kept by every database handle; tests and benchmarks read them. */

@@ -62,3 +62,17 @@ export function keepOrSetDrift(table: 'tavily_keys' | 'tavily_accounts'): RawBui
 export function laterReading(a: { at: string; usage: number | null }, b: { at: string; usage: number | null } | undefined): boolean {
   return !b || a.at > b.at || (a.at === b.at && (a.usage ?? 0) > (b.usage ?? 0));
 }
+
+/**
+ * What an account can still spend, counted once for all its keys: plan room plus
+ * pay-as-you-go room. Null when the plan has no limit to count from.
+ */
+export function accountRoom(a: { plan_usage: number | null; plan_limit: number | null; paygo_usage: number | null; paygo_limit: number | null }): number | null {
+  if (a.plan_limit === null) return null;
+  return Math.max(0, a.plan_limit - (a.plan_usage ?? 0)) + (a.paygo_limit !== null ? Math.max(0, a.paygo_limit - (a.paygo_usage ?? 0)) : 0);
+}
+
+/** Credits the account has used in its cycle, plan and pay-as-you-go together (null when unknown). */
+export function accountUsage(a: { plan_usage: number | null; paygo_usage: number | null }): number | null {
+  return a.plan_usage === null ? null : a.plan_usage + (a.paygo_usage ?? 0);
+}

@@ -1,5 +1,5 @@
 import { type Static, type TObject, Type } from '@sinclair/typebox';
-import { ENDPOINT_NAMES, type EndpointName } from './endpoint-names.js';
+import { ENDPOINT_NAMES, type EndpointName } from '../schemas/endpoint-names.js';
 import { type Fields, choice, count, flag, text } from './fields.js';
 
 export { ENDPOINT_NAMES, type EndpointName };

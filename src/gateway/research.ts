@@ -1,5 +1,5 @@
 import type { Db } from '../db/database.js';
-import type { WriteBehind } from '../logs/write-behind.js';
+import type { Outbox } from '../pool/outbox.js';
 import type { Hold } from './budget.js';
 
 export interface Task {
@@ -36,7 +36,7 @@ export class ResearchRegistry {
 
   constructor(
     private readonly db: Db,
-    private readonly writeBehind: WriteBehind,
+    private readonly outbox: Outbox,
     /** Ends a task's hold without charging it (the ledger's release). */
     private readonly release: (hold: Hold | null) => void,
   ) {}
@@ -70,7 +70,7 @@ export class ResearchRegistry {
     const task: Task = { keyId, tokenId, expiresAt: now + RESEARCH_TTL_MS, charged: false, hold };
     this.#tasks.set(requestId, task);
     if (hold) this.#holding.set(requestId, { task, until: now + RESEARCH_HOLD_MS });
-    this.writeBehind.researchTask({
+    this.outbox.researchTask({
       request_id: requestId,
       key_id: keyId,
       token_id: tokenId,
@@ -101,7 +101,7 @@ export class ResearchRegistry {
   charge(requestId: string, task: Task): Hold | null | false {
     if (task.charged) return false;
     task.charged = true;
-    this.writeBehind.researchCharged(requestId);
+    this.outbox.researchCharged(requestId);
     const hold = task.hold;
     task.hold = null;
     this.#holding.delete(requestId);

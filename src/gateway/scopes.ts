@@ -1,7 +1,7 @@
-import { BlockList, isIP } from 'node:net';
+import { Networks } from '../net.js';
 import { ENDPOINTS, type EndpointName, mayBeAdvancedExtract, mayBeAdvancedSearch, researchModel } from './endpoints.js';
 import { count } from '../text.js';
-import type { RequestCaps, ScopeEndpoint } from '../admin/token-schemas.js';
+import type { RequestCaps, ScopeEndpoint } from '../schemas/tokens.js';
 
 /** What a token may do, as stored (null: no limit of that kind). */
 export interface TokenScopes {
@@ -9,37 +9,6 @@ export interface TokenScopes {
   networks: string[] | null;
   expiresAt: string | null;
   caps: RequestCaps | null;
-}
-
-/** `10.0.0.0/8`, `2001:db8::/32`, or one address. Throws a sentence naming what is wrong. */
-export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
-  const [address = '', prefixText, extra] = text.trim().split('/');
-  const v = isIP(address);
-  if (extra !== undefined || v === 0) throw new Error(`"${text}" is not an IPv4 or IPv6 network (such as 10.0.0.0/8 or 2001:db8::/32)`);
-  const max = v === 4 ? 32 : 128;
-  const prefix = prefixText === undefined ? max : Number(prefixText);
-  if (!/^\d+$/.test(prefixText ?? String(max)) || prefix > max) throw new Error(`"${text}": the prefix length must be 0 to ${max}`);
-  return { address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
-}
-
-/** A list of networks an address is checked against (IPv4-mapped IPv6 addresses count as IPv4). */
-export class Networks {
-  readonly #list = new BlockList();
-
-  constructor(cidrs: readonly string[]) {
-    for (const c of cidrs) {
-      const n = parseCidr(c);
-      this.#list.addSubnet(n.address, n.prefix, n.family);
-    }
-  }
-
-  has(address: string | null | undefined): boolean {
-    if (!address) return false;
-    const plain = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
-    const v = isIP(plain);
-    if (v === 0) return false;
-    return this.#list.check(plain, v === 4 ? 'ipv4' : 'ipv6');
-  }
 }
 
 /** Scopes made ready for the request path: the networks compiled once. */

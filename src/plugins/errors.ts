@@ -1,15 +1,15 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { AppContext } from '../context.js';
-import { describeError } from '../http-errors.js';
+import type { Config } from '../config.js';
+import { describeError } from '../http/errors.js';
 
 /**
  * Answers a request Node could not read (too slow, headers too large, not HTTP), then closes
  * the connection. The URL is not known at this point, so the body carries both envelopes:
  * Tavily's `detail.error` for SDKs and the admin API's `error`.
  */
-export function clientError(config: AppContext['config'], log: FastifyBaseLogger) {
+export function clientError(config: Pick<Config, 'requestTimeoutMs'>, log: FastifyBaseLogger) {
   return (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex) => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     let status: number;

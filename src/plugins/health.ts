@@ -1,7 +1,16 @@
 import { Type } from '@sinclair/typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { ping } from '../db/database.js';
+import type { Bus } from '../cluster/bus.js';
+import { type Db, ping } from '../db/database.js';
+import type { Outbox } from '../pool/outbox.js';
+
+export interface HealthOptions {
+  db: Db;
+  /** Whether the gateway's state and request log are being written. */
+  outbox: Pick<Outbox, 'health'>;
+  bus: Bus;
+}
 
 const RequestLog = Type.Object(
   {
@@ -28,9 +37,8 @@ const Status = Type.Object({
 });
 
 /** `/healthz` (the process is up) and `/readyz` (the database answers and takes the writes). No token. */
-export async function health(root: FastifyInstance): Promise<void> {
+export async function health(root: FastifyInstance, opts: HealthOptions): Promise<void> {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const ctx = app.ctx;
   app.get('/healthz', { schema: { tags: ['health'], summary: 'The process is up', security: [], response: { 200: Status } } }, async () => ({
     status: 'ok',
   }));
@@ -38,15 +46,15 @@ export async function health(root: FastifyInstance): Promise<void> {
     '/readyz',
     { schema: { tags: ['health'], summary: 'The database answers, and the request log is being written', security: [], response: { 200: Status, 503: Status } } },
     async (req, reply) => {
-      const requestLog = ctx.writeBehind.health;
+      const requestLog = opts.outbox.health;
       try {
-        await ping(ctx.database.db);
+        await ping(opts.db);
       } catch (err) {
         req.log.warn({ err }, 'readiness check: database unreachable');
         return reply.code(503).send({ status: 'unavailable', error: 'database unreachable', request_log: requestLog });
       }
-      const bus = ctx.bus;
-      const cluster = bus ? { instance: bus.instanceId, sync: bus.listening ? ('listening' as const) : ('reconnecting' as const) } : {};
+      const bus = opts.bus;
+      const cluster = bus.shared ? { instance: bus.instanceId, sync: bus.listening ? ('listening' as const) : ('reconnecting' as const) } : {};
       if (requestLog.failing) {
         // The database answers but refuses the writes (full, read-only, …): credits spent and
         // the log are not being stored.

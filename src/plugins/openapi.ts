@@ -1,9 +1,8 @@
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { AccountObject, Drift, ErrorBody, KeyObject, RefreshResponse } from '../admin/schemas.js';
-import { TokenObject } from '../admin/token-schemas.js';
-import { TavilyError } from '../gateway/routes.js';
+import { AccountObject, Drift, ErrorBody, KeyObject, RefreshResponse, TavilyError } from '../schemas/keys.js';
+import { TokenObject } from '../schemas/tokens.js';
 import { packageVersion } from '../paths.js';
 
 /**

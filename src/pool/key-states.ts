@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { KeyHealth } from '../db/schema.js';
-import type { WriteBehind } from '../logs/write-behind.js';
+import type { Outbox } from './outbox.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyPool, PoolKey } from './pool.js';
 
@@ -18,7 +18,7 @@ export const FAIL_REST_MAX_MS = 5 * 60_000;
 export class KeyStates {
   constructor(
     private readonly pool: KeyPool,
-    private readonly writeBehind: WriteBehind,
+    private readonly outbox: Outbox,
     private readonly log: Logger,
     private readonly metrics: Metrics | null = null,
   ) {}
@@ -27,7 +27,7 @@ export class KeyStates {
   invalid(key: PoolKey, message: string, endpoint: string): void {
     this.metrics?.failover('invalid');
     this.pool.setHealth(key, 'invalid');
-    this.writeBehind.keyHealth(key.id, 'invalid', `invalid key (401: ${message})`);
+    this.outbox.keyHealth(key.id, 'invalid', `invalid key (401: ${message})`);
     this.log.warn({ key_id: key.id, endpoint }, 'key rejected by Tavily (401): marked invalid');
   }
 
@@ -43,16 +43,16 @@ export class KeyStates {
     if (account && accountRanOut(key, status)) {
       const why = `credits exhausted: its account is out of credits (${status}: ${message})`;
       this.pool.setAccountRemaining(account.id, 0);
-      this.writeBehind.accountRemaining(account.id, 0);
+      this.outbox.accountRemaining(account.id, 0);
       for (const k of account.keys) {
         this.pool.setHealth(k, 'exhausted');
-        this.writeBehind.keyHealth(k.id, 'exhausted', why);
+        this.outbox.keyHealth(k.id, 'exhausted', why);
       }
       this.log.warn({ key_id: key.id, account_id: account.id, keys: account.keys.size, endpoint, status }, 'account out of credits: its keys are marked exhausted');
       return;
     }
     this.pool.setHealth(key, 'exhausted');
-    this.writeBehind.keyHealth(key.id, 'exhausted', `credits exhausted (${status}: ${message})`);
+    this.outbox.keyHealth(key.id, 'exhausted', `credits exhausted (${status}: ${message})`);
     this.log.warn({ key_id: key.id, endpoint, status }, 'key out of credits: marked exhausted');
   }
 
@@ -60,7 +60,7 @@ export class KeyStates {
   rateLimited(key: PoolKey, seconds: number, endpoint: string): void {
     this.metrics?.failover('rate_limited');
     this.pool.coolDown(key, seconds);
-    this.writeBehind.keyCooldown(key.id, key.coolUntil, `rate limited by Tavily (429): resting ${seconds} s`);
+    this.outbox.keyCooldown(key.id, key.coolUntil, `rate limited by Tavily (429): resting ${seconds} s`);
     this.log.warn({ key_id: key.id, endpoint, retry_after_s: seconds }, 'key rate limited by Tavily: cooling down');
   }
 
@@ -75,7 +75,7 @@ export class KeyStates {
     const restMs = Math.min(FAIL_REST_MAX_MS, FAIL_REST_FIRST_MS * 2 ** Math.min(key.failStreak - 1, 16));
     this.pool.coolUntil(key, now + restMs, now);
     const reason = `${key.failStreak === 1 ? 'failed' : `failed ${key.failStreak} times in a row`} (${why}): resting ${Math.round(restMs / 1000)} s`;
-    this.writeBehind.keyCooldown(key.id, key.coolUntil, reason);
+    this.outbox.keyCooldown(key.id, key.coolUntil, reason);
     this.log.warn({ key_id: key.id, endpoint, failures: key.failStreak, rest_s: restMs / 1000 }, `key failed upstream: ${why}`);
   }
 
@@ -87,7 +87,7 @@ export class KeyStates {
   /** Credits the key spent on a request (and its use, at `at`), even 0: the key was used. */
   spend(key: PoolKey, credits: number, at: string): void {
     if (credits > 0) this.pool.deduct(key, credits);
-    this.writeBehind.keySpend(key.id, credits, at);
+    this.outbox.keySpend(key.id, credits, at);
   }
 
   /** Changes already in the database: the pool takes them as they are. */

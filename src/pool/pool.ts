@@ -1,7 +1,6 @@
 import type { KeyHealth } from '../db/schema.js';
 
-export type KeyStrategy = 'most-remaining' | 'round-robin' | 'least-recently-used';
-export const KEY_STRATEGIES: readonly KeyStrategy[] = ['most-remaining', 'round-robin', 'least-recently-used'];
+import type { KeyStrategy } from '../config.js';
 
 /**
  * A Tavily account the admin declared: its keys share its credits. `remaining` is what the

@@ -2,7 +2,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import { type KeyCipher, KeyDecryptError } from '../crypto.js';
 import type { Db } from '../db/database.js';
-import { type Drift, laterReading } from '../db/figures.js';
+import { type Drift, accountRoom, accountUsage, laterReading } from '../db/figures.js';
 import type { AccountRefreshWrite, AccountRepository } from '../db/repositories/accounts.js';
 import type { KeyRepository, RefreshCandidate, RefreshWrite } from '../db/repositories/keys.js';
 import type { LogRepository, SpendWindow } from '../db/repositories/logs.js';
@@ -11,7 +11,7 @@ import { PlainKeyCache } from '../pool/key-cache.js';
 import { forEachSliced } from '../slices.js';
 import { UpstreamError } from '../tavily/errors.js';
 import type { UsageReport } from '../tavily/usage.js';
-import { accountRoom, accountUsage, figuresFromUsage } from '../tavily/usage.js';
+import { figuresFromUsage } from '../tavily/usage.js';
 
 export interface UsageSource {
   usage(key: string, timeoutMs: number): Promise<UsageReport>;

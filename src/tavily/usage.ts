@@ -1,4 +1,5 @@
 import type { KeyFigures } from '../db/repositories/keys.js';
+import { accountRoom } from '../db/figures.js';
 
 const ENDPOINTS = ['search_usage', 'extract_usage', 'crawl_usage', 'map_usage', 'research_usage'] as const;
 type EndpointCounts = Partial<Record<(typeof ENDPOINTS)[number], number>>;
@@ -76,20 +77,6 @@ export function remainingCredits(r: UsageReport): number | null {
   const room = accountRoom(r.account);
   if (keyRoom === null && room === null) return null;
   return Math.max(0, Math.min(keyRoom ?? Number.POSITIVE_INFINITY, room ?? Number.POSITIVE_INFINITY));
-}
-
-/**
- * What an account can still spend, counted once for all its keys: plan room plus
- * pay-as-you-go room. Null when the plan has no limit to count from.
- */
-export function accountRoom(a: { plan_usage: number | null; plan_limit: number | null; paygo_usage: number | null; paygo_limit: number | null }): number | null {
-  if (a.plan_limit === null) return null;
-  return Math.max(0, a.plan_limit - (a.plan_usage ?? 0)) + (a.paygo_limit !== null ? Math.max(0, a.paygo_limit - (a.paygo_usage ?? 0)) : 0);
-}
-
-/** Credits the account has used in its cycle, plan and pay-as-you-go together (null when unknown). */
-export function accountUsage(a: { plan_usage: number | null; paygo_usage: number | null }): number | null {
-  return a.plan_usage === null ? null : a.plan_usage + (a.paygo_usage ?? 0);
 }
 
 /** The figures stored for a key from a /usage answer read at `readAt`. */

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Cron } from 'croner';
 import { DEFAULT_EXHAUSTED_RECHECK_CRON } from '../../src/config.js';
-import { createScheduler } from '../../src/quota/jobs.js';
 import { type TestApp, fakeUpstream, startCluster } from '../support/app.js';
 import { describeEachDialect, dialects } from '../support/db.js';
 import type { FakeTavily } from '../support/fake-tavily.js';
@@ -92,10 +91,10 @@ describeEachDialect('Tavily accounts', (dialect) => {
       for (const k of team) assert.ok((up.fake.stats.requestsByKey.get(k) ?? 0) > 0, `${k} served some: the load was spread`);
       assert.equal(up.fake.stats.refusedForCredits, 0, 'no request reached Tavily past the account’s room');
       for (const id of added.items.map((i) => i.id)) {
-        const k = t.ctx.pool.get(id)!;
+        const k = t.ctx.parts.pool.get(id)!;
         assert.equal(k.account!.remaining, 0);
       }
-      assert.equal(t.ctx.pool.pick(), null, 'no key of the account is chosen');
+      assert.equal(t.ctx.parts.pool.pick(), null, 'no key of the account is chosen');
 
       await t.app.inject({ method: 'PATCH', url: `${KEYS}/${otherAdded.items[0]!.id}`, headers: t.auth, payload: { enabled: true } });
       const before = new Map(team.map((k) => [k, up.fake.stats.requestsByKey.get(k) ?? 0]));
@@ -103,7 +102,7 @@ describeEachDialect('Tavily accounts', (dialect) => {
       assert.equal(res.statusCode, 200, res.body);
       assert.equal(up.fake.stats.requestsByKey.get(other), 1, 'served by the other account’s key');
       for (const k of team) assert.equal(up.fake.stats.requestsByKey.get(k) ?? 0, before.get(k), `${k} was not tried`);
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       assert.equal((await summary(t)).total_remaining, 299);
     }));
 
@@ -120,18 +119,18 @@ describeEachDialect('Tavily accounts', (dialect) => {
       up.fake.spendOutside(own, 3);
       const tok = await token(t);
       for (let i = 0; i < 20; i++) assert.equal((await search(t, tok)).statusCode, 200);
-      assert.equal(t.ctx.pool.get(ids[0]!)!.health, 'exhausted', 'the key over its own limit is out');
-      assert.equal(t.ctx.pool.get(ids[1]!)!.health, 'active', 'its account’s other keys are not');
-      assert.equal(t.ctx.pool.get(ids[2]!)!.health, 'active');
+      assert.equal(t.ctx.parts.pool.get(ids[0]!)!.health, 'exhausted', 'the key over its own limit is out');
+      assert.equal(t.ctx.parts.pool.get(ids[1]!)!.health, 'active', 'its account’s other keys are not');
+      assert.equal(t.ctx.parts.pool.get(ids[2]!)!.health, 'active');
 
       // Now the plan: spent to nothing outside the pool, then one 432 takes the whole account out.
       up.fake.spendOutside(mates[0]!, 2000);
       const res = await search(t, tok);
       assert.equal(res.statusCode, 503, 'no key of any account has credits');
       assert.equal(up.fake.stats.refusedForCredits, 2, 'the own-limit 432, then one 432 for the account: its other key was not tried');
-      for (const id of ids) assert.equal(t.ctx.pool.get(id)!.health, 'exhausted');
-      await t.ctx.writeBehind.flush();
-      const stored = await t.ctx.database.db.selectFrom('tavily_accounts').select('remaining').executeTakeFirstOrThrow();
+      for (const id of ids) assert.equal(t.ctx.parts.pool.get(id)!.health, 'exhausted');
+      await t.ctx.parts.outbox.flush();
+      const stored = await t.ctx.parts.database.db.selectFrom('tavily_accounts').select('remaining').executeTakeFirstOrThrow();
       assert.equal(stored.remaining, 0);
     }));
 
@@ -143,28 +142,28 @@ describeEachDialect('Tavily accounts', (dialect) => {
         up.fake.addAccount('cycle', { planLimit: 1000, planUsage: 1000, cycleDay: 17, keys });
         const added = await addKeys(t, { keys, account: 'cycle' });
         const ids = added.items.map((i) => i.id);
-        for (const id of ids) assert.equal((await t.ctx.keys.getById(id))!.status, 'exhausted');
+        for (const id of ids) assert.equal((await t.ctx.parts.repos.keys.getById(id))!.status, 'exhausted');
         const tok = await token(t);
         assert.equal((await search(t, tok)).statusCode, 503);
 
         // The default schedule checks exhausted keys at least once a day.
         const runs = new Cron(DEFAULT_EXHAUSTED_RECHECK_CRON, { timezone: 'UTC', paused: true }).nextRuns(10, new Date('2026-12-16T20:00:00Z'));
         for (let i = 1; i < runs.length; i++) assert.ok(runs[i]!.getTime() - runs[i - 1]!.getTime() <= 24 * 3600_000);
-        const scheduler = createScheduler(t.ctx);
+        const scheduler = t.ctx.jobs;
         // Still the 16th: nothing changes (keys checked within the hour are left alone, so age them).
-        const age = () => t.ctx.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
+        const age = () => t.ctx.parts.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
         await age();
         up.fake.resetStats();
         assert.equal(await scheduler.runNow('recheck-exhausted'), 'ran');
         assert.equal(up.fake.stats.usageCalls, 3, 'each exhausted key was checked');
-        for (const id of ids) assert.equal((await t.ctx.keys.getById(id))!.status, 'exhausted');
+        for (const id of ids) assert.equal((await t.ctx.parts.repos.keys.getById(id))!.status, 'exhausted');
 
         // The 17th: Tavily's figures fall, and the keys come back with their new figures.
         up.fake.setNow(Date.parse('2026-12-17T00:30:00Z'));
         await age();
         assert.equal(await scheduler.runNow('recheck-exhausted'), 'ran');
         for (const id of ids) {
-          const k = (await t.ctx.keys.getById(id))!;
+          const k = (await t.ctx.parts.repos.keys.getById(id))!;
           assert.equal(k.status, 'active');
           assert.ok(k.cycle_started_at, 'the new cycle is recorded on the key');
         }
@@ -190,7 +189,7 @@ describeEachDialect('Tavily accounts', (dialect) => {
         assert.equal(r.statusCode, 200, r.body);
         assert.equal(r.json().total, 2, 'its mate was checked too');
         assert.equal(up.fake.stats.usageCalls, 2);
-        for (const i of added.items) assert.equal(t.ctx.pool.get(i.id)!.health, 'active');
+        for (const i of added.items) assert.equal(t.ctx.parts.pool.get(i.id)!.health, 'active');
       } finally {
         up.fake.setNow(null);
       }
@@ -267,7 +266,7 @@ describeEachDialect('Tavily accounts', (dialect) => {
       // A free key with figures of its own, and a pair whose account has used nothing (no information).
       up.fake.addAccount('blank', { planLimit: 1000, planUsage: 0, keys: ['tvly-dev-blank000000001', 'tvly-dev-blank000000002'] });
       await addKeys(t, { keys: [...pair, 'tvly-dev-freekey00000001', 'tvly-dev-blank000000001', 'tvly-dev-blank000000002'] });
-      assert.equal((await summary(t)).total_remaining, 2 * (15000 - 321) + (1000 - 0) * 2 + t.ctx.pool.get(3)!.remaining!, 'before: counted once per key');
+      assert.equal((await summary(t)).total_remaining, 2 * (15000 - 321) + (1000 - 0) * 2 + t.ctx.parts.pool.get(3)!.remaining!, 'before: counted once per key');
       // Figures read in one refresh.
       await t.app.inject({ method: 'POST', url: `${KEYS}/refresh-quota`, headers: t.auth, payload: {} });
       const s = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/accounts/suggestions', headers: t.auth })).json();
@@ -281,7 +280,7 @@ describeEachDialect('Tavily accounts', (dialect) => {
       assert.equal(made.json().remaining, 15000 - 321);
       const after = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/accounts/suggestions', headers: t.auth })).json();
       assert.deepEqual(after.items, []);
-      assert.equal((await summary(t)).total_remaining, 15000 - 321 + 2000 + t.ctx.pool.get(3)!.remaining!, 'after: the pair counts once');
+      assert.equal((await summary(t)).total_remaining, 15000 - 321 + 2000 + t.ctx.parts.pool.get(3)!.remaining!, 'after: the pair counts once');
       // The name is taken now.
       const dup = await t.app.inject({ method: 'POST', url: '/api/v1/admin/accounts', headers: t.auth, payload: { name: 'Pair' } });
       assert.equal(dup.statusCode, 409);
@@ -294,13 +293,13 @@ describeEachDialect('Tavily accounts', (dialect) => {
       const bulk = await t.app.inject({ method: 'POST', url: `${KEYS}/bulk`, headers: t.auth, payload: { action: 'assign', ids: [a, b], account: 'Ops' } });
       assert.equal(bulk.statusCode, 200, bulk.body);
       assert.equal(bulk.json().affected, 2);
-      const ops = t.ctx.pool.get(a)!.account!;
-      assert.equal(t.ctx.pool.get(b)!.account, ops, 'the pool holds one account object for both');
+      const ops = t.ctx.parts.pool.get(a)!.account!;
+      assert.equal(t.ctx.parts.pool.get(b)!.account, ops, 'the pool holds one account object for both');
       const moved = await t.app.inject({ method: 'PATCH', url: `${KEYS}/${c}`, headers: t.auth, payload: { account_id: ops.id } });
       assert.equal(moved.json().account_name, 'Ops');
       const left = await t.app.inject({ method: 'PATCH', url: `${KEYS}/${a}`, headers: t.auth, payload: { account_id: null } });
       assert.equal(left.json().account_id, null);
-      assert.equal(t.ctx.pool.get(a)!.account, null);
+      assert.equal(t.ctx.parts.pool.get(a)!.account, null);
       const none = (await t.app.inject({ method: 'GET', url: `${KEYS}?account_id=0`, headers: t.auth })).json();
       assert.deepEqual(none.items.map((k: { id: number }) => k.id), [a]);
 
@@ -318,17 +317,17 @@ describeEachDialect('Tavily accounts', (dialect) => {
         assert.equal(res.statusCode, status, `${req.method} ${req.url}: ${res.body}`);
         assert.match(res.json().error.message, message);
       }
-      assert.equal((await t.ctx.accounts.list({ limit: 10 })).total, 1, 'the refused create made nothing');
-      assert.equal((await t.ctx.keys.getById(a))!.account_id, null);
+      assert.equal((await t.ctx.parts.repos.accounts.list({ limit: 10 })).total, 1, 'the refused create made nothing');
+      assert.equal((await t.ctx.parts.repos.keys.getById(a))!.account_id, null);
 
       const renamed = await t.app.inject({ method: 'PATCH', url: `/api/v1/admin/accounts/${ops.id}`, headers: t.auth, payload: { name: 'Operations' } });
       assert.equal(renamed.json().name, 'Operations');
       assert.deepEqual(renamed.json().key_list.map((k: { id: number }) => k.id), [b, c]);
       const del = await t.app.inject({ method: 'DELETE', url: `/api/v1/admin/accounts/${ops.id}`, headers: t.auth });
       assert.equal(del.statusCode, 204);
-      assert.equal((await t.ctx.keys.getById(b))!.account_id, null, 'its keys stay, in no account');
-      assert.equal(t.ctx.pool.get(b)!.account, null);
-      assert.equal(t.ctx.pool.size, 3);
+      assert.equal((await t.ctx.parts.repos.keys.getById(b))!.account_id, null, 'its keys stay, in no account');
+      assert.equal(t.ctx.parts.pool.get(b)!.account, null);
+      assert.equal(t.ctx.parts.pool.size, 3);
     }));
 });
 
@@ -347,7 +346,7 @@ else
         const otherAdded = await addKeys(a, { keys: [other] });
         await a.app.inject({ method: 'PATCH', url: `${KEYS}/${otherAdded.items[0]!.id}`, headers: a.auth, payload: { enabled: false } });
         const tok = await token(a);
-        await until(() => b.ctx.pool.get(added.items[0]!.id)?.account?.remaining === 1000 && b.ctx.tokens.authenticate(tok) !== null, 'B knows the keys, the account and the token');
+        await until(() => b.ctx.parts.pool.get(added.items[0]!.id)?.account?.remaining === 1000 && b.ctx.parts.tokens.authenticate(tok) !== null, 'B knows the keys, the account and the token');
         assert.equal((await summary(b)).total_remaining, 1000);
         await inBatches(1000, 10, async (i) => {
           const res = await search(i % 2 === 0 ? a : b, tok, `q${i}`);
@@ -356,17 +355,17 @@ else
         assert.equal(up.fake.account('team-pg').planUsage, 4000);
         assert.equal(up.fake.stats.refusedForCredits, 0);
         const ids = added.items.map((i) => i.id);
-        await until(() => ids.every((id) => a.ctx.pool.get(id)!.account!.remaining === 0 && b.ctx.pool.get(id)!.account!.remaining === 0), 'both instances see the account spent');
+        await until(() => ids.every((id) => a.ctx.parts.pool.get(id)!.account!.remaining === 0 && b.ctx.parts.pool.get(id)!.account!.remaining === 0), 'both instances see the account spent');
         await a.app.inject({ method: 'PATCH', url: `${KEYS}/${otherAdded.items[0]!.id}`, headers: a.auth, payload: { enabled: true } });
-        await until(() => b.ctx.pool.get(otherAdded.items[0]!.id)?.enabled === true, 'B sees the other key enabled');
+        await until(() => b.ctx.parts.pool.get(otherAdded.items[0]!.id)?.enabled === true, 'B sees the other key enabled');
         for (const t of [a, b]) {
           const res = await search(t, tok, 'after');
           assert.equal(res.statusCode, 200, res.body);
         }
         assert.equal(up.fake.stats.requestsByKey.get(other), 2, 'both served by the other account’s key');
-        await a.ctx.writeBehind.flush();
-        await b.ctx.writeBehind.flush();
-        const stored = await a.ctx.database.db.selectFrom('tavily_accounts').select('remaining').where('name', '=', 'team').executeTakeFirstOrThrow();
+        await a.ctx.parts.outbox.flush();
+        await b.ctx.parts.outbox.flush();
+        const stored = await a.ctx.parts.database.db.selectFrom('tavily_accounts').select('remaining').where('name', '=', 'team').executeTakeFirstOrThrow();
         assert.equal(stored.remaining, 0, 'the database holds the account spent too');
       } finally {
         await cluster.close();

@@ -73,6 +73,6 @@ describeEachDialect('big admin jobs leave the gateway serving', (dialect) => {
       });
       assert.equal(deleted.status, 200);
       expectServing('bulk delete', deleted);
-      assert.equal(t.ctx.pool.size, 1, 'the pool holds what the database holds');
+      assert.equal(t.ctx.parts.pool.size, 1, 'the pool holds what the database holds');
     }));
 });

@@ -34,7 +34,7 @@ describeEachDialect('admin: tokens, request log, stats', (dialect) => {
     assert.equal(list[0].name, 'research bot');
     assert.equal(list[0].token_prefix, `${token.slice(0, 7)}…`);
     assert.ok(!JSON.stringify(list).includes(token));
-    const row = await t.ctx.database.db.selectFrom('client_tokens').selectAll().executeTakeFirstOrThrow();
+    const row = await t.ctx.parts.database.db.selectFrom('client_tokens').selectAll().executeTakeFirstOrThrow();
     assert.ok(!JSON.stringify(row).includes(token.slice(3)), 'the database holds only a hash');
   });
 
@@ -63,7 +63,7 @@ describeEachDialect('admin: tokens, request log, stats', (dialect) => {
       assert.equal(r.statusCode, 200);
     }
     await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${token}` }, payload: { query: 'x'.repeat(500) } });
-    await t.ctx.writeBehind.flush();
+    await t.ctx.parts.outbox.flush();
 
     const page1 = (await admin('GET', '/logs?limit=4')).json();
     assert.equal(page1.items.length, 4);
@@ -96,12 +96,12 @@ describeEachDialect('admin: tokens, request log, stats', (dialect) => {
 
   test('log retention prunes rows older than LOG_RETENTION_DAYS', async () => {
     const old = new Date(Date.now() - 31 * 24 * 3600_000).toISOString();
-    await t.ctx.database.db
+    await t.ctx.parts.database.db
       .insertInto('request_logs')
       .values({ ts: old, token_id: null, key_id: null, endpoint: 'search', status: 200, attempts: 1, latency_ms: 1, credits: 1, request_id: 'old', error: null })
       .execute();
     const before = (await admin('GET', '/logs?limit=1000')).json().items.length;
-    assert.equal(await t.ctx.pruneLogs(), 1);
+    assert.equal(await t.ctx.parts.prune(), 1);
     assert.equal((await admin('GET', '/logs?limit=1000')).json().items.length, before - 1);
   });
 

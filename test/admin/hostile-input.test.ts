@@ -84,7 +84,7 @@ describeEachDialect('hostile input', (dialect) => {
 
   /** A fingerprint of what is stored: a refused request must leave it as it was. */
   const snapshot = async () => {
-    const db = t.ctx.database.db;
+    const db = t.ctx.parts.database.db;
     const keys = await sql<{ n: number; u: string | null; l: string | null }>`select count(*) as n, max(updated_at) as u, max(label) as l from tavily_keys`.execute(db);
     const tokens = await sql<{ n: number; u: string | null }>`select count(*) as n, max(updated_at) as u from client_tokens`.execute(db);
     return JSON.stringify([keys.rows[0], tokens.rows[0]]);
@@ -151,9 +151,9 @@ describeEachDialect('hostile input', (dialect) => {
       const r = await send('GET', `/research/${enc(id)}`, undefined, h);
       assert.ok(r.statusCode >= 400 && r.statusCode < 500, `GET /research/${id.slice(0, 30)} → ${r.statusCode} ${r.body.slice(0, 200)}`);
     }
-    await t.ctx.writeBehind.flush();
-    assert.equal(t.ctx.writeBehind.health.failing, false, 'the request log took every row');
-    assert.equal(t.ctx.writeBehind.stats.dropped, 0);
+    await t.ctx.parts.outbox.flush();
+    assert.equal(t.ctx.parts.outbox.health.failing, false, 'the request log took every row');
+    assert.equal(t.ctx.parts.outbox.stats.dropped, 0);
   });
 
   test('the values the hostile tester found: a 400 naming the field', async () => {

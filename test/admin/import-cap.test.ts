@@ -62,7 +62,7 @@ describeEachDialect('the 100,000-key cap', (dialect) => {
         // The refusal came after about 100,000 keys (~2.5 MB), not after the whole body (~25 MB).
         assert.ok(r.sent < total / 2, `${kind}: ${r.sent} of ${total} bytes were sent before the answer`);
       }
-      const n = await t.ctx.database.db.selectFrom('tavily_keys').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+      const n = await t.ctx.parts.database.db.selectFrom('tavily_keys').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
       assert.equal(Number(n!.n), 0, 'nothing was added');
     } finally {
       await t.close();

@@ -73,7 +73,7 @@ describeEachDialect('admin API', (dialect) => {
       const requestLog = { failing: false, failing_since: null, consecutive_failures: 0, last_error: null, pending_rows: 0, dropped_rows: 0 };
       assert.deepEqual(
         ready,
-        dialect.name === 'postgres' ? { status: 'ok', request_log: requestLog, instance: t.ctx.bus!.instanceId, sync: 'listening' } : { status: 'ok', request_log: requestLog },
+        dialect.name === 'postgres' ? { status: 'ok', request_log: requestLog, instance: t.ctx.parts.bus!.instanceId, sync: 'listening' } : { status: 'ok', request_log: requestLog },
       );
     });
   });
@@ -166,7 +166,7 @@ describeEachDialect('admin API', (dialect) => {
 
     test('100,000 keys in one request, one transaction', async () => {
       const keys = Array.from({ length: 100_000 }, (_, i) => K('bulk', i));
-      const before = { ...t.ctx.database.stats };
+      const before = { ...t.ctx.parts.database.stats };
       const total = await count();
       const res = await call('POST', '/tavily-keys', { keys });
       assert.equal(res.statusCode, 201);
@@ -174,7 +174,7 @@ describeEachDialect('admin API', (dialect) => {
       assert.equal(body.added, 100_000);
       assert.equal(body.items.length, 1000);
       assert.equal(body.items_truncated, true);
-      assert.equal(t.ctx.database.stats.transactions - before.transactions, 1);
+      assert.equal(t.ctx.parts.database.stats.transactions - before.transactions, 1);
       assert.equal(await count(), total + 100_000);
     });
   });
@@ -209,7 +209,7 @@ describeEachDialect('admin API', (dialect) => {
     let ids: number[] = [];
     const keys = Array.from({ length: 10 }, (_, i) => K('lst', i));
     before(async () => {
-      await t.ctx.database.db.deleteFrom('tavily_keys').execute();
+      await t.ctx.parts.database.db.deleteFrom('tavily_keys').execute();
       const res = await call('POST', '/tavily-keys', { keys: [...keys.slice(0, 5)], label: 'Alpha' });
       const res2 = await call('POST', '/tavily-keys', { keys: [...keys.slice(5), 'tvly-dev-invalid-lst0001', 'tvly-dev-spent-lst00001'], label: 'beta' });
       ids = [...res.json().items, ...res2.json().items].map((i: KeyJson) => i.id);
@@ -330,7 +330,7 @@ describeEachDialect('admin API', (dialect) => {
 
     test('keys are encrypted at rest: the database holds no key text', async () => {
       let stored: string;
-      if (t.ctx.database.dialect === 'sqlite' && t.db.config.kind === 'sqlite') {
+      if (t.ctx.parts.database.dialect === 'sqlite' && t.db.config.kind === 'sqlite') {
         const file = t.db.config.file;
         stored = [file, `${file}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f).toString('latin1')).join('');
       } else {

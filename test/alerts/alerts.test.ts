@@ -37,8 +37,8 @@ const delivered = (r: Receiver) => r.json<{ events: Array<{ id: number; type: st
 /** Waits until nothing is pending in the outbox, then lets the receiver settle. */
 async function drained(t: TestApp): Promise<void> {
   await until(async () => {
-    await t.ctx.alerts.delivery.run();
-    const { events } = await t.ctx.alertsRepo.listEvents({ limit: 500 });
+    await t.ctx.parts.alerts.delivery.run();
+    const { events } = await t.ctx.parts.repos.alerts.listEvents({ limit: 500 });
     return events.every((e) => e.deliveries.every((d) => d.state !== 'pending'));
   }, 'the outbox to drain');
 }
@@ -106,13 +106,13 @@ describeEachDialect('alerts', (dialect) => {
         const res = await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: { query: `q${i}` } });
         assert.equal(res.statusCode, 200, res.body);
       }
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       await drained(t);
       const events = delivered(rx);
       assert.deepEqual(events.map((e) => e.type).sort(), ['key.exhausted', 'key.invalid']);
       assert.equal(events.find((e) => e.type === 'key.invalid')!.data.source, 'gateway');
       // The stored key agrees with the event.
-      const row = await t.ctx.database.db.selectFrom('tavily_keys').select('status').where('id', '=', c.ids.get('tvly-dev-invalid-gw00001')!).executeTakeFirstOrThrow();
+      const row = await t.ctx.parts.database.db.selectFrom('tavily_keys').select('status').where('id', '=', c.ids.get('tvly-dev-invalid-gw00001')!).executeTakeFirstOrThrow();
       assert.equal(row.status, 'invalid');
     }));
 
@@ -142,12 +142,12 @@ describeEachDialect('alerts', (dialect) => {
       assert.equal(rx.requests.length, 4);
       assert.deepEqual(rx.requests.map((r) => r.status), [500, 500, 500, 200]);
       assert.equal(delivered(rx).length, 1);
-      const { events } = await t.ctx.alertsRepo.listEvents({ limit: 10 });
+      const { events } = await t.ctx.parts.repos.alerts.listEvents({ limit: 10 });
       const d = events[0]!.deliveries[0]!;
       assert.equal(d.state, 'delivered');
       assert.equal(d.attempts, 4);
       // More passes send nothing more.
-      await t.ctx.alerts.delivery.run();
+      await t.ctx.parts.alerts.delivery.run();
       assert.equal(rx.requests.length, 4);
     }));
 
@@ -173,7 +173,7 @@ describeEachDialect('alerts', (dialect) => {
           const res = await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: { query: `b${i}` } });
           assert.equal(res.statusCode, 200, res.body);
         }
-        await t.ctx.alerts.check();
+        await t.ctx.parts.alerts.check();
         await drained(t);
       };
       await search(7);
@@ -195,9 +195,9 @@ describeEachDialect('alerts', (dialect) => {
       await addKeys(t, ['tvly-dev-alertpool00001']);
       await refresh(t);
       // Just above what the one key has: a second key lifts the pool past it.
-      await rules(t, { active_keys_below: 2, credits_below: t.ctx.pool.creditsRemaining() + 1, days_left_below: null });
-      await t.ctx.alerts.check();
-      await t.ctx.alerts.check();
+      await rules(t, { active_keys_below: 2, credits_below: t.ctx.parts.pool.creditsRemaining() + 1, days_left_below: null });
+      await t.ctx.parts.alerts.check();
+      await t.ctx.parts.alerts.check();
       await drained(t);
       let events = delivered(rx);
       assert.deepEqual(events.map((e) => [e.type, e.data.state]).sort(), [
@@ -207,8 +207,8 @@ describeEachDialect('alerts', (dialect) => {
       // A second key: two can serve, and the credits pass the threshold.
       await addKeys(t, ['tvly-dev-alertpool00002']);
       await refresh(t);
-      await t.ctx.alerts.check();
-      await t.ctx.alerts.check();
+      await t.ctx.parts.alerts.check();
+      await t.ctx.parts.alerts.check();
       await drained(t);
       events = delivered(rx);
       assert.equal(events.length, 4, JSON.stringify(events.map((e) => [e.type, e.data])));
@@ -240,15 +240,15 @@ describeEachDialect('alerts', (dialect) => {
       fresh();
       await addSink(t, { name: 'ops', kind: 'webhook', url: rx.url('/hook'), events: ['instance.feed_lost'] });
       // The change feed as PostgreSQL's bus reports it: lost since a given time, or listening.
-      const feed = { instanceId: 'inst-a', listening: false, lostSince: Date.now() - 30_000 as number | null, publish: async () => {}, post: () => ({ seq: 0, sent: Promise.resolve() }), close: async () => {} };
+      const feed = { instanceId: 'inst-a', shared: true, listening: false, lostSince: Date.now() - 30_000 as number | null, publish: async () => {}, post: () => ({ seq: 0, sent: Promise.resolve() }), close: async () => {} };
       const alerts = new Alerts({
-        db: t.ctx.database.db,
-        dialect: t.ctx.database.dialect,
-        repo: t.ctx.alertsRepo,
-        cipher: t.ctx.cipher,
-        pool: t.ctx.pool,
-        tokens: t.ctx.tokens,
-        logs: t.ctx.logs,
+        db: t.ctx.parts.database.db,
+        dialect: t.ctx.parts.database.dialect,
+        repo: t.ctx.parts.repos.alerts,
+        cipher: t.ctx.parts.cipher,
+        pool: t.ctx.parts.pool,
+        tokens: t.ctx.parts.tokens,
+        logs: t.ctx.parts.repos.logs,
         bus: () => feed,
         log: t.ctx.log,
         config: t.ctx.config.alerts,
@@ -345,7 +345,7 @@ describeEachDialect('alerts', (dialect) => {
       assert.equal(list.statusCode, 200);
       assert.ok(!list.body.includes('secret-path-abcdef'), 'the URL is masked');
       assert.ok(!list.body.includes('whsec_'), 'the secret is not shown again');
-      const row = await t.ctx.database.db.selectFrom('alert_sinks').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const row = await t.ctx.parts.database.db.selectFrom('alert_sinks').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
       assert.ok(!JSON.stringify(row).includes('secret-path-abcdef'), 'stored sealed');
 
       const bad: Array<[object, RegExp]> = [
@@ -408,9 +408,9 @@ describeEachDialect('alerts across instances', (dialect) => {
       await addSink(a, { name: 'ops', kind: 'webhook', url: rx.url('/hook') });
       // Forty events, recorded by one instance, then both deliver at once, over and over.
       for (let i = 0; i < 40; i++) {
-        await a.ctx.alertsRepo.record([{ type: 'key.invalid', summary: `event ${i}`, data: { keys: [] } }]);
+        await a.ctx.parts.repos.alerts.record([{ type: 'key.invalid', summary: `event ${i}`, data: { keys: [] } }]);
       }
-      await Promise.all([a.ctx.alerts.delivery.run(), b.ctx.alerts.delivery.run(), a.ctx.alerts.delivery.run(), b.ctx.alerts.delivery.run()]);
+      await Promise.all([a.ctx.parts.alerts.delivery.run(), b.ctx.parts.alerts.delivery.run(), a.ctx.parts.alerts.delivery.run(), b.ctx.parts.alerts.delivery.run()]);
       await drained(a);
       const ids = delivered(rx).map((e) => e.id);
       assert.equal(ids.length, 40);

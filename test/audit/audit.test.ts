@@ -7,14 +7,14 @@ import { describeEachDialect } from '../support/db.js';
 type Method = 'POST' | 'PATCH' | 'PUT' | 'DELETE' | 'GET';
 
 async function auditRows(t: TestApp) {
-  return t.ctx.database.db.selectFrom('audit_log').selectAll().orderBy('id').execute();
+  return t.ctx.parts.database.db.selectFrom('audit_log').selectAll().orderBy('id').execute();
 }
 
 /** Every text the database holds, table by table: what a search for a secret must not find. */
 async function everyText(t: TestApp): Promise<string> {
   const tables = ['settings', 'tavily_accounts', 'tavily_keys', 'client_tokens', 'request_logs', 'research_tasks', 'alert_sinks', 'alert_events', 'alert_deliveries', 'alert_active', 'audit_log'] as const;
   const parts: string[] = [];
-  for (const table of tables) parts.push(JSON.stringify(await t.ctx.database.db.selectFrom(table).selectAll().execute()));
+  for (const table of tables) parts.push(JSON.stringify(await t.ctx.parts.database.db.selectFrom(table).selectAll().execute()));
   return parts.join('\n');
 }
 
@@ -90,7 +90,7 @@ describeEachDialect('the audit log', (dialect) => {
       assert.equal((await call('POST', '/alerts/sinks', { name: 'taken', kind: 'webhook', url: 'http://127.0.0.1:9/b' })).statusCode, 409);
       const after = await auditRows(t);
       assert.deepEqual(after.slice(before).map((r) => r.action), ['alerts.sink_create'], 'only the change that held');
-      assert.equal((await t.ctx.database.db.selectFrom('tavily_accounts').select('id').where('name', '=', 'ghost@example.com').execute()).length, 0);
+      assert.equal((await t.ctx.parts.database.db.selectFrom('tavily_accounts').select('id').where('name', '=', 'ghost@example.com').execute()).length, 0);
 
       // No key and no token anywhere in the database, the audit log included.
       const text = await everyText(t);
@@ -101,8 +101,8 @@ describeEachDialect('the audit log', (dialect) => {
   test('a rolled-back transaction leaves no audit row', () =>
     up.withApp({}, async (t) => {
       // The change itself fails in the database after the audit row was written: both go.
-      const db = t.ctx.database.db;
-      if (t.ctx.database.dialect === 'postgres') {
+      const db = t.ctx.parts.database.db;
+      if (t.ctx.parts.database.dialect === 'postgres') {
         await sql`create function no_tokens() returns trigger language plpgsql as $$ begin raise exception 'refused by a test'; end $$`.execute(db);
         await sql`create trigger no_tokens after insert on audit_log for each row execute function no_tokens()`.execute(db);
       } else {

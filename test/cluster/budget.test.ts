@@ -8,15 +8,15 @@ const postgres = dialects.find((d) => d.name === 'postgres')!;
 
 /** Waits until every instance knows the token (the first one's notice reached them). */
 async function tokenEverywhere(cluster: TestCluster, id: number): Promise<void> {
-  for (let i = 0; i < 300 && !cluster.instances.every((t) => t.ctx.tokens.byId(id)); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cluster.instances.every((t) => t.ctx.tokens.byId(id)), 'every instance knows the token');
+  for (let i = 0; i < 300 && !cluster.instances.every((t) => t.ctx.parts.tokens.byId(id)); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cluster.instances.every((t) => t.ctx.parts.tokens.byId(id)), 'every instance knows the token');
 }
 
 /** Every instance heard the others' heartbeats (their figures count from then on). */
 async function peersKnown(cluster: TestCluster): Promise<void> {
   const n = cluster.instances.length;
-  for (let i = 0; i < 300 && !cluster.instances.every((t) => t.ctx.instances.live() === n); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cluster.instances.every((t) => t.ctx.instances.live() === n));
+  for (let i = 0; i < 300 && !cluster.instances.every((t) => t.ctx.parts.instances.live() === n); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cluster.instances.every((t) => t.ctx.parts.instances.live() === n));
 }
 
 async function burst(cluster: TestCluster, token: string, n: number): Promise<number[]> {
@@ -29,8 +29,8 @@ async function burst(cluster: TestCluster, token: string, n: number): Promise<nu
 }
 
 async function monthSpent(t: TestApp, cluster: TestCluster, id: number): Promise<number> {
-  await Promise.all(cluster.instances.map((x) => x.ctx.writeBehind.flush()));
-  const row = await t.ctx.database.db.selectFrom('client_tokens').select('month_spent').where('id', '=', id).executeTakeFirstOrThrow();
+  await Promise.all(cluster.instances.map((x) => x.ctx.parts.outbox.flush()));
+  const row = await t.ctx.parts.database.db.selectFrom('client_tokens').select('month_spent').where('id', '=', id).executeTakeFirstOrThrow();
   return row.month_spent;
 }
 
@@ -52,7 +52,7 @@ function clusterSuite(title: string, env: Record<string, string>, slack: number)
     test(`200 searches at once through two instances against a budget of 100 spend at most ${100 + slack}`, async () => {
       const [a] = cluster.instances as [TestApp];
       const c = await keysAndToken(a, ['tvly-dev-budgetcluster1', 'tvly-dev-budgetcluster2', 'tvly-dev-budgetcluster3'], { name: 'shared', monthly_budget: 100 });
-      const id = (await a.ctx.tokensRepo.list(false))[0]!.id;
+      const id = (await a.ctx.parts.repos.tokens.list(false))[0]!.id;
       await tokenEverywhere(cluster, id);
       const codes = await burst(cluster, c.token, 200);
       const served = codes.filter((x) => x === 200).length;
@@ -64,7 +64,7 @@ function clusterSuite(title: string, env: Record<string, string>, slack: number)
       // Both instances' flushes were written (they update the same rows: in one lock order, no deadlock).
       assert.equal(spent, fake.totalCredits, cluster.instances.flatMap((x) => x.logs.lines.filter((l) => /"level":50/.test(l))).join('').slice(0, 2000));
       assert.ok(spent <= 100 + slack, `${spent} spent of 100`);
-      for (const t of cluster.instances) assert.equal(t.ctx.budget.held(id), 0, 'every hold settled');
+      for (const t of cluster.instances) assert.equal(t.ctx.parts.budget.held(id), 0, 'every hold settled');
       // A second wave, after the first was accounted everywhere, finds the rest (if any) and no more.
       await new Promise((r) => setTimeout(r, 100));
       const more = (await burst(cluster, c.token, 40)).filter((x) => x === 200).length;

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { PgBus, type SyncItem, decodePayload, encodeItems } from '../../src/cluster/bus.js';
+import { type BusHandlers, PgBus, type SyncItem, decodePayload, encodeItems } from '../../src/cluster/bus.js';
+
+async function listening(bus: PgBus, handlers: BusHandlers): Promise<PgBus> {
+  await bus.listen(handlers);
+  return bus;
+}
 import type { Database } from '../../src/db/schema.js';
 import { createLogger } from '../../src/logger.js';
 import { LogSink } from '../support/app.js';
@@ -44,10 +49,10 @@ else
     const heard: SyncItem[][] = [[], [], []];
     const handlers = (i: number) => ({ onItems: (items: SyncItem[]) => heard[i]!.push(...items), onResync: () => {} });
     const url = process.env.TEST_DATABASE_URL!;
-    const a = await PgBus.start({ url, searchPath: db.open.pgSearchPath, log, handlers: handlers(0) });
-    const b = await PgBus.start({ url, searchPath: db.open.pgSearchPath, log, handlers: handlers(1) });
+    const a = await listening(new PgBus({ url, searchPath: db.open.pgSearchPath, log }), handlers(0));
+    const b = await listening(new PgBus({ url, searchPath: db.open.pgSearchPath, log }), handlers(1));
     // Another deployment in another schema of the same database.
-    const c = await PgBus.start({ url, searchPath: other.open.pgSearchPath, log, handlers: handlers(2) });
+    const c = await listening(new PgBus({ url, searchPath: other.open.pgSearchPath, log }), handlers(2));
     const kdb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, options: `-c search_path=${db.open.pgSearchPath}` }) }) });
     try {
       assert.notEqual(a.channel, c.channel);

@@ -61,9 +61,9 @@ else
       await within(5000, 'both instances on each', async () => (await list(a)).length === 2 && (await list(b)).length === 2);
       const fromA = await list(a);
       const fromB = await list(b);
-      assert.equal(fromA.find((i) => i.self)!.id, a.ctx.bus!.instanceId);
-      assert.equal(fromA.find((i) => !i.self)!.id, b.ctx.bus!.instanceId);
-      assert.equal(fromB.find((i) => !i.self)!.id, a.ctx.bus!.instanceId);
+      assert.equal(fromA.find((i) => i.self)!.id, a.ctx.parts.bus!.instanceId);
+      assert.equal(fromA.find((i) => !i.self)!.id, b.ctx.parts.bus!.instanceId);
+      assert.equal(fromB.find((i) => !i.self)!.id, a.ctx.parts.bus!.instanceId);
       assert.ok(fromA.every((i) => !i.lost && i.listening && i.version === fromA[0]!.version));
     });
 
@@ -72,7 +72,7 @@ else
       const good = ['tvly-dev-clustergood001', 'tvly-dev-clustergood002'];
       const bad = ['tvly-dev-invalid-clust01', 'tvly-dev-plan432-clust01', 'tvly-dev-ratelimit-clst1'];
       const ids = await importKeys(a!, [...good, ...bad]);
-      await within(2000, 'B has the imported keys', () => b!.ctx.pool.size === 5);
+      await within(2000, 'B has the imported keys', () => b!.ctx.parts.pool.size === 5);
       const { token } = await createToken(a!);
       await within(2000, 'B knows the token', async () => (await search(b!, token)).statusCode === 200);
       fake.resetStats();
@@ -81,19 +81,19 @@ else
       for (let i = 0; i < 5 && bad.some((k) => !fake.stats.requestsByKey.get(k)); i++) assert.equal((await search(a!, token)).statusCode, 200);
       for (const k of bad) assert.equal(fake.stats.requestsByKey.get(k), 1, `A tried ${k} once`);
       const elapsed = await within(2000, 'B stops choosing the three keys', () => {
-        const c = b!.ctx.pool.counts();
+        const c = b!.ctx.parts.pool.counts();
         return c.invalid === 1 && c.exhausted === 1 && c.cooling === 1 && c.available === 2;
       });
       assert.ok(elapsed < 2000);
       tc.diagnostic(`B stopped choosing the three keys ${Math.round(elapsed)} ms after A's last answer`);
-      assert.equal(b!.ctx.pool.get(ids.get(bad[0]!)!)!.health, 'invalid');
-      assert.equal(b!.ctx.pool.get(ids.get(bad[1]!)!)!.health, 'exhausted');
-      assert.ok(b!.ctx.pool.get(ids.get(bad[2]!)!)!.coolUntil > Date.now() + 50_000, 'B rests the key for the Retry-After A heard');
+      assert.equal(b!.ctx.parts.pool.get(ids.get(bad[0]!)!)!.health, 'invalid');
+      assert.equal(b!.ctx.parts.pool.get(ids.get(bad[1]!)!)!.health, 'exhausted');
+      assert.ok(b!.ctx.parts.pool.get(ids.get(bad[2]!)!)!.coolUntil > Date.now() + 50_000, 'B rests the key for the Retry-After A heard');
 
       for (let i = 0; i < 30; i++) assert.equal((await search(b!, token)).statusCode, 200);
       for (const k of bad) assert.equal(fake.stats.requestsByKey.get(k), 1, `B never sent ${k} a request`);
       // And what B learned is in the database for any instance that starts later.
-      const rows = await a!.ctx.keys.loadForPool([...ids.values()]);
+      const rows = await a!.ctx.parts.repos.keys.loadForPool([...ids.values()]);
       const byId = new Map(rows.map((r) => [r.id, r]));
       assert.equal(byId.get(ids.get(bad[0]!)!)!.status, 'invalid');
       assert.equal(byId.get(ids.get(bad[1]!)!)!.status, 'exhausted');
@@ -104,18 +104,18 @@ else
       const [a, b, c] = await start(3);
       const keys = ['tvly-dev-adminsync00001', 'tvly-dev-adminsync00002'];
       const ids = await importKeys(a!, keys);
-      await within(2000, 'imported keys on B and C', () => b!.ctx.pool.size === 2 && c!.ctx.pool.size === 2);
+      await within(2000, 'imported keys on B and C', () => b!.ctx.parts.pool.size === 2 && c!.ctx.parts.pool.size === 2);
 
       const tok = await createToken(b!, { name: 'shared', rpm_limit: 1000 });
       await within(2000, 'a token made on B works on C', async () => (await search(c!, tok.token)).statusCode === 200);
 
       const patch = await c!.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${ids.get(keys[0]!)}`, headers: c!.auth, payload: { enabled: false } });
       assert.equal(patch.statusCode, 200, patch.body);
-      await within(2000, 'a key disabled on C is out of A and B', () => a!.ctx.pool.counts().disabled === 1 && b!.ctx.pool.counts().disabled === 1);
+      await within(2000, 'a key disabled on C is out of A and B', () => a!.ctx.parts.pool.counts().disabled === 1 && b!.ctx.parts.pool.counts().disabled === 1);
 
       const del = await a!.app.inject({ method: 'DELETE', url: `/api/v1/admin/tavily-keys/${ids.get(keys[1]!)}`, headers: a!.auth });
       assert.equal(del.statusCode, 204, del.body);
-      await within(2000, 'a key deleted on A is gone from B and C', () => b!.ctx.pool.size === 1 && c!.ctx.pool.size === 1);
+      await within(2000, 'a key deleted on A is gone from B and C', () => b!.ctx.parts.pool.size === 1 && c!.ctx.parts.pool.size === 1);
 
       const revoke = await a!.app.inject({ method: 'DELETE', url: `/api/v1/admin/tokens/${tok.id}`, headers: a!.auth });
       assert.ok(revoke.statusCode < 300, revoke.body);
@@ -126,13 +126,13 @@ else
       const [a, b] = await start(2);
       await importKeys(a!, ['tvly-dev-budgetsync0001', 'tvly-dev-budgetsync0002']);
       const tok = await createToken(a!, { name: 'budgeted', monthly_budget: 10 });
-      await within(2000, 'B knows the token', () => b!.ctx.tokens.byId(tok.id) !== undefined);
+      await within(2000, 'B knows the token', () => b!.ctx.parts.tokens.byId(tok.id) !== undefined);
       for (let i = 0; i < 6; i++) assert.equal((await search(a!, tok.token)).statusCode, 200);
-      await within(2000, 'B sees the 6 credits A charged', () => b!.ctx.tokens.byId(tok.id)!.spent === 6);
+      await within(2000, 'B sees the 6 credits A charged', () => b!.ctx.parts.tokens.byId(tok.id)!.spent === 6);
       const answers = [];
       for (let i = 0; i < 6; i++) answers.push((await search(b!, tok.token)).statusCode);
       assert.deepEqual(answers, [200, 200, 200, 200, 432, 432], 'B serves what is left of the budget, then refuses');
-      await within(2000, 'A sees B’s spend too', () => a!.ctx.tokens.byId(tok.id)!.spent === 10);
+      await within(2000, 'A sees B’s spend too', () => a!.ctx.parts.tokens.byId(tok.id)!.spent === 10);
       assert.equal((await search(a!, tok.token)).statusCode, 432);
       assert.equal(fake.totalCredits, 10);
     });
@@ -144,15 +144,15 @@ else
       const [a, b] = cluster.instances;
       await importKeys(a!, ['tvly-dev-nearbudget0001']);
       const tok = await createToken(a!, { name: 'near', monthly_budget: 10 });
-      await within(2000, 'B knows the token', () => b!.ctx.tokens.byId(tok.id) !== undefined);
-      await within(2000, 'A and B hear each other', () => a!.ctx.instances.live() === 2 && b!.ctx.instances.live() === 2);
+      await within(2000, 'B knows the token', () => b!.ctx.parts.tokens.byId(tok.id) !== undefined);
+      await within(2000, 'A and B hear each other', () => a!.ctx.parts.instances.live() === 2 && b!.ctx.parts.instances.live() === 2);
       for (let i = 0; i < 8; i++) assert.equal((await search(a!, tok.token)).statusCode, 200);
-      await within(2000, 'B counts the 8 credits A charged (not flushed yet)', () => b!.ctx.budget.left(b!.ctx.tokens.byId(tok.id)!) === 2);
-      assert.equal(b!.ctx.tokens.byId(tok.id)!.spent, 0, 'nothing flushed: B read it from A’s figure, not from a flush');
+      await within(2000, 'B counts the 8 credits A charged (not flushed yet)', () => b!.ctx.parts.budget.left(b!.ctx.parts.tokens.byId(tok.id)!) === 2);
+      assert.equal(b!.ctx.parts.tokens.byId(tok.id)!.spent, 0, 'nothing flushed: B read it from A’s figure, not from a flush');
       assert.equal((await search(b!, tok.token)).statusCode, 200);
       assert.equal((await search(b!, tok.token)).statusCode, 200);
       assert.equal((await search(b!, tok.token)).statusCode, 432);
-      await within(2000, 'A counts B’s 2', () => a!.ctx.budget.left(a!.ctx.tokens.byId(tok.id)!) === 0);
+      await within(2000, 'A counts B’s 2', () => a!.ctx.parts.budget.left(a!.ctx.parts.tokens.byId(tok.id)!) === 0);
       assert.equal((await search(a!, tok.token)).statusCode, 432);
       assert.equal(fake.totalCredits, 10);
     });
@@ -161,7 +161,7 @@ else
       const [a, b] = await start(2);
       await importKeys(a!, ['tvly-dev-researchsync01', 'tvly-dev-researchsync02']);
       const tok = await createToken(a!);
-      await within(2000, 'B knows the token', () => b!.ctx.tokens.byId(tok.id) !== undefined);
+      await within(2000, 'B knows the token', () => b!.ctx.parts.tokens.byId(tok.id) !== undefined);
       const auth = { authorization: `Bearer ${tok.token}` };
       const created = await a!.app.inject({ method: 'POST', url: '/research', headers: auth, payload: { input: 'a topic' } });
       assert.equal(created.statusCode, 201, created.body);
@@ -173,13 +173,13 @@ else
         onB = await b!.app.inject({ method: 'GET', url: `/research/${id}`, headers: auth });
       }
       assert.equal(onB.statusCode, 200, onB.body);
-      const heard = a!.ctx.sync.stats.items;
-      await b!.ctx.writeBehind.flush();
-      await within(2000, 'A hears B’s flush', () => a!.ctx.sync.stats.items > heard);
+      const heard = a!.ctx.parts.sync.stats.items;
+      await b!.ctx.parts.outbox.flush();
+      await within(2000, 'A hears B’s flush', () => a!.ctx.parts.sync.stats.items > heard);
       const onA = await a!.app.inject({ method: 'GET', url: `/research/${id}`, headers: auth });
       assert.equal(onA.statusCode, 200, onA.body);
-      await Promise.all([a!, b!].map((t) => t.ctx.writeBehind.flush()));
-      const logged = await sql<{ n: number }>`select coalesce(sum(credits), 0) as n from request_logs where endpoint = 'research.get'`.execute(a!.ctx.database.db);
+      await Promise.all([a!, b!].map((t) => t.ctx.parts.outbox.flush()));
+      const logged = await sql<{ n: number }>`select coalesce(sum(credits), 0) as n from request_logs where endpoint = 'research.get'`.execute(a!.ctx.parts.database.db);
       assert.equal(fake.totalCredits, 4);
       assert.equal(Number(logged.rows[0]!.n), 4, 'billed once, on B; the later poll on A counts nothing');
     });
@@ -192,9 +192,9 @@ else
       assert.equal(r.json().success_count, keys.length);
       const start0 = new Map(keys.map((k) => [ids.get(k)!, 1000 - defaultUsage(k).key.usage]));
       // B took the refresh's figures from A's notice, without a refresh of its own.
-      await within(2000, 'B has the refreshed figures', () => [...start0].every(([id, rem]) => b!.ctx.pool.get(id)?.remaining === rem));
+      await within(2000, 'B has the refreshed figures', () => [...start0].every(([id, rem]) => b!.ctx.parts.pool.get(id)?.remaining === rem));
       const tok = await createToken(a!);
-      await within(2000, 'B knows the token', () => b!.ctx.tokens.byId(tok.id) !== undefined);
+      await within(2000, 'B knows the token', () => b!.ctx.parts.tokens.byId(tok.id) !== undefined);
       fake.resetStats();
 
       const instances = [a!, b!];
@@ -210,11 +210,11 @@ else
       await Promise.all(Array.from({ length: 20 }, worker));
       assert.equal(statuses.length, 1000);
       assert.ok(statuses.every((s) => s === 200));
-      await Promise.all(instances.map((t) => t.ctx.writeBehind.flush()));
+      await Promise.all(instances.map((t) => t.ctx.parts.outbox.flush()));
 
       const billed = fake.totalCredits;
       assert.equal(billed, 334 * 2 + 666);
-      const rows = await a!.ctx.keys.loadForPool([...start0.keys()]);
+      const rows = await a!.ctx.parts.repos.keys.loadForPool([...start0.keys()]);
       let deducted = 0;
       for (const row of rows) {
         const spentOnKey = start0.get(row.id)! - row.remaining_quota!;
@@ -222,33 +222,33 @@ else
         deducted += spentOnKey;
       }
       assert.equal(deducted, billed, 'deducted in the database = billed by Tavily');
-      const logged = await sql<{ n: number }>`select coalesce(sum(credits), 0) as n from request_logs where endpoint = 'search'`.execute(a!.ctx.database.db);
+      const logged = await sql<{ n: number }>`select coalesce(sum(credits), 0) as n from request_logs where endpoint = 'search'`.execute(a!.ctx.parts.database.db);
       assert.equal(Number(logged.rows[0]!.n), billed, 'the request log holds the same credits');
-      assert.equal((await a!.ctx.tokensRepo.getById(tok.id))!.month_spent, billed, 'the token was charged the same');
+      assert.equal((await a!.ctx.parts.repos.tokens.getById(tok.id))!.month_spent, billed, 'the token was charged the same');
       // Each instance's memory agrees with the database once the last notices are in.
       await within(2000, 'both pools agree with the database', () =>
-        rows.every((row) => a!.ctx.pool.get(row.id)!.remaining === row.remaining_quota && b!.ctx.pool.get(row.id)!.remaining === row.remaining_quota),
+        rows.every((row) => a!.ctx.parts.pool.get(row.id)!.remaining === row.remaining_quota && b!.ctx.parts.pool.get(row.id)!.remaining === row.remaining_quota),
       );
-      await within(2000, 'both token registries agree', () => a!.ctx.tokens.byId(tok.id)!.spent === billed && b!.ctx.tokens.byId(tok.id)!.spent === billed);
+      await within(2000, 'both token registries agree', () => a!.ctx.parts.tokens.byId(tok.id)!.spent === billed && b!.ctx.parts.tokens.byId(tok.id)!.spent === billed);
     });
 
     test('the periodic read catches a change nobody announced', async () => {
       const [a, b] = await start(2, { SYNC_INTERVAL_S: '1' });
       const ids = await importKeys(a!, ['tvly-dev-periodsync001', 'tvly-dev-periodsync002']);
-      await within(2000, 'B has the keys', () => b!.ctx.pool.size === 2);
+      await within(2000, 'B has the keys', () => b!.ctx.parts.pool.size === 2);
       const id1 = [...ids.values()][0]!;
       // A hand edit of the database: no instance announces it.
-      await a!.ctx.database.db.updateTable('tavily_keys').set({ disabled_at: new Date().toISOString() }).where('id', '=', id1).execute();
-      await within(2500, 'B sees the silent change', () => b!.ctx.pool.get(id1)!.enabled === false);
+      await a!.ctx.parts.database.db.updateTable('tavily_keys').set({ disabled_at: new Date().toISOString() }).where('id', '=', id1).execute();
+      await within(2500, 'B sees the silent change', () => b!.ctx.parts.pool.get(id1)!.enabled === false);
     });
 
     test('after its listening connection drops, an instance reconnects and reads what it missed', async () => {
       // The periodic read is an hour away here: only the reconnection can bring the change.
       const [a, b] = await start(2, { SYNC_INTERVAL_S: '3600' });
       const ids = await importKeys(a!, ['tvly-dev-missedsync001', 'tvly-dev-missedsync002']);
-      await within(2000, 'B has the keys', () => b!.ctx.pool.size === 2);
+      await within(2000, 'B has the keys', () => b!.ctx.parts.pool.size === 2);
       const [id1, id2] = [...ids.values()];
-      const bus = b!.ctx.bus as PgBus;
+      const bus = b!.ctx.parts.bus as PgBus;
       bus.dropConnectionForTest();
       assert.equal(bus.listening, false);
       const ready = await b!.app.inject({ method: 'GET', url: '/readyz' });
@@ -257,10 +257,10 @@ else
       const patch = await a!.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${id1}`, headers: a!.auth, payload: { enabled: false } });
       assert.equal(patch.statusCode, 200, patch.body);
       await within(2500, 'B listens again', () => bus.listening);
-      await within(2000, 'B read everything after reconnecting', () => b!.ctx.pool.get(id1!)!.enabled === false);
+      await within(2000, 'B read everything after reconnecting', () => b!.ctx.parts.pool.get(id1!)!.enabled === false);
       // And it hears notices again.
       const patch2 = await a!.app.inject({ method: 'PATCH', url: `/api/v1/admin/tavily-keys/${id2}`, headers: a!.auth, payload: { enabled: false } });
       assert.equal(patch2.statusCode, 200, patch2.body);
-      await within(2000, 'B hears A after reconnecting', () => b!.ctx.pool.get(id2!)!.enabled === false);
+      await within(2000, 'B hears A after reconnecting', () => b!.ctx.parts.pool.get(id2!)!.enabled === false);
     });
   });

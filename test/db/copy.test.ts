@@ -32,10 +32,10 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
     // An alert sink, a token past 80% of its budget: a sink, an event, its delivery, a condition.
     await source.app.inject({ method: 'POST', url: '/api/v1/admin/alerts/sinks', headers: source.auth, payload: { name: 'hook', kind: 'webhook', url: 'http://127.0.0.1:9/hook', enabled: true } });
     await source.app.inject({ method: 'PATCH', url: `/api/v1/admin/tokens/${tok.json().item.id}`, headers: source.auth, payload: { monthly_budget: 30 } });
-    await source.ctx.writeBehind.flush();
-    await source.ctx.alerts.check();
+    await source.ctx.parts.outbox.flush();
+    await source.ctx.parts.alerts.check();
     // The source keeps still while it is copied and compared: no delivery attempt in between.
-    await source.ctx.alerts.delivery.close();
+    await source.ctx.parts.alerts.delivery.close();
     pgDb = await postgres.create();
     target = await openDatabase(pgDb.config, pgDb.open);
   });
@@ -61,7 +61,7 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
   });
 
   test('copies every row with its id, in batches; a second run copies nothing twice', async () => {
-    const first = await copyTables(source.ctx.database.db, target.db, { batch: 7 });
+    const first = await copyTables(source.ctx.parts.database.db, target.db, { batch: 7 });
     await advanceSequences(target.db);
     assert.deepEqual(
       first.map((r) => [r.table, r.read, r.inserted, r.skipped]),
@@ -80,11 +80,11 @@ else describe('copying SQLite into PostgreSQL (tavily-pool migrate)', () => {
         ['audit_log', 5, 5, 0],
       ],
     );
-    const src = await dump(source.ctx.database.db);
+    const src = await dump(source.ctx.parts.database.db);
     const dst = await dump(target.db);
     assert.deepEqual(dst, src, 'the rows arrive exactly as they were');
 
-    const again = await copyTables(source.ctx.database.db, target.db);
+    const again = await copyTables(source.ctx.parts.database.db, target.db);
     assert.deepEqual(again.map((r) => r.inserted), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(again.map((r) => r.skipped), [1, 1, 30, 1, 26, 1, 1, 1, 1, 1, 5]);
     assert.equal(dst.keys.filter((k) => k.account_id === dst.accounts[0]!.id).length, 10);

@@ -4,7 +4,6 @@ import { loadConfig, ConfigError } from '../../src/config.js';
 import { createContext } from '../../src/context.js';
 import { generateEncryptionKey, parseEncryptionKey } from '../../src/crypto.js';
 import { createLogger } from '../../src/logger.js';
-import { importKeys } from '../../src/admin/import.js';
 import { LogSink } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 
@@ -33,14 +32,14 @@ describeEachDialect('the ENCRYPTION_KEY check at start', (dialect) => {
     try {
       const key = parseEncryptionKey(generateEncryptionKey());
       const first = await start(db, key);
-      await importKeys(first, { inputs: ['tvly-dev-fingerprint0001'], label: null, validate: false });
-      await first.database.db.deleteFrom('settings').execute();
+      await first.services.keys.add({ remote_addr: null, user_agent: 'test' }, { inputs: ['tvly-dev-fingerprint0001'], label: null, validate: false });
+      await first.parts.database.db.deleteFrom('settings').execute();
       await first.close();
       await assert.rejects(start(db, parseEncryptionKey(generateEncryptionKey())), isKeyMismatch);
       const right = await start(db, key);
       try {
-        assert.equal(right.pool.size, 1, 'the right key opens the stored key');
-        const row = await right.database.db.selectFrom('settings').selectAll().executeTakeFirst();
+        assert.equal(right.parts.pool.size, 1, 'the right key opens the stored key');
+        const row = await right.parts.database.db.selectFrom('settings').selectAll().executeTakeFirst();
         assert.equal(row?.name, 'encryption_key_check', 'and its fingerprint is stored now');
       } finally {
         await right.close();

@@ -14,7 +14,7 @@ async function token(t: TestApp, body: object): Promise<{ id: number; token: str
 }
 
 async function spent(t: TestApp, id: number): Promise<number> {
-  await t.ctx.writeBehind.flush();
+  await t.ctx.parts.outbox.flush();
   const r = await t.app.inject({ method: 'GET', url: '/api/v1/admin/tokens?include_revoked=true', headers: t.auth });
   return (r.json().items as Array<{ id: number; month_spent: number }>).find((x) => x.id === id)!.month_spent;
 }
@@ -111,7 +111,7 @@ describeEachDialect('budgets and caps that hold at every door', (dialect) => {
       assert.equal(codes.filter((c) => c === 432).length, 28);
       assert.equal(up.fake.stats.requests.get('/search'), 100);
       assert.equal(await spent(t, b.id), 100);
-      assert.equal(t.ctx.budget.held(b.id), 0, 'every hold was settled');
+      assert.equal(t.ctx.parts.budget.held(b.id), 0, 'every hold was settled');
     }));
 
   test('a failed or refused call releases what it held; a research task holds the most its model can cost until a poll bills it', () =>
@@ -120,11 +120,11 @@ describeEachDialect('budgets and caps that hold at every door', (dialect) => {
       const b = await token(t, { name: 'research', monthly_budget: 300 });
       // Tavily's own 400 (a query over 400 characters) costs nothing and holds nothing after.
       assert.equal((await post(t, b.token, '/search', { query: 'x'.repeat(401) })).statusCode, 400);
-      assert.equal(t.ctx.budget.held(b.id), 0);
+      assert.equal(t.ctx.parts.budget.held(b.id), 0);
       up.fake.researchPendingPolls = 1;
       const created = await post(t, b.token, '/research', { input: 'a topic', model: 'auto' });
       assert.equal(created.statusCode, 201, created.body);
-      assert.equal(t.ctx.budget.held(b.id), 250, 'auto may choose pro: up to 250 held');
+      assert.equal(t.ctx.parts.budget.held(b.id), 250, 'auto may choose pro: up to 250 held');
       // 50 left: a second pro task does not fit, a search does.
       const second = await post(t, b.token, '/research', { input: 'another', model: 'pro' });
       assert.equal(second.statusCode, 432);
@@ -133,9 +133,9 @@ describeEachDialect('budgets and caps that hold at every door', (dialect) => {
       const id = created.json().request_id as string;
       const poll = () => t.app.inject({ method: 'GET', url: `/research/${id}`, headers: { authorization: `Bearer ${b.token}` } });
       assert.equal((await poll()).statusCode, 202);
-      assert.equal(t.ctx.budget.held(b.id), 250, 'still running: still held');
+      assert.equal(t.ctx.parts.budget.held(b.id), 250, 'still running: still held');
       assert.equal((await poll()).statusCode, 200);
-      assert.equal(t.ctx.budget.held(b.id), 0, 'billed: the hold is settled');
+      assert.equal(t.ctx.parts.budget.held(b.id), 0, 'billed: the hold is settled');
       assert.equal(await spent(t, b.id), 1 + 4, 'the search and the task as Tavily billed it');
       // A budget of 100 cannot cover mini research (up to 110).
       const small = await token(t, { name: 'small', monthly_budget: 100 });
@@ -218,7 +218,7 @@ describeEachDialect('budgets and caps that hold at every door', (dialect) => {
         const call = client.callTool({ name: 'tavily_research', arguments: { input: 'a long topic', model: 'mini' } }) as Promise<CallToolResult>;
         // Let it poll a few times (the tests poll every 20 ms, growing to 10 s).
         for (let i = 0; i < 200 && [...up.fake.stats.researchPollsById.values()].reduce((a, b) => a + b, 0) < 3; i++) await new Promise((res) => setTimeout(res, 10));
-        assert.equal(t.ctx.budget.held(r.id), 110, 'the task holds what mini research can cost');
+        assert.equal(t.ctx.parts.budget.held(r.id), 110, 'the task holds what mini research can cost');
         const revoke = await t.app.inject({ method: 'DELETE', url: `/api/v1/admin/tokens/${r.id}`, headers: t.auth });
         assert.ok(revoke.statusCode < 300, revoke.body);
         const polledAtRevoke = [...up.fake.stats.researchPollsById.values()].reduce((a, b) => a + b, 0);
@@ -226,7 +226,7 @@ describeEachDialect('budgets and caps that hold at every door', (dialect) => {
         assert.equal(result.isError, true);
         assert.match(text(result), /this client token was revoked on \d{4}-\d{2}-\d{2}/);
         assert.ok([...up.fake.stats.researchPollsById.values()].reduce((a, b) => a + b, 0) <= polledAtRevoke + 1, 'at most the poll in flight went out after the revocation');
-        assert.equal(t.ctx.budget.held(r.id), 0, 'the task no longer holds the budget');
+        assert.equal(t.ctx.parts.budget.held(r.id), 0, 'the task no longer holds the budget');
       } finally {
         await client.close();
       }

@@ -12,8 +12,8 @@ const search = (c: Ctx, query = 'hello') =>
   c.t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: { query } });
 
 async function logRows(t: TestApp) {
-  await t.ctx.writeBehind.flush();
-  return t.ctx.database.db.selectFrom('request_logs').select(['status', 'attempts', 'key_id', 'endpoint']).orderBy('id').execute();
+  await t.ctx.parts.outbox.flush();
+  return t.ctx.parts.database.db.selectFrom('request_logs').select(['status', 'attempts', 'key_id', 'endpoint']).orderBy('id').execute();
 }
 
 describeEachDialect('failover that does not give up while a good key exists', (dialect) => {
@@ -94,7 +94,7 @@ describeEachDialect('failover that does not give up while a good key exists', (d
       const c = await setup(t, keys);
       for (const k of keys) up.fake.setRequestBehaviour(k, { kind: 'status', status: 500 });
       assert.equal((await search(c)).statusCode, 503);
-      assert.equal(t.ctx.pool.counts().cooling, 2, 'both keys rest');
+      assert.equal(t.ctx.parts.pool.counts().cooling, 2, 'both keys rest');
       // Tavily is back: the rests have not ended, but the pool has nothing else.
       for (const k of keys) up.fake.setRequestBehaviour(k, { kind: 'ok', usage: { key: { usage: 0, limit: 1000 }, account: { current_plan: 'x', plan_usage: 0, plan_limit: 1000, paygo_usage: 0, paygo_limit: null } } });
       assert.equal((await search(c)).statusCode, 200);
@@ -104,7 +104,7 @@ describeEachDialect('failover that does not give up while a good key exists', (d
     up.withApp({ KEY_STRATEGY: 'round-robin' }, async (t) => {
       const c = await setup(t, ['tvly-dev-resterror5xx-1', 'tvly-dev-restgood000001']);
       assert.equal((await search(c)).statusCode, 200);
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       const id = c.ids.get('tvly-dev-resterror5xx-1')!;
       const k = (await t.app.inject({ method: 'GET', url: `/api/v1/admin/tavily-keys/${id}`, headers: t.auth })).json();
       assert.equal(k.status, 'active');
@@ -133,12 +133,12 @@ describeEachDialect('failover that does not give up while a good key exists', (d
     up.withApp({ VALIDATE_ON_IMPORT: 'true' }, async (t) => {
       const keys = ['tvly-dev-bgcheckgood001', 'tvly-dev-bgcheckinvalid1', 'tvly-dev-bgcheckspent001'];
       const c = await setup(t, keys);
-      for (let i = 0; i < 200 && t.ctx.refresher.lastResult?.total !== 3; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(t.ctx.refresher.lastResult?.total, 3, 'the new keys were checked');
+      for (let i = 0; i < 200 && t.ctx.parts.refresher.lastResult?.total !== 3; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(t.ctx.parts.refresher.lastResult?.total, 3, 'the new keys were checked');
       assert.equal(up.fake.stats.usageCalls, 3);
-      assert.equal(t.ctx.pool.get(c.ids.get(keys[1]!)!)!.health, 'invalid', 'the pool knows the dead key before any search');
-      assert.equal(t.ctx.pool.get(c.ids.get(keys[2]!)!)!.health, 'exhausted');
-      assert.ok(t.ctx.pool.get(c.ids.get(keys[0]!)!)!.remaining! > 0);
+      assert.equal(t.ctx.parts.pool.get(c.ids.get(keys[1]!)!)!.health, 'invalid', 'the pool knows the dead key before any search');
+      assert.equal(t.ctx.parts.pool.get(c.ids.get(keys[2]!)!)!.health, 'exhausted');
+      assert.ok(t.ctx.parts.pool.get(c.ids.get(keys[0]!)!)!.remaining! > 0);
       // With ?validate=true the import checked them itself: no second round.
       up.fake.resetStats();
       const v = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys?validate=true', headers: t.auth, payload: { keys: ['tvly-dev-bgcheckvalid001'] } });

@@ -24,7 +24,7 @@ async function setup(t: TestApp, keys: string[], tokenBody: object = { name: 'ag
     assert.equal(r.json().success_count, refreshed.length);
     for (const k of refreshed) {
       // The gateway's in-memory pool has the refreshed figures, not only the database.
-      assert.equal(t.ctx.pool.get(ids.get(k)!)!.remaining, 1000 - defaultUsage(k).key.usage);
+      assert.equal(t.ctx.parts.pool.get(ids.get(k)!)!.remaining, 1000 - defaultUsage(k).key.usage);
     }
   }
   const tok = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: tokenBody });
@@ -35,7 +35,7 @@ async function setup(t: TestApp, keys: string[], tokenBody: object = { name: 'ag
 const search = (c: Ctx, body: object = { query: 'hello' }, headers: Record<string, string> = {}) =>
   c.t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}`, ...headers }, payload: body });
 
-const keyRow = async (c: Ctx, key: string) => (await c.t.ctx.keys.getById(c.ids.get(key)!))!;
+const keyRow = async (c: Ctx, key: string) => (await c.t.ctx.parts.repos.keys.getById(c.ids.get(key)!))!;
 
 describeEachDialect('gateway failover and accounting', (dialect) => {
   const up = fakeUpstream(dialect);
@@ -53,15 +53,15 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       }
       assert.equal(results.length, 200);
       for (const r of results) assert.equal(r.statusCode, 200, r.body);
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
 
       assert.equal((await keyRow(c, bad[0]!)).status, 'invalid');
       assert.equal((await keyRow(c, bad[1]!)).status, 'exhausted');
       assert.equal((await keyRow(c, bad[4]!)).status, 'exhausted');
-      assert.ok(t.ctx.pool.get(c.ids.get(bad[2]!)!)!.coolUntil > Date.now(), 'the rate-limited key is cooling down');
+      assert.ok(t.ctx.parts.pool.get(c.ids.get(bad[2]!)!)!.coolUntil > Date.now(), 'the rate-limited key is cooling down');
       assert.equal((await keyRow(c, bad[2]!)).status, 'active', 'a 429 does not change the status');
       assert.equal((await keyRow(c, bad[3]!)).status, 'active', 'a 500 does not change the status');
-      const logs = await t.ctx.database.db.selectFrom('request_logs').selectAll().execute();
+      const logs = await t.ctx.parts.database.db.selectFrom('request_logs').selectAll().execute();
       // Every upstream call is one logged attempt: the failovers are all accounted for.
       assert.equal(up.fake.stats.requests.get('/search'), logs.reduce((s, l) => s + l.attempts, 0));
       assert.equal(logs.length, 200);
@@ -84,18 +84,18 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       const c = await setup(t, ['tvly-dev-invalid-fo0001', 'tvly-dev-plan432-fo0001', 'tvly-dev-paygo433-fo001', 'tvly-dev-ratelimit-fo001', good]);
       up.fake.setRequestBehaviour('tvly-dev-ratelimit-fo001', { kind: 'status', status: 429, retryAfter: 30 });
       for (let i = 0; i < 5; i++) assert.equal((await search(c)).statusCode, 200);
-      const counts = t.ctx.pool.counts();
+      const counts = t.ctx.parts.pool.counts();
       assert.equal(counts.invalid, 1);
       assert.equal(counts.exhausted, 2);
       assert.equal(counts.cooling, 1);
-      const cooled = t.ctx.pool.get(c.ids.get('tvly-dev-ratelimit-fo001')!)!;
+      const cooled = t.ctx.parts.pool.get(c.ids.get('tvly-dev-ratelimit-fo001')!)!;
       assert.ok(cooled.coolUntil - Date.now() > 25_000 && cooled.coolUntil - Date.now() <= 30_000, 'cools for Retry-After');
       up.fake.resetStats();
       for (let i = 0; i < 5; i++) assert.equal((await search(c)).statusCode, 200);
       assert.equal(up.fake.stats.requests.get('/search'), 5, 'no more attempts on the bad keys');
       assert.deepEqual([...up.fake.stats.creditsByKey.keys()], [good]);
       // The rest is stored, and the admin view shows it.
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       const view = await t.app.inject({ method: 'GET', url: `/api/v1/admin/tavily-keys/${cooled.id}`, headers: t.auth });
       assert.equal(Date.parse(view.json().cooldown_until), cooled.coolUntil);
       const goodView = await t.app.inject({ method: 'GET', url: `/api/v1/admin/tavily-keys/${c.ids.get(good)}`, headers: t.auth });
@@ -140,16 +140,16 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
     withApp({ KEY_STRATEGY: 'round-robin' }, async (t) => {
       const c = await setup(t, ['tvly-dev-error5xx-fo0001', 'tvly-dev-hang-fo00000001', 'tvly-dev-fogood00000002']);
       // A short upstream timeout for this test: the hung key must not hold the request long.
-      const fwd = t.ctx.tavily.forward.bind(t.ctx.tavily);
-      t.ctx.tavily.forward = (o) => fwd({ ...o, timeoutMs: o.timeoutMs === null ? null : 300 });
+      const fwd = t.ctx.parts.tavily.forward.bind(t.ctx.parts.tavily);
+      t.ctx.parts.tavily.forward = (o) => fwd({ ...o, timeoutMs: o.timeoutMs === null ? null : 300 });
       for (let i = 0; i < 3; i++) {
         const r = await search(c);
         assert.equal(r.statusCode, 200, r.body);
       }
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       assert.equal((await keyRow(c, 'tvly-dev-error5xx-fo0001')).status, 'active');
       assert.equal((await keyRow(c, 'tvly-dev-hang-fo00000001')).status, 'active');
-      const logs = await t.ctx.database.db.selectFrom('request_logs').select('attempts').execute();
+      const logs = await t.ctx.parts.database.db.selectFrom('request_logs').select('attempts').execute();
       assert.ok(logs.some((l) => l.attempts > 1));
     }));
 
@@ -182,8 +182,8 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       const none = await search(c);
       assert.equal(none.statusCode, 503);
       assert.match(none.json().detail.error, /no key is available: 3 keys, 0 invalid, 0 exhausted, 3 disabled/);
-      await t.ctx.writeBehind.flush();
-      const logged = await t.ctx.database.db.selectFrom('request_logs').select(['status', 'attempts']).orderBy('id').execute();
+      await t.ctx.parts.outbox.flush();
+      const logged = await t.ctx.parts.database.db.selectFrom('request_logs').select(['status', 'attempts']).orderBy('id').execute();
       assert.deepEqual(logged, [{ status: 503, attempts: 2 }, { status: 503, attempts: 0 }], 'the log says how many keys each request tried');
     }));
 
@@ -233,8 +233,8 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       assert.equal(limited.statusCode, 429);
       assert.ok(Number(limited.headers['retry-after']) >= 1);
       assert.match(limited.json().detail.error, /2 requests per minute/);
-      await t.ctx.writeBehind.flush();
-      const refused = await t.ctx.database.db.selectFrom('request_logs').select('status').where('status', 'in', [429, 432]).execute();
+      await t.ctx.parts.outbox.flush();
+      const refused = await t.ctx.parts.database.db.selectFrom('request_logs').select('status').where('status', 'in', [429, 432]).execute();
       assert.equal(refused.length, 2, 'refusals are logged too');
     }));
 
@@ -246,8 +246,8 @@ describeEachDialect('gateway failover and accounting', (dialect) => {
       assert.equal(statuses.filter((s) => s === 200).length, 2);
       assert.equal(statuses.filter((s) => s === 429).length, 398);
       const rows = await (async () => {
-        await t.ctx.writeBehind.flush();
-        return t.ctx.database.db.selectFrom('request_logs').select(['status', 'requests']).orderBy('id').execute();
+        await t.ctx.parts.outbox.flush();
+        return t.ctx.parts.database.db.selectFrom('request_logs').select(['status', 'requests']).orderBy('id').execute();
       })();
       assert.deepEqual(rows, [
         { status: 200, requests: 1 },

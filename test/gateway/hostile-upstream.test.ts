@@ -18,13 +18,13 @@ const search = (c: Ctx, body: object = { query: 'hello' }) =>
 
 /** Shortens the gateway's upstream deadline for a test (60 s in production). */
 function upstreamDeadline(t: TestApp, ms: number): void {
-  const fwd = t.ctx.tavily.forward.bind(t.ctx.tavily);
-  t.ctx.tavily.forward = (o) => fwd({ ...o, timeoutMs: o.timeoutMs === null ? null : ms });
+  const fwd = t.ctx.parts.tavily.forward.bind(t.ctx.parts.tavily);
+  t.ctx.parts.tavily.forward = (o) => fwd({ ...o, timeoutMs: o.timeoutMs === null ? null : ms });
 }
 
 async function logRows(t: TestApp) {
-  await t.ctx.writeBehind.flush();
-  return t.ctx.database.db.selectFrom('request_logs').select(['status', 'attempts', 'key_id', 'error', 'credits']).orderBy('id').execute();
+  await t.ctx.parts.outbox.flush();
+  return t.ctx.parts.database.db.selectFrom('request_logs').select(['status', 'attempts', 'key_id', 'error', 'credits']).orderBy('id').execute();
 }
 
 describeEachDialect('the gateway against a misbehaving upstream', (dialect) => {
@@ -52,7 +52,7 @@ describeEachDialect('the gateway against a misbehaving upstream', (dialect) => {
         assert.equal(rows.length, 2);
         assert.deepEqual(rows.map((r) => r.key_id), [c.ids.get(good), c.ids.get(good)]);
         assert.deepEqual(rows.map((r) => r.attempts), [2, 1], 'the first request needed the second key; the second went to it at once');
-        const broken = t.ctx.pool.get(c.ids.get(bad)!)!;
+        const broken = t.ctx.parts.pool.get(c.ids.get(bad)!)!;
         assert.equal(broken.health, 'active', 'a broken answer does not make the key invalid');
         assert.ok(broken.coolUntil > Date.now(), 'the key that failed rests');
       }));
@@ -110,7 +110,7 @@ describeEachDialect('the gateway against a misbehaving upstream', (dialect) => {
       const key = 'tvly-dev-oddcredits0001';
       const c = await setup(t, [key]);
       await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys/refresh-quota', headers: t.auth, payload: {} });
-      const before = t.ctx.pool.get(c.ids.get(key)!)!.remaining!;
+      const before = t.ctx.parts.pool.get(c.ids.get(key)!)!.remaining!;
       for (const credits of [-1000, 1e308, 'abc', 3, 1]) {
         up.fake.setRequestBehaviour(key, { kind: 'credits', credits });
         const r = await search(c, { query: 'odd', include_usage: true });
@@ -119,7 +119,7 @@ describeEachDialect('the gateway against a misbehaving upstream', (dialect) => {
       const rows = await logRows(t);
       // −1000, 1e308, "abc" and 3 (a basic search costs at most 2) are not believed: 1 each.
       assert.deepEqual(rows.map((r) => r.credits), [1, 1, 1, 1, 1]);
-      assert.equal(t.ctx.pool.get(c.ids.get(key)!)!.remaining, before - 5);
+      assert.equal(t.ctx.parts.pool.get(c.ids.get(key)!)!.remaining, before - 5);
       const tok = (await t.app.inject({ method: 'GET', url: '/api/v1/admin/tokens', headers: t.auth })).json().items[0];
       assert.equal(tok.month_spent, 5);
       assert.match(t.logs.text, /outside the published range/);
@@ -150,7 +150,7 @@ describeEachDialect('the gateway against a misbehaving upstream', (dialect) => {
       const rows = await logRows(t);
       assert.equal(rows.length, 22, 'every request is logged');
       assert.equal(rows[0]!.error, 'Invalid query: "abcdef\ufffd"');
-      assert.equal(t.ctx.writeBehind.health.failing, false);
-      assert.equal(t.ctx.writeBehind.stats.dropped, 0);
+      assert.equal(t.ctx.parts.outbox.health.failing, false);
+      assert.equal(t.ctx.parts.outbox.stats.dropped, 0);
     }));
 });

@@ -34,7 +34,7 @@ describeEachDialect('research tasks belong to the token that created them', (dia
       assert.equal(up.fake.stats.requests.get('/research/:id') ?? 0, 0, 'the poll never reached Tavily');
 
       // The same from a second instance on the same database, which finds the task's owner there.
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       const second = await startTestApp(dialect, { tavilyBaseUrl: up.fake.url, database: t.db, encryptionKey });
       try {
         const stolenThere = await poll(second, id, other);
@@ -47,8 +47,8 @@ describeEachDialect('research tasks belong to the token that created them', (dia
       const mine = await poll(t, id, owner);
       assert.equal(mine.statusCode, 200, mine.body);
       assert.equal(mine.json().content, 'A research report.');
-      await t.ctx.writeBehind.flush();
-      const spend = await t.ctx.database.db.selectFrom('client_tokens').select(['name', 'month_spent']).orderBy('id').execute();
+      await t.ctx.parts.outbox.flush();
+      const spend = await t.ctx.parts.database.db.selectFrom('client_tokens').select(['name', 'month_spent']).orderBy('id').execute();
       assert.deepEqual(spend, [
         { name: 'owner', month_spent: 4 },
         { name: 'other', month_spent: 0 },

@@ -50,7 +50,7 @@ describeEachDialect('scoped client tokens', (dialect) => {
       assert.equal(upstream('search'), 2);
 
       // Each refusal is logged with its reason, on the token's rows.
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       const logs = await t.app.inject({ method: 'GET', url: `/api/v1/admin/logs?token_id=${s.id}&status=403`, headers: t.auth });
       const rows = logs.json().items as Array<{ endpoint: string; error: string; requests: number; via: string }>;
       assert.deepEqual(rows.map((r) => [r.endpoint, r.via]).sort(), [

@@ -74,8 +74,8 @@ describeEachDialect('official SDK (@tavily/core) through the gateway', (dialect)
   });
 
   test('every credit Tavily billed is accounted to the keys and the token', async () => {
-    await t.ctx.writeBehind.flush();
-    const logs = await t.ctx.database.db.selectFrom('request_logs').selectAll().execute();
+    await t.ctx.parts.outbox.flush();
+    const logs = await t.ctx.parts.database.db.selectFrom('request_logs').selectAll().execute();
     const logged = logs.reduce((s, r) => s + r.credits, 0);
     assert.ok(fake.totalCredits > 0);
     assert.equal(logged, fake.totalCredits);
@@ -100,8 +100,8 @@ describeEachDialect('official SDK (@tavily/core) through the gateway', (dialect)
     assert.equal(fake.totalCredits, credits, 'feedback costs nothing');
     // Feedback on a request the gateway does not know goes with any key.
     assert.equal((await client.feedback({ requestId: 'not-one-of-ours', humanScore: 1 })).success, true);
-    await t.ctx.writeBehind.flush();
-    const rows = await t.ctx.database.db.selectFrom('request_logs').select(['endpoint', 'credits', 'status']).where('endpoint', '=', 'feedback').execute();
+    await t.ctx.parts.outbox.flush();
+    const rows = await t.ctx.parts.database.db.selectFrom('request_logs').select(['endpoint', 'credits', 'status']).where('endpoint', '=', 'feedback').execute();
     assert.deepEqual(rows, [
       { endpoint: 'feedback', credits: 0, status: 200 },
       { endpoint: 'feedback', credits: 0, status: 200 },

@@ -10,8 +10,8 @@ import { describeEachDialect } from '../support/db.js';
  * and on PostgreSQL a trigger raising disk_full (SQLSTATE 53100) on the tables that grow.
  */
 async function fillDisk(t: TestApp): Promise<void> {
-  const db = t.ctx.database.db;
-  if (t.ctx.database.dialect === 'sqlite') {
+  const db = t.ctx.parts.database.db;
+  if (t.ctx.parts.database.dialect === 'sqlite') {
     const { rows } = await sql<{ page_count: number }>`pragma page_count`.execute(db);
     await sql.raw(`pragma max_page_count = ${rows[0]!.page_count}`).execute(db);
     return;
@@ -48,7 +48,7 @@ describeEachDialect('a full disk', (dialect) => {
         const r = await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${token}` }, payload: { query: `full ${i}` } });
         assert.equal(r.statusCode, 200, r.body);
       }
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       const ready = await t.app.inject({ method: 'GET', url: '/readyz' });
       assert.equal(ready.statusCode, 503, ready.body);
       const body = ready.json();

@@ -38,8 +38,8 @@ describe('real MCP clients', () => {
         assert.notEqual(out.isError, true, `${tool}: ${out.content[0]?.text}`);
         assert.match(out.content[0]!.text, expect, tool);
       }
-      await t.ctx.writeBehind.flush();
-      const rows = await t.ctx.database.db.selectFrom('request_logs').select(['endpoint', 'via']).execute();
+      await t.ctx.parts.outbox.flush();
+      const rows = await t.ctx.parts.database.db.selectFrom('request_logs').select(['endpoint', 'via']).execute();
       assert.deepEqual(rows.map((r) => r.endpoint).sort(), ['crawl', 'extract', 'map', 'research', 'research.get', 'search']);
       assert.ok(rows.every((r) => r.via === 'mcp'));
     }));

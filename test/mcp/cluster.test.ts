@@ -26,7 +26,7 @@ else
     test('a client initializes through one instance and calls tools through the other; research made on A and polled on B is billed once', async () => {
       const [a, b] = cluster.instances as [(typeof cluster.instances)[0], (typeof cluster.instances)[0]];
       const c = await keysAndToken(a, ['tvly-dev-mcpcluster0001', 'tvly-dev-mcpcluster0002']);
-      for (let i = 0; i < 200 && !b.ctx.tokens.byId(1); i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 200 && !b.ctx.parts.tokens.byId(1); i++) await new Promise((r) => setTimeout(r, 10));
       const urls = [await a.app.listen({ port: 0, host: '127.0.0.1' }), await b.app.listen({ port: 0, host: '127.0.0.1' })];
       // A round-robin balancer: each HTTP request goes to the next instance.
       let next = 0;
@@ -53,14 +53,14 @@ else
           onB = await b.app.inject({ method: 'GET', url: `/research/${id}`, headers: { authorization: `Bearer ${c.token}` } });
         }
         assert.equal(onB.statusCode, 200, onB.body);
-        await b.ctx.writeBehind.flush();
-        for (let i = 0; i < 100 && !(await a.ctx.research.lookup(id))?.charged; i++) await new Promise((res) => setTimeout(res, 20));
+        await b.ctx.parts.outbox.flush();
+        for (let i = 0; i < 100 && !(await a.ctx.parts.research.lookup(id))?.charged; i++) await new Promise((res) => setTimeout(res, 20));
         assert.equal((await a.app.inject({ method: 'GET', url: `/research/${id}`, headers: { authorization: `Bearer ${c.token}` } })).statusCode, 200);
 
         const viaTool = (await client.callTool({ name: 'tavily_research', arguments: { input: 'through MCP', model: 'mini' } })) as CallToolResult;
         assert.equal(viaTool.isError, undefined);
-        await Promise.all([a, b].map((t) => t.ctx.writeBehind.flush()));
-        const rows = await a.ctx.database.db.selectFrom('request_logs').select(['endpoint', 'credits', 'via']).execute();
+        await Promise.all([a, b].map((t) => t.ctx.parts.outbox.flush()));
+        const rows = await a.ctx.parts.database.db.selectFrom('request_logs').select(['endpoint', 'credits', 'via']).execute();
         const researchCredits = rows.filter((x) => x.endpoint === 'research.get').reduce((s, x) => s + x.credits, 0);
         assert.equal(researchCredits, 8, 'each task billed once (4 credits each)');
         assert.equal(rows.reduce((s, x) => s + x.credits, 0), fake.totalCredits, 'the log holds what Tavily billed');

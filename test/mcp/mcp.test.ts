@@ -7,8 +7,8 @@ import { connect, text } from '../support/mcp.js';
 
 
 async function logRows(t: TestApp) {
-  await t.ctx.writeBehind.flush();
-  return t.ctx.database.db.selectFrom('request_logs').select(['endpoint', 'status', 'credits', 'via', 'attempts']).orderBy('id').execute();
+  await t.ctx.parts.outbox.flush();
+  return t.ctx.parts.database.db.selectFrom('request_logs').select(['endpoint', 'status', 'credits', 'via', 'attempts']).orderBy('id').execute();
 }
 
 /** What an agent that used Tavily's own MCP server relies on: names, argument types, enums and defaults. */

@@ -40,11 +40,11 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       // An invalid key first in line (it is tried once, then marked), and two good ones.
       const c = await keysAndToken(t, ['tvly-dev-invalid-metrics1', 'tvly-dev-metricsgood001', 'tvly-dev-metricsgood002'], { name: 'agents', monthly_budget: 12 });
       const other = (await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: { name: 'second' } })).json().token as string;
-      await t.ctx.refresher.refresh();
+      await t.ctx.parts.refresher.refresh();
       const send = (url: string, payload: object, tok = c.token) => t.app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${tok}` }, payload });
       // The invalid key is only found by traffic: mark it active again after the refresh.
       const invalidId = c.ids.get('tvly-dev-invalid-metrics1')!;
-      t.ctx.pool.refreshed(invalidId, 'active', 5000);
+      t.ctx.parts.pool.refreshed(invalidId, 'active', 5000);
       for (let i = 0; i < 5; i++) assert.equal((await send('/search', { query: `basic ${i}` })).statusCode, 200);
       for (let i = 0; i < 2; i++) assert.equal((await send('/search', { query: `adv ${i}`, search_depth: 'advanced' })).statusCode, 200);
       assert.equal((await send('/extract', { urls: ['https://example.com/a'] })).statusCode, 200);
@@ -63,7 +63,7 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       assert.equal(m.value('tavily_pool_failovers_total', { reason: 'invalid' }), 1);
       assert.equal(m.value('tavily_pool_keys', { state: 'invalid' }), 1);
       assert.equal(m.value('tavily_pool_keys', { state: 'available' }), 2);
-      assert.equal(m.value('tavily_pool_credits_remaining'), t.ctx.pool.creditsRemaining());
+      assert.equal(m.value('tavily_pool_credits_remaining'), t.ctx.parts.pool.creditsRemaining());
       assert.equal(m.value('tavily_pool_refresh_runs_total', { result: 'ok' }), 1);
       assert.equal(m.observed('tavily_pool_upstream_seconds', { endpoint: 'search' }), 9, 'a latency per served search');
       assert.equal(m.observed('tavily_pool_upstream_seconds', { endpoint: 'extract' }), 1);
@@ -72,7 +72,7 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       assert.equal(m.value('tavily_pool_token_requests_total', { token: 'agents' }), 10);
       assert.equal(m.value('tavily_pool_token_requests_total', { token: 'other' }), 1);
       assert.equal(m.value('tavily_pool_token_credits_total', { token: 'agents' }), 12);
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       const after = await scrape(t);
       assert.ok(after.observed('tavily_pool_request_log_flush_seconds') >= 1, 'flushes are timed');
       assert.equal(after.value('tavily_pool_request_log_pending_rows'), 0);
@@ -87,9 +87,9 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       assert.ok(names.size >= 15, [...names].join(', '));
       // Histograms and labelled counters appear once something is observed: a refresh, a request, a delivery.
       const c = await keysAndToken(t, ['tvly-dev-grafanakey0001']);
-      await t.ctx.refresher.refresh();
+      await t.ctx.parts.refresher.refresh();
       await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${c.token}` }, payload: { query: 'q' } });
-      await t.ctx.writeBehind.flush();
+      await t.ctx.parts.outbox.flush();
       t.ctx.metrics!.failover('failure');
       t.ctx.metrics!.syncLag(3);
       t.ctx.metrics!.alertDelivery('delivered');

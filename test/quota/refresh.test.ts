@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { KeyRepository } from '../../src/db/repositories/keys.js';
 import type { KeyRow } from '../../src/db/schema.js';
+import { KeyService } from '../../src/services/keys.js';
 import { QuotaRefresher, RefreshWriteError } from '../../src/quota/refresh.js';
 import { type TestApp, fakeUpstream, startTestApp } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
@@ -51,7 +52,7 @@ async function refresh(t: TestApp, body?: unknown) {
 }
 
 async function row(t: TestApp, id: number): Promise<KeyRow> {
-  const r = await t.ctx.keys.getById(id);
+  const r = await t.ctx.parts.repos.keys.getById(id);
   assert.ok(r, `key ${id} exists`);
   return r;
 }
@@ -189,14 +190,14 @@ describeEachDialect('quota refresh', (dialect) => {
   test('one read and exactly one write transaction per refresh, with batched statements', () =>
     withApp({}, async (t) => {
       await addKeys(t, [...manyKeys(300, 'tx'), 'tvly-dev-invalid-tx0001', 'tvly-dev-error5xx-tx001']);
-      const s = t.ctx.database.stats;
-      const eventsBefore = (await t.ctx.alertsRepo.listEvents({ limit: 100 })).events.length;
+      const s = t.ctx.parts.database.stats;
+      const eventsBefore = (await t.ctx.parts.repos.alerts.listEvents({ limit: 100 })).events.length;
       const before = { ...s };
       const r = await refresh(t);
       const queries = s.queries - before.queries;
       assert.equal(r.total, 302);
       // The invalid key is one event: its row, and its deliveries (one statement for every sink).
-      const events = (await t.ctx.alertsRepo.listEvents({ limit: 100 })).events.length - eventsBefore;
+      const events = (await t.ctx.parts.repos.alerts.listEvents({ limit: 100 })).events.length - eventsBefore;
       assert.equal(events, 1);
       assert.equal(s.transactions - before.transactions, 1);
       assert.equal(s.commits - before.commits, 1);
@@ -207,7 +208,7 @@ describeEachDialect('quota refresh', (dialect) => {
       // but the event. The route writes the audit log's row (a refresh started) before it runs.
       // On PostgreSQL one more tells the other instances the outcomes (a single pg_notify
       // statement).
-      assert.equal(queries - 2 * events, t.ctx.bus ? 8 : 7);
+      assert.equal(queries - 2 * events, t.ctx.parts.bus.shared ? 8 : 7);
     }));
 
   test('a failing write rolls back: nothing is half-written', () =>
@@ -215,27 +216,27 @@ describeEachDialect('quota refresh', (dialect) => {
       const keys = manyKeys(12, 'rb');
       await addKeys(t, keys);
       const plugin = new FailNthUpdate(2);
-      const failingDb = t.ctx.database.db.withPlugin(plugin);
+      const failingDb = t.ctx.parts.database.db.withPlugin(plugin);
       // Small batches split the write into several statements; the second one fails.
-      const repo = new KeyRepository(failingDb, t.ctx.database.dialect, { batchRows: 5 });
+      const repo = new KeyRepository(failingDb, t.ctx.parts.database.dialect, { batchRows: 5 });
       const refresher = new QuotaRefresher({
         db: failingDb,
         keys: repo,
-        accounts: t.ctx.accounts,
-        logs: t.ctx.logs,
+        accounts: t.ctx.parts.repos.accounts,
+        logs: t.ctx.parts.repos.logs,
         driftTolerance: 10,
         logRetentionMs: 30 * 86_400_000,
-        cipher: t.ctx.cipher,
-        upstream: t.ctx.tavily,
+        cipher: t.ctx.parts.cipher,
+        upstream: t.ctx.parts.tavily,
         concurrency: 8,
         timeoutMs: 1000,
         log: t.ctx.log,
       });
-      const before = { ...t.ctx.database.stats };
+      const before = { ...t.ctx.parts.database.stats };
       await assert.rejects(refresher.refresh(), (err: unknown) => err instanceof RefreshWriteError && /nothing was written/.test(err.message));
       assert.equal(plugin.seen, 2, 'the first statement ran before the failure');
-      assert.equal(t.ctx.database.stats.rollbacks - before.rollbacks, 1);
-      const list = await t.ctx.keys.list({ sort: 'created_at', order: 'asc', limit: 100 });
+      assert.equal(t.ctx.parts.database.stats.rollbacks - before.rollbacks, 1);
+      const list = await t.ctx.parts.repos.keys.list({ sort: 'created_at', order: 'asc', limit: 100 });
       for (const k of list.rows) {
         assert.equal(k.last_refreshed_at, null);
         assert.equal(k.remaining_quota, null);
@@ -246,20 +247,22 @@ describeEachDialect('quota refresh', (dialect) => {
     const t = await startTestApp(dialect, {
       tavilyBaseUrl: up.fake.url,
       prepare: (ctx) => {
-        const failingDb = ctx.database.db.withPlugin(new FailNthUpdate(1));
-        ctx.refresher = new QuotaRefresher({
+        const failingDb = ctx.parts.database.db.withPlugin(new FailNthUpdate(1));
+        const refresher = new QuotaRefresher({
           db: failingDb,
-          keys: new KeyRepository(failingDb, ctx.database.dialect),
-          accounts: ctx.accounts,
-          logs: ctx.logs,
+          keys: new KeyRepository(failingDb, ctx.parts.database.dialect),
+          accounts: ctx.parts.repos.accounts,
+          logs: ctx.parts.repos.logs,
           driftTolerance: 10,
           logRetentionMs: 30 * 86_400_000,
-          cipher: ctx.cipher,
-          upstream: ctx.tavily,
+          cipher: ctx.parts.cipher,
+          upstream: ctx.parts.tavily,
           concurrency: 4,
           timeoutMs: 1000,
           log: ctx.log,
         });
+        const p = ctx.parts;
+        ctx.services.keys = new KeyService({ keys: p.repos.keys, accounts: p.repos.accounts, logs: p.repos.logs, db: p.database.db, cipher: p.cipher, plainKeys: p.plainKeys, refresher, audit: ctx.audit, changes: p.changes, accountService: ctx.services.accounts, log: ctx.log });
       },
     });
     try {
@@ -268,7 +271,7 @@ describeEachDialect('quota refresh', (dialect) => {
       assert.equal(res.statusCode, 500);
       assert.equal(res.json().error.code, 'refresh_write_failed');
       assert.match(res.json().error.message, /nothing was written/);
-      const k = await t.ctx.keys.list({ sort: 'created_at', order: 'asc', limit: 10 });
+      const k = await t.ctx.parts.repos.keys.list({ sort: 'created_at', order: 'asc', limit: 10 });
       assert.ok(k.rows.every((r) => r.last_refreshed_at === null));
     } finally {
       await t.close();
@@ -284,7 +287,7 @@ describeEachDialect('quota refresh', (dialect) => {
       const some = [...ids.values()].slice(0, 3);
       const pa = refresh(t);
       const pb = refresh(t);
-      while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
+      while (!t.ctx.parts.refresher.running) await new Promise((r) => setImmediate(r));
       const [a, b, c] = await Promise.all([pa, pb, refresh(t, { ids: some })]);
       assert.equal(up.fake.stats.usageCalls, 20);
       assert.deepEqual(a, b);
@@ -299,7 +302,7 @@ describeEachDialect('quota refresh', (dialect) => {
       up.fake.resetStats();
       const first = [...ids.values()].slice(0, 2);
       // Started in this order: the full refresh is not covered by the running one.
-      const [a, b] = await Promise.all([t.ctx.refresher.refresh({ ids: first }), t.ctx.refresher.refresh()]);
+      const [a, b] = await Promise.all([t.ctx.parts.refresher.refresh({ ids: first }), t.ctx.parts.refresher.refresh()]);
       assert.equal(a.total, 2);
       assert.equal(b.total, 10);
       assert.ok(b.started_at >= a.started_at);
@@ -315,7 +318,7 @@ describeEachDialect('quota refresh', (dialect) => {
       assert.deepEqual(await status(), { progress: { running: false, total: 0, done: 0, failed: 0, started_at: null }, last: null });
       up.fake.latencyMs = 80;
       const run = refresh(t);
-      while (!t.ctx.refresher.running) await new Promise((r) => setImmediate(r));
+      while (!t.ctx.parts.refresher.running) await new Promise((r) => setImmediate(r));
       let mid = await status();
       for (let i = 0; mid.progress.done === 0 && i < 200; i++) {
         // inject() can finish within microtasks: wait on a timer so the calls get to run.

@@ -4,11 +4,10 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { type AppContext, createContext } from '../../src/context.js';
 import { generateEncryptionKey, parseEncryptionKey } from '../../src/crypto.js';
 import { createLogger } from '../../src/logger.js';
-import { createScheduler, recheckExhausted } from '../../src/quota/jobs.js';
+import { recheckExhausted } from '../../src/quota/jobs.js';
 import { LogSink, startTestApp } from '../support/app.js';
 import { type TestDatabase, describeEachDialect, dialects } from '../support/db.js';
 import { FakeTavily, defaultUsage } from '../support/fake-tavily.js';
-import { importKeys } from '../../src/admin/import.js';
 
 const postgres = dialects[1]!;
 
@@ -35,8 +34,8 @@ describeEachDialect('scheduled jobs', (dialect) => {
   test('a run that overlaps the previous one is skipped and logged', async () => {
     const t = await startTestApp(dialect, { tavilyBaseUrl: fake.url });
     try {
-      const s = createScheduler(t.ctx);
-      await importKeys(t.ctx, { inputs: ['tvly-dev-overlap00001'], label: null, validate: false });
+      const s = t.ctx.jobs;
+      await t.ctx.services.keys.add({ remote_addr: null, user_agent: 'test' }, { inputs: ['tvly-dev-overlap00001'], label: null, validate: false });
       fake.resetStats();
       const [a, b] = await Promise.all([s.runNow('refresh'), s.runNow('refresh')]);
       assert.deepEqual([a, b], ['ran', 'overlap']);
@@ -54,29 +53,29 @@ describeEachDialect('scheduled jobs', (dialect) => {
     const t = await startTestApp(dialect, { tavilyBaseUrl: fake.url });
     try {
       const key = 'tvly-dev-spent-monthly01';
-      await importKeys(t.ctx, { inputs: [key, 'tvly-dev-monthlygood01'], label: null, validate: true });
-      await t.ctx.reloadPool();
-      const [row] = (await t.ctx.keys.list({ status: 'exhausted', sort: 'created_at', order: 'asc', limit: 10 })).rows;
+      await t.ctx.services.keys.add({ remote_addr: null, user_agent: 'test' }, { inputs: [key, 'tvly-dev-monthlygood01'], label: null, validate: true });
+      await t.ctx.parts.loader.load();
+      const [row] = (await t.ctx.parts.repos.keys.list({ status: 'exhausted', sort: 'created_at', order: 'asc', limit: 10 })).rows;
       assert.ok(row, 'the spent key starts exhausted');
-      assert.equal(t.ctx.pool.get(row.id)!.health, 'exhausted');
+      assert.equal(t.ctx.parts.pool.get(row.id)!.health, 'exhausted');
       // Nothing changed at Tavily yet: the key stays out.
       fake.resetStats();
       // Checked within the last hour (by the import): the low-rate check leaves it alone.
-      assert.deepEqual(await recheckExhausted(t.ctx), { checked: 0, new_cycles: 0 });
-      await t.ctx.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
-      assert.deepEqual(await recheckExhausted(t.ctx), { checked: 1, new_cycles: 0 });
-      assert.equal((await t.ctx.keys.getById(row.id))!.status, 'exhausted');
+      assert.deepEqual(await recheckExhausted({ refresher: t.ctx.parts.refresher, log: t.ctx.log }), { checked: 0, new_cycles: 0 });
+      await t.ctx.parts.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
+      assert.deepEqual(await recheckExhausted({ refresher: t.ctx.parts.refresher, log: t.ctx.log }), { checked: 1, new_cycles: 0 });
+      assert.equal((await t.ctx.parts.repos.keys.getById(row.id))!.status, 'exhausted');
       // A new billing cycle: Tavily reports the key's usage fallen.
       fake.setKey(key, { kind: 'ok', usage: { ...defaultUsage(key), key: { usage: 0, limit: 1000 }, account: { ...defaultUsage(key).account, plan_usage: 0 } } });
-      await t.ctx.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
+      await t.ctx.parts.database.db.updateTable('tavily_keys').set({ last_refreshed_at: '2026-01-01T00:00:00.000Z' }).execute();
       fake.resetStats();
-      assert.deepEqual(await recheckExhausted(t.ctx), { checked: 1, new_cycles: 1 });
+      assert.deepEqual(await recheckExhausted({ refresher: t.ctx.parts.refresher, log: t.ctx.log }), { checked: 1, new_cycles: 1 });
       assert.equal(fake.stats.usageCalls, 1, 'only the exhausted key is checked');
-      const after = (await t.ctx.keys.getById(row.id))!;
+      const after = (await t.ctx.parts.repos.keys.getById(row.id))!;
       assert.equal(after.status, 'active');
       assert.equal(after.remaining_quota, 1000);
       assert.ok(after.cycle_started_at, 'the new cycle is recorded');
-      assert.equal(t.ctx.pool.get(row.id)!.health, 'active', 'the gateway can use it again at once');
+      assert.equal(t.ctx.parts.pool.get(row.id)!.health, 'active', 'the gateway can use it again at once');
     } finally {
       await t.close();
     }
@@ -106,8 +105,8 @@ else
 
     test('three instances, one scheduled refresh: /usage is called exactly once per key', async () => {
       const keys = Array.from({ length: 40 }, (_, i) => `tvly-dev-threeinst${String(i).padStart(4, '0')}`);
-      await importKeys(instances[0]!, { inputs: keys, label: null, validate: false });
-      const schedulers = instances.map((c) => createScheduler(c));
+      await instances[0]!.services.keys.add({ remote_addr: null, user_agent: 'test' }, { inputs: keys, label: null, validate: false });
+      const schedulers = instances.map((c) => c.jobs);
       fake.resetStats();
       // All three timers fire together; then one fires again a moment later.
       const outcomes = await Promise.all(schedulers.map((s) => s.runNow('refresh')));

@@ -11,3 +11,6 @@ export const compiledTests = fileURLToPath(import.meta.url).includes(`${path.sep
 export function entry(source: string): string[] {
   return compiledTests ? [path.resolve('.build', source.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', path.resolve(source)];
 }
+
+/** The repository's root (the tests run from it, compiled or not). */
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), compiledTests ? '../../..' : '../..');

@@ -166,11 +166,11 @@ describe('dashboard (Chromium)', { skip }, () => {
     await page.getByText('2 selected').waitFor();
     // Cancelled at the confirm: nothing is deleted, and nothing says it was.
     dialogAnswer = 'dismiss';
-    const deletes = (await t.ctx.auditRepo.list({ action: 'keys.bulk', limit: 10 })).items.length;
+    const deletes = (await t.ctx.parts.repos.audit.list({ action: 'keys.bulk', limit: 10 })).items.length;
     await page.getByRole('button', { name: 'Delete selected' }).click();
     await page.getByText('2 keys · page 1 of 1').waitFor();
     assert.equal(await page.getByRole('status').filter({ hasText: 'Done: deleted' }).count(), 0);
-    assert.equal((await t.ctx.auditRepo.list({ action: 'keys.bulk', limit: 10 })).items.length, deletes, 'no bulk change reached the server');
+    assert.equal((await t.ctx.parts.repos.audit.list({ action: 'keys.bulk', limit: 10 })).items.length, deletes, 'no bulk change reached the server');
     await page.getByText('2 selected').waitFor();
     dialogAnswer = 'accept';
     await page.getByRole('button', { name: 'Delete selected' }).click();
@@ -343,11 +343,11 @@ describe('dashboard (Chromium)', { skip }, () => {
     const keys = (await api('GET', '/tavily-keys?status=active&limit=3')).json().items as { id: number; key_masked: string }[];
     const tokenId = (await api('GET', '/tokens')).json().items[0].id as number;
     // A request that needed three keys, as the gateway records it.
-    t.ctx.writeBehind.record({
+    t.ctx.parts.outbox.record({
       ts: new Date().toISOString(), token_id: tokenId, key_id: keys[0]!.id, endpoint: 'extract', status: 200, attempts: 3, latency_ms: 812, credits: 1, request_id: 'req-failover-e2e', error: null,
       failovers: [{ key_id: keys[1]!.id, status: 401, error: 'Unauthorized: missing or invalid API key.' }, { key_id: keys[2]!.id, status: null, error: 'timed out after 60000 ms' }],
     });
-    await t.ctx.writeBehind.flush();
+    await t.ctx.parts.outbox.flush();
     // And one the request's own fault (a query over Tavily's limit): an error row.
     const tok0 = (await api('POST', '/tokens', { name: 'error probe' })).json().token as string;
     data.push('error probe');
@@ -517,7 +517,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     const { token, item } = made.json() as { token: string; item: { id: number } };
     const refused = await call(token, { urls: ['https://example.com'] }, 'extract');
     assert.equal(refused.status, 403);
-    await t.ctx.writeBehind.flush();
+    await t.ctx.parts.outbox.flush();
     await go('Tokens', 'Client tokens');
     const row = page.getByRole('table', { name: 'Tokens' }).getByRole('row', { name: /narrow/ });
     await row.waitFor();

@@ -1,6 +1,6 @@
 /** The admin API, the dashboard's only source of truth. */
 import type { Static } from '@sinclair/typebox';
-import type { InstanceListResponse, LogListResponse, StatsResponse } from '../../src/admin/log-schemas';
+import type { InstanceListResponse, LogListResponse, StatsResponse } from '../../src/schemas/logs';
 import type {
   AccountDetail,
   AccountListResponse,
@@ -15,10 +15,10 @@ import type {
   RefreshStatusResponse,
   SuggestionsResponse,
   SummaryResponse,
-} from '../../src/admin/schemas';
-import type { CreateBody as TokenCreateBody, PatchBody as TokenPatchBody, TokenCreatedResponse, TokenListResponse, TokenObject } from '../../src/admin/token-schemas';
-import type { CreateSink, EventObject, PatchSink, RulesResponse, SinkObject, TestResult } from '../../src/alerts/schemas';
-import type { AuditObject } from '../../src/audit/schemas';
+} from '../../src/schemas/keys';
+import type { CreateBody as TokenCreateBody, PatchBody as TokenPatchBody, TokenCreatedResponse, TokenListResponse, TokenObject } from '../../src/schemas/tokens';
+import type { CreateSink, EventObject, PatchSink, RulesResponse, SinkObject, TestResult } from '../../src/schemas/alerts';
+import type { AuditObject } from '../../src/schemas/audit';
 
 // The API's own types, derived from the server's schemas (type-only imports: nothing of the
 // server is bundled). A field renamed on the server breaks this build.
@@ -102,7 +102,7 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
 }
 
 // When credits run out: the server's own burn-rate rule (the alerts' days-left is the same).
-export { perDay, runsDry } from '../../src/pool/forecast';
+export { perDay, runsDry } from '../../src/forecast';
 
 /** A query string from the set values (empty strings, null and undefined left out). */
 export function qs(params: Record<string, string | number | boolean | null | undefined>): string {

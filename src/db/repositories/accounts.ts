@@ -1,12 +1,11 @@
 import { type Kysely, type SqlBool, sql } from 'kysely';
-import { burnWindowStart } from '../../pool/forecast.js';
+import { burnWindowStart } from '../../forecast.js';
 import { eachChunk } from '../../slices.js';
-import { accountRoom } from '../../tavily/usage.js';
 import type { DialectKind } from '../database.js';
-import { DRIFT_COLUMNS, type Drift, NO_DRIFT, PLAN_COLUMNS, driftValues, keepOrSetDrift, laterReading } from '../figures.js';
+import { DRIFT_COLUMNS, type Drift, NO_DRIFT, PLAN_COLUMNS, accountRoom, driftValues, keepOrSetDrift, laterReading } from '../figures.js';
 import { jsonRows } from '../json-rows.js';
 import type { AccountRow, Database } from '../schema.js';
-import { likePattern } from './keys.js';
+import { SPEND_COLUMNS, likePattern } from './keys.js';
 
 export type { Drift };
 
@@ -70,6 +69,43 @@ export class AccountRepository {
     private readonly db: Executor,
     private readonly dialect: DialectKind,
   ) {}
+
+  // The gateway's outbox writes these, each in its flush's transaction.
+
+  /** A key's spend is its account's too: every key of the account has that much less room. */
+  async applyKeySpend(rows: readonly { id: number; credits: number; lastUsed: string }[], ex: Executor): Promise<void> {
+    const spent = rows.filter((r) => r.credits > 0).map((r) => [r.id, r.credits, r.lastUsed]);
+    if (spent.length === 0) return;
+    await sql`
+      update tavily_accounts set
+        remaining = case when remaining - s.credits < 0 then 0 else remaining - s.credits end
+      from (
+        select k.account_id as id, sum(v.credits) as credits
+        from ${jsonRows(this.dialect, SPEND_COLUMNS, spent)} join tavily_keys k on k.id = v.id
+        where k.account_id is not null
+        group by k.account_id
+      ) s
+      where tavily_accounts.id = s.id and tavily_accounts.remaining is not null`.execute(ex);
+  }
+
+  /** Accounts found to have run out (set, not deducted). */
+  async setRemaining(rows: readonly (readonly [id: number, remaining: number])[], now: string, ex: Executor): Promise<void> {
+    if (rows.length === 0) return;
+    const cols = [['id', 'integer'], ['remaining', 'double precision']] as const;
+    await sql`
+      update tavily_accounts set remaining = v.remaining, updated_at = ${now}
+      from ${jsonRows(this.dialect, cols, rows.map(([id, remaining]) => [id, remaining]))}
+      where tavily_accounts.id = v.id`.execute(ex);
+  }
+
+  /** PostgreSQL: locks, by id, these accounts and those of the keys that spent. */
+  async lockInOrder(ids: readonly number[], spentKeyIds: readonly number[], ex: Executor): Promise<void> {
+    if (ids.length === 0 && spentKeyIds.length === 0) return;
+    await sql`
+      select id from tavily_accounts
+      where id in (select account_id from tavily_keys where id = any(cast(${spentKeyIds} as integer[]))) or id = any(cast(${ids} as integer[]))
+      order by id for update`.execute(ex);
+  }
 
   async list(f: { search?: string; limit: number; after?: number }, ex: Executor = this.db): Promise<{ rows: AccountListRow[]; total: number; next: number | null }> {
     let base = ex.selectFrom('tavily_accounts');

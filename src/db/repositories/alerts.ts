@@ -1,5 +1,5 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
-import type { AlertEvent, AlertType, NewAlertEvent } from '../../alerts/events.js';
+import type { AlertEvent, AlertType, NewAlertEvent } from '../../schemas/alert-events.js';
 import type { DialectKind } from '../database.js';
 import type { AlertSinkTable, Database, DeliveryState } from '../schema.js';
 import { eachChunk } from '../../slices.js';

@@ -146,6 +146,9 @@ const INSERT_TYPES: Partial<Record<keyof KeyRow, string>> = {
  * of a bounded size and yield to the event loop between them: 100,000 keys never hold the
  * loop (and the gateway's requests) for more than one statement's time.
  */
+/** The columns of a batch of spend through keys. */
+export const SPEND_COLUMNS = [['id', 'integer'], ['credits', 'double precision'], ['last_used', 'text']] as const;
+
 export class KeyRepository {
   private readonly idsPerStatement: number;
   private readonly batchRows: number;
@@ -159,6 +162,44 @@ export class KeyRepository {
     // SQLite runs a statement in this thread: 500 rows keep one under ~5 ms. PostgreSQL runs it
     // in its own process, so bigger statements (fewer round trips) cost the event loop little.
     this.batchRows = opts.batchRows ?? (dialect === 'postgres' ? 5000 : 500);
+  }
+
+  // The gateway's outbox writes these, each in its flush's transaction.
+
+  /** Credits spent through keys since the last flush, and their last use (one statement). */
+  async applySpend(rows: readonly { id: number; credits: number; lastUsed: string }[], ex: Executor): Promise<void> {
+    if (rows.length === 0) return;
+    await sql`
+      update tavily_keys set
+        remaining_quota = case when remaining_quota - v.credits < 0 then 0 else remaining_quota - v.credits end,
+        last_used_at = case when last_used_at is null or last_used_at < v.last_used then v.last_used else last_used_at end
+      from ${jsonRows(this.dialect, SPEND_COLUMNS, rows.map((r) => [r.id, r.credits, r.lastUsed]))}
+      where tavily_keys.id = v.id`.execute(ex);
+  }
+
+  /** What the gateway learned of keys' health (a 401, a 432) since the last flush. */
+  async setHealth(rows: readonly { id: number; status: KeyHealth; error: string }[], now: string, ex: Executor): Promise<void> {
+    if (rows.length === 0) return;
+    const cols = [['id', 'integer'], ['status', 'text'], ['error', 'text']] as const;
+    await sql`
+      update tavily_keys set status = v.status, last_error = v.error, updated_at = ${now}
+      from ${jsonRows(this.dialect, cols, rows.map((r) => [r.id, r.status, r.error]))}
+      where tavily_keys.id = v.id`.execute(ex);
+  }
+
+  /** Keys' rests (after a 429, or failures): a later rest is never shortened by an earlier one. */
+  async setCooldowns(rows: readonly { id: number; until: string; reason: string }[], ex: Executor): Promise<void> {
+    if (rows.length === 0) return;
+    const cols = [['id', 'integer'], ['until', 'text'], ['reason', 'text']] as const;
+    await sql`
+      update tavily_keys set cooldown_until = v.until, cooldown_reason = v.reason
+      from ${jsonRows(this.dialect, cols, rows.map((r) => [r.id, r.until, r.reason]))}
+      where tavily_keys.id = v.id and (cooldown_until is null or cooldown_until < v.until)`.execute(ex);
+  }
+
+  /** PostgreSQL: locks these keys' rows by id, so that writers that lock in this order never deadlock. */
+  async lockInOrder(ids: readonly number[], ex: Executor): Promise<void> {
+    if (ids.length > 0) await sql`select id from tavily_keys where id = any(cast(${ids} as integer[])) order by id for update`.execute(ex);
   }
 
   /** Of the given hashes, those already in the pool. */

@@ -1,9 +1,9 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { DialectKind } from '../database.js';
 import { jsonRows } from '../json-rows.js';
-import type { Database, LogRow } from '../schema.js';
+import type { Database, LogRow, NewLogRow } from '../schema.js';
 import { Slicer, chunks } from '../../slices.js';
-import type { StatusClass } from '../../admin/log-schemas.js';
+import type { StatusClass } from '../../schemas/logs.js';
 
 /** A span of time for one key (or account): (from, to]. */
 export interface SpendWindow {
@@ -81,11 +81,41 @@ export interface Stats {
 
 type SpentRow = { id: number; credits: number | string };
 
+/** The request log's columns as the outbox writes them. */
+const LOG_COLUMNS = [
+  ['ts', 'text'],
+  ['token_id', 'integer'],
+  ['key_id', 'integer'],
+  ['endpoint', 'text'],
+  ['status', 'integer'],
+  ['attempts', 'integer'],
+  ['latency_ms', 'double precision'],
+  ['credits', 'double precision'],
+  ['request_id', 'text'],
+  ['error', 'text'],
+  ['requests', 'integer'],
+  ['via', 'text'],
+  ['failovers', 'text'],
+] as const satisfies ReadonlyArray<readonly [keyof NewLogRow, string]>;
+
 export class LogRepository {
   constructor(
     private readonly db: Executor,
     private readonly dialect: DialectKind = 'sqlite',
   ) {}
+
+  /**
+   * The outbox's batch of request-log rows, in its flush's transaction: one statement and one
+   * bound parameter however many rows (a multi-row VALUES insert of 1,000 rows cost more to
+   * parse than to run, and on SQLite that blocks the event loop).
+   */
+  async insertBatch(rows: readonly NewLogRow[], ex: Executor): Promise<void> {
+    if (rows.length === 0) return;
+    const values = rows.map((r) => LOG_COLUMNS.map(([c]) => r[c] ?? null));
+    await sql`
+      insert into request_logs (${sql.join(LOG_COLUMNS.map(([c]) => sql.ref(c)))})
+      select * from ${jsonRows(this.dialect, LOG_COLUMNS, values)}`.execute(ex);
+  }
 
   /**
    * Credits the pool spent through each key within its window, from the log (an index range

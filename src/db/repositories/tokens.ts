@@ -1,4 +1,6 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
+import type { DialectKind } from '../dialect.js';
+import { jsonRows } from '../json-rows.js';
 import type { Database, TokenRow } from '../schema.js';
 
 export type Executor = Kysely<Database>;
@@ -31,7 +33,28 @@ export function utcMonth(at = new Date()): string {
 }
 
 export class TokenRepository {
-  constructor(private readonly db: Executor) {}
+  constructor(
+    private readonly db: Executor,
+    private readonly dialect: DialectKind,
+  ) {}
+
+  /** Tokens' spend since the outbox's last flush, by month: a new month starts the count again; an older one is not counted. */
+  async applySpend(rows: readonly { id: number; month: string; credits: number; lastUsed: string }[], ex: Executor): Promise<void> {
+    if (rows.length === 0) return;
+    const cols = [['id', 'integer'], ['month', 'text'], ['credits', 'double precision'], ['last_used', 'text']] as const;
+    await sql`
+      update client_tokens set
+        month_spent = case when spent_month = v.month then month_spent + v.credits else v.credits end,
+        spent_month = v.month,
+        last_used_at = v.last_used
+      from ${jsonRows(this.dialect, cols, rows.map((t) => [t.id, t.month, t.credits, t.lastUsed]))}
+      where client_tokens.id = v.id and v.month >= client_tokens.spent_month`.execute(ex);
+  }
+
+  /** PostgreSQL: locks these tokens' rows by id. */
+  async lockInOrder(ids: readonly number[], ex: Executor): Promise<void> {
+    if (ids.length > 0) await sql`select id from client_tokens where id = any(cast(${ids} as integer[])) order by id for update`.execute(ex);
+  }
 
   async create(t: NewToken, ex: Executor = this.db): Promise<TokenRow> {
     const now = new Date().toISOString();

@@ -2,7 +2,7 @@
  * The dashboard's English strings: the catalogue every other language is checked against (the
  * compiler wants each key in each language; `_one`/`_other` are i18next's plural forms).
  */
-import { ALERT_TYPES } from '../../../src/alerts/events.js';
+import { ALERT_TYPES } from '../../../src/schemas/alert-events.js';
 
 export const en = {
   app: {

@@ -1,7 +1,7 @@
 import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { ENDPOINT_NAMES, STATUS_CLASSES } from '../../../src/gateway/endpoint-names';
+import { ENDPOINT_NAMES, STATUS_CLASSES } from '../../../src/schemas/endpoint-names';
 import type { LogRow } from '../api';
 import { DataTable, ErrorAlert, When } from '../components';
 import { useFormat } from '../i18n';

@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, Fragment, type KeyboardEvent, type ReactNode, useId, useRef, useState } from 'react';
 import { Trans, useTranslation } from 'react-i18next';
-import { SCOPE_ENDPOINTS, type ScopeEndpoint } from '../../../src/gateway/endpoint-names';
+import { SCOPE_ENDPOINTS, type ScopeEndpoint } from '../../../src/schemas/endpoint-names';
 import { type Token, type TokenCreate, type TokenCreated, type TokenPatch, api } from '../api';
 import { CopyButton, DataTable, ErrorAlert, Meter, Outcome, Pending, When, toggled } from '../components';
 import { useFormat } from '../i18n';

@@ -2,16 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '../crypto.js';
-import { RefTo } from '../admin/schemas.js';
-import { describeError } from '../http-errors.js';
-import { ENDPOINTS, ENDPOINT_NAMES, type EndpointName } from './endpoints.js';
-import { Cancellation, GatewayError, type Outcome } from './proxy.js';
-import type { TokenState } from './tokens.js';
+import { RefTo, TavilyError } from '../schemas/keys.js';
+import { describeError } from '../http/errors.js';
+import { ENDPOINTS, ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoints.js';
+import { Cancellation, GatewayError, type Outcome } from '../gateway/core.js';
+import type { TokenState } from '../gateway/tokens.js';
+import { type DoorDeps, clientToken } from './token.js';
 
 type Json = Record<string, unknown>;
 
-/** Tavily's error envelope, so that SDKs show the message. */
-export const TavilyError = Type.Object({ detail: Type.Object({ error: Type.String() }) }, { $id: 'TavilyError' });
 const AnyObject = Type.Object({}, { additionalProperties: true });
 
 const errorRef = RefTo(TavilyError);
@@ -73,8 +72,8 @@ function send(reply: FastifyReply, o: Outcome) {
  * changed. Each route takes the token, hands the body to the gateway core and writes what
  * it answers; errors go out in Tavily's envelope.
  */
-export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { gateway, tokens } = app.ctx;
+export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, door) => {
+  const { gateway } = door;
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof GatewayError) {
@@ -89,14 +88,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   /** The calling token: from the Authorization header (checked before the body was read), or `api_key`. */
   const authenticate = (req: FastifyRequest, fields: { api_key?: unknown } | null): TokenState => {
-    if (req.clientToken) return req.clientToken;
-    try {
-      return gateway.authenticate(presentedToken(req, fields));
-    } catch (err) {
-      // Counted per address, written a row a minute: a misconfigured client or a probe shows up.
-      if (err instanceof GatewayError) app.ctx.audit.refused(req, 'gateway.unknown_token');
-      throw err;
-    }
+    return req.clientToken ?? clientToken(door, req, presentedToken(req, fields));
   };
 
   app.decorateRequest('clientToken', undefined);
@@ -106,12 +98,11 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', (req, _reply, done) => {
     const bearer = bearerToken(req.headers.authorization);
     if (bearer === null) return done();
-    const token = tokens.authenticate(bearer);
-    if (!token) {
-      app.ctx.audit.refused(req, 'gateway.unknown_token');
-      return done(new GatewayError(401, gateway.refusal(bearer), { close: true }));
+    try {
+      req.clientToken = clientToken(door, req, bearer);
+    } catch (err) {
+      return done(err as Error);
     }
-    req.clientToken = token;
     done();
   });
 

@@ -11,6 +11,9 @@ export const ErrorBody = Type.Object(
  * `Type.Ref('Name')` is `unknown` to TypeScript, which left handlers' answers and the dashboard's types
  * unchecked. The OpenAPI document still shows a `$ref` to the component.
  */
+/** Tavily's error envelope, which the gateway's routes answer with, so that SDKs show the message. */
+export const TavilyError = Type.Object({ detail: Type.Object({ error: Type.String() }) }, { $id: 'TavilyError' });
+
 export function RefTo<T extends TSchema & { $id?: string }>(schema: T): TUnsafe<Static<T>> {
   if (!schema.$id) throw new Error('RefTo needs a schema with an $id');
   return Type.Unsafe<Static<T>>(Type.Ref(schema.$id));

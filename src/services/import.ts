@@ -1,12 +1,28 @@
 import type { Db } from '../db/database.js';
 import { maskInput, maskKey } from '../crypto.js';
-import type { AppContext } from '../context.js';
+import type { KeyCipher } from '../crypto.js';
+import type { AccountRepository } from '../db/repositories/accounts.js';
+import type { KeyRepository } from '../db/repositories/keys.js';
+import type { PlainKeyCache } from '../pool/key-cache.js';
+import type { QuotaRefresher } from '../quota/refresh.js';
+import type { Logger } from 'pino';
 import type { KeyFigures, KeyListRow } from '../db/repositories/keys.js';
+
+/** What an import reads and writes. */
+export interface ImportDeps {
+  db: Db;
+  cipher: KeyCipher;
+  keys: KeyRepository;
+  accounts: AccountRepository;
+  plainKeys: PlainKeyCache;
+  refresher: Pick<QuotaRefresher, 'check'>;
+  log: Logger;
+}
 import type { KeyHealth, KeyRow, NewKeyRow } from '../db/schema.js';
 import { figuresFromUsage } from '../tavily/usage.js';
-import { describeError } from '../http-errors.js';
+import { describeError } from '../http/errors.js';
 import { forEachSliced } from '../slices.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../http/api-error.js';
 
 /** A Tavily key: `tvly-` then letters, digits, `-` or `_`. */
 const KEY_RE = /^tvly-[A-Za-z0-9_-]{8,200}$/;
@@ -56,7 +72,7 @@ function rejectReason(input: string): string {
  * Adds keys to the pool: de-duplicates within the request and against the pool, optionally
  * checks each new key against /usage, and inserts all of them in one transaction.
  */
-export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<ImportResult> {
+export async function importKeys(ctx: ImportDeps, req: ImportRequest): Promise<ImportResult> {
   const rejected: ImportResult['rejected'] = [];
   let rejectedCount = 0;
   const unique = new Map<string, string>(); // hash → key text
@@ -125,7 +141,7 @@ export async function importKeys(ctx: AppContext, req: ImportRequest): Promise<I
   let rooms = new Map<number, number | null>();
   const names = new Map<number, string>();
   try {
-    inserted = await ctx.database.db.transaction().execute(async (trx) => {
+    inserted = await ctx.db.transaction().execute(async (trx) => {
       // Accounts named with the keys are made (or found) in the same transaction.
       const wanted = [...new Set(rows.map((r) => accountOf.get(r.key_hash)).filter((n): n is string => n !== undefined))];
       const ids = wanted.length > 0 ? await ctx.accounts.ensureNames(wanted, trx) : new Map<string, number>();

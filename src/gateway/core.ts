@@ -9,7 +9,7 @@ import type { BudgetLedger, Hold, Reservation } from './budget.js';
 import { canonicalBody } from './fields.js';
 import type { Failover, LogRepository } from '../db/repositories/logs.js';
 import type { Door } from '../db/schema.js';
-import type { WriteBehind } from '../logs/write-behind.js';
+import type { Outbox } from '../pool/outbox.js';
 import type { KeyStates } from '../pool/key-states.js';
 import type { KeyPool, PoolKey } from '../pool/pool.js';
 import { type CancelSignal, type TavilyClient, type UpstreamAnswer, upstreamMessage } from '../tavily/client.js';
@@ -152,7 +152,7 @@ export interface GatewayDeps {
   tokens: TokenRegistry;
   /** Holds each call's most possible cost against its token's budget until the answer settles it. */
   budget: BudgetLedger;
-  writeBehind: WriteBehind;
+  outbox: Outbox;
   research: ResearchRegistry;
   tavily: TavilyClient;
   logs: LogRepository;
@@ -228,7 +228,7 @@ export class GatewayCore {
 
   #refuse(c: Call, status: number, message: string, retryAfterS?: number): never {
     const via = c.via ?? 'rest';
-    this.d.writeBehind.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status, error: message, via });
+    this.d.outbox.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status, error: message, via });
     this.d.metrics?.request(c.endpoint, via, status, 0, c.token.name);
     throw new GatewayError(status, message, { retryAfterS });
   }
@@ -524,7 +524,7 @@ export class GatewayCore {
    * settling its reservation in the same step, and queues its log row.
    */
   #account(r: RequestRecord): void {
-    const { budget, writeBehind, keyStates, metrics } = this.d;
+    const { budget, outbox, keyStates, metrics } = this.d;
     const ts = new Date().toISOString();
     if (metrics) {
       metrics.request(r.endpoint, r.via, r.status, r.credits, r.token.name);
@@ -536,8 +536,8 @@ export class GatewayCore {
       if (this.#recent.size > RECENT_REQUESTS) this.#recent.delete(this.#recent.keys().next().value!);
     }
     budget.settle(r.token, r.hold ?? null, r.credits);
-    writeBehind.tokenSpend(r.token.id, r.token.month, r.credits, ts);
-    writeBehind.record({
+    outbox.tokenSpend(r.token.id, r.token.month, r.credits, ts);
+    outbox.record({
       ts,
       token_id: r.token.id,
       key_id: r.key?.id ?? null,

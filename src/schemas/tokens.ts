@@ -3,8 +3,8 @@
  * these for its types, so nothing of the server's runtime may come in.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { SCOPE_ENDPOINTS, type ScopeEndpoint } from '../gateway/endpoint-names.js';
-import { Nullable, RefTo } from './schemas.js';
+import { SCOPE_ENDPOINTS, type ScopeEndpoint } from './endpoint-names.js';
+import { Nullable, RefTo } from './keys.js';
 
 export { SCOPE_ENDPOINTS, type ScopeEndpoint };
 

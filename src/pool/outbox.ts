@@ -1,9 +1,11 @@
-import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db, DialectKind } from '../db/database.js';
 import { dbFault } from '../db/errors.js';
-import { jsonRows } from '../db/json-rows.js';
-import { type Failover, encodeFailovers } from '../db/repositories/logs.js';
+import { AccountRepository } from '../db/repositories/accounts.js';
+import { KeyRepository } from '../db/repositories/keys.js';
+import { type Failover, LogRepository, encodeFailovers } from '../db/repositories/logs.js';
+import { ResearchRepository } from '../db/repositories/research.js';
+import { TokenRepository } from '../db/repositories/tokens.js';
 import type { Door, KeyHealth, NewLogRow } from '../db/schema.js';
 import { storableOrNull, storableText } from '../text.js';
 
@@ -16,21 +18,6 @@ export type LogEntry = Omit<NewLogRow, 'id' | 'requests' | 'via' | 'failovers'> 
   failovers?: readonly Failover[] | null;
 };
 
-const LOG_COLUMNS = [
-  ['ts', 'text'],
-  ['token_id', 'integer'],
-  ['key_id', 'integer'],
-  ['endpoint', 'text'],
-  ['status', 'integer'],
-  ['attempts', 'integer'],
-  ['latency_ms', 'double precision'],
-  ['credits', 'double precision'],
-  ['request_id', 'text'],
-  ['error', 'text'],
-  ['requests', 'integer'],
-  ['via', 'text'],
-  ['failovers', 'text'],
-] as const satisfies ReadonlyArray<readonly [keyof LogEntry, string]>;
 
 export interface ResearchTask {
   request_id: string;
@@ -81,7 +68,7 @@ export interface FlushedChanges {
   charged: string[];
 }
 
-export interface WriteBehindOptions {
+export interface OutboxOptions {
   db: Db;
   dialect: DialectKind;
   log: Logger;
@@ -118,7 +105,7 @@ export interface Refusal {
 }
 
 /** Whether the request log is being written, for /readyz and the log. */
-export interface WriteBehindHealth {
+export interface OutboxHealth {
   /** The last flush failed and its rows wait to be retried. */
   failing: boolean;
   failing_since: string | null;
@@ -146,7 +133,7 @@ const FAILURE_LOG_EVERY_MS = 30_000;
  * queue. Text from outside is cleaned before it gets here (NUL, lone surrogates). close()
  * flushes what is left and returns what could not be written.
  */
-export class WriteBehind {
+export class Outbox {
   #pending: Batch = emptyBatch();
   #flushing: Promise<void> | null = null;
   #next: Promise<void> | null = null;
@@ -160,9 +147,19 @@ export class WriteBehind {
   #lastError: string | null = null;
   #lastFailureLog = 0;
   readonly stats = { flushes: 0, rows: 0, failures: 0, dropped: 0, refusals: 0 };
-  readonly #o: Required<WriteBehindOptions>;
+  readonly #o: Required<OutboxOptions>;
+  /** Each table's statements; the flush passes its transaction to them. */
+  readonly #repos: Repos;
 
-  constructor(opts: WriteBehindOptions) {
+  constructor(opts: OutboxOptions) {
+    const { db, dialect } = opts;
+    this.#repos = {
+      logs: new LogRepository(db, dialect),
+      keys: new KeyRepository(db, dialect),
+      accounts: new AccountRepository(db, dialect),
+      tokens: new TokenRepository(db, dialect),
+      research: new ResearchRepository(db),
+    };
     // `??`, not spread defaults: an option passed as undefined must not erase its default.
     this.#o = {
       ...opts,
@@ -188,7 +185,7 @@ export class WriteBehind {
     return this.#pending.logs.length + this.#refusals.size;
   }
 
-  get health(): WriteBehindHealth {
+  get health(): OutboxHealth {
     return {
       failing: this.#failingSince !== null,
       failing_since: this.#failingSince === null ? null : new Date(this.#failingSince).toISOString(),
@@ -518,93 +515,28 @@ export class WriteBehind {
     for (const r of b.charged) p.charged.add(r);
   }
 
-  /** Writes the batch; returns the state changes it made (published to the others), if any. */
+  /**
+   * Writes the batch, each table through its repository, in the locking order; returns the
+   * state changes it made (published to the others), if any.
+   */
   async #write(trx: Db, b: Batch): Promise<FlushedChanges | null> {
-    const { dialect } = this.#o;
+    const r = this.#repos;
     const now = new Date().toISOString();
-    // One statement and one bound parameter however many rows: a multi-row VALUES insert of
-    // 1,000 rows cost more to parse than to run, and on SQLite that blocks the event loop.
-    if (b.logs.length > 0) {
-      const rows = b.logs.map((l) => LOG_COLUMNS.map(([c]) => logValue(l, c)));
-      await sql`
-        insert into request_logs (${sql.join(LOG_COLUMNS.map(([c]) => sql.ref(c)))})
-        select * from ${jsonRows(dialect, LOG_COLUMNS, rows)}`.execute(trx);
-    }
-    if (dialect === 'postgres') await lockInOrder(trx, b);
-    if (b.keys.size > 0) {
-      const rows = [...b.keys].map(([id, k]) => [id, k.credits, k.lastUsed]);
-      const cols = [['id', 'integer'], ['credits', 'double precision'], ['last_used', 'text']] as const;
-      await sql`
-        update tavily_keys set
-          remaining_quota = case when remaining_quota - v.credits < 0 then 0 else remaining_quota - v.credits end,
-          last_used_at = case when last_used_at is null or last_used_at < v.last_used then v.last_used else last_used_at end
-        from ${jsonRows(dialect, cols, rows)}
-        where tavily_keys.id = v.id`.execute(trx);
-      // A key's spend is its account's too: every key of the account has that much less room.
-      const spent = rows.filter((r) => (r[1] as number) > 0);
-      if (spent.length > 0) {
-        await sql`
-          update tavily_accounts set
-            remaining = case when remaining - s.credits < 0 then 0 else remaining - s.credits end
-          from (
-            select k.account_id as id, sum(v.credits) as credits
-            from ${jsonRows(dialect, cols, spent)} join tavily_keys k on k.id = v.id
-            where k.account_id is not null
-            group by k.account_id
-          ) s
-          where tavily_accounts.id = s.id and tavily_accounts.remaining is not null`.execute(trx);
-      }
-    }
-    if (b.accounts.size > 0) {
-      const rows = [...b.accounts];
-      const cols = [['id', 'integer'], ['remaining', 'double precision']] as const;
-      await sql`
-        update tavily_accounts set remaining = v.remaining, updated_at = ${now}
-        from ${jsonRows(dialect, cols, rows)}
-        where tavily_accounts.id = v.id`.execute(trx);
-    }
-    if (b.tokens.size > 0) {
-      const rows = [...b.tokens.values()].map((t) => [t.id, t.month, t.credits, t.lastUsed]);
-      const cols = [['id', 'integer'], ['month', 'text'], ['credits', 'double precision'], ['last_used', 'text']] as const;
-      await sql`
-        update client_tokens set
-          month_spent = case when spent_month = v.month then month_spent + v.credits else v.credits end,
-          spent_month = v.month,
-          last_used_at = v.last_used
-        from ${jsonRows(dialect, cols, rows)}
-        where client_tokens.id = v.id and v.month >= client_tokens.spent_month`.execute(trx);
-    }
+    await r.logs.insertBatch(b.logs.map(storedLog), trx);
+    if (this.#o.dialect === 'postgres') await lockInOrder(r, trx, b);
+    const spend = [...b.keys].map(([id, k]) => ({ id, credits: k.credits, lastUsed: k.lastUsed }));
+    await r.keys.applySpend(spend, trx);
+    await r.accounts.applyKeySpend(spend, trx);
+    await r.accounts.setRemaining([...b.accounts], now, trx);
+    await r.tokens.applySpend([...b.tokens.values()], trx);
     if (b.health.size > 0) {
-      await this.#o.beforeHealth(trx, [...b.health].map(([id, h]) => ({ id, status: h.status, reason: h.error })));
-      const rows = [...b.health].map(([id, h]) => [id, h.status, h.error]);
-      const cols = [['id', 'integer'], ['status', 'text'], ['error', 'text']] as const;
-      await sql`
-        update tavily_keys set status = v.status, last_error = v.error, updated_at = ${now}
-        from ${jsonRows(dialect, cols, rows)}
-        where tavily_keys.id = v.id`.execute(trx);
+      const health = [...b.health].map(([id, h]) => ({ id, status: h.status, error: h.error }));
+      await this.#o.beforeHealth(trx, health.map((h) => ({ id: h.id, status: h.status, reason: h.error })));
+      await r.keys.setHealth(health, now, trx);
     }
-    if (b.cool.size > 0) {
-      const rows = [...b.cool].map(([id, c]) => [id, new Date(c.until).toISOString(), c.reason]);
-      const cols = [['id', 'integer'], ['until', 'text'], ['reason', 'text']] as const;
-      await sql`
-        update tavily_keys set cooldown_until = v.until, cooldown_reason = v.reason
-        from ${jsonRows(dialect, cols, rows)}
-        where tavily_keys.id = v.id and (cooldown_until is null or cooldown_until < v.until)`.execute(trx);
-    }
-    if (b.research.length > 0) {
-      await trx
-        .insertInto('research_tasks')
-        .values(b.research)
-        .onConflict((oc) => oc.column('request_id').doNothing())
-        .execute();
-    }
-    if (b.charged.size > 0) {
-      await trx
-        .updateTable('research_tasks')
-        .set({ charged_at: now })
-        .where('request_id', 'in', [...b.charged])
-        .execute();
-    }
+    await r.keys.setCooldowns([...b.cool].map(([id, c]) => ({ id, until: new Date(c.until).toISOString(), reason: c.reason })), trx);
+    await r.research.insertMany(b.research, trx);
+    await r.research.markCharged([...b.charged], now, trx);
     if (b.keys.size > 0 || b.tokens.size > 0 || b.health.size > 0 || b.cool.size > 0 || b.accounts.size > 0 || b.charged.size > 0) {
       const changes: FlushedChanges = {
         keys: [...b.keys].filter(([, k]) => k.credits > 0).map(([id, k]) => [id, k.credits]),
@@ -621,37 +553,30 @@ export class WriteBehind {
   }
 }
 
+interface Repos {
+  logs: LogRepository;
+  keys: KeyRepository;
+  accounts: AccountRepository;
+  tokens: TokenRepository;
+  research: ResearchRepository;
+}
+
 /**
  * Locks the rows a flush updates, table by table in the order the flush writes them and by id
  * within each (PostgreSQL). Two instances flushing at once update the same keys, accounts and
  * tokens; an UPDATE … FROM locks rows in whatever order its plan reads them, and two such
  * orders deadlock (one flush is then aborted and its batch waits for the next tick).
  */
-async function lockInOrder(trx: Db, b: Batch): Promise<void> {
-  const keys = [...new Set([...b.keys.keys(), ...b.health.keys(), ...b.cool.keys()])];
-  const accounts = [...b.accounts.keys()];
-  const tokens = [...new Set([...b.tokens.values()].map((t) => t.id))];
-  if (keys.length > 0) {
-    await sql`select id from tavily_keys where id = any(cast(${keys} as integer[])) order by id for update`.execute(trx);
-    const spent = [...b.keys].filter(([, k]) => k.credits > 0).map(([id]) => id);
-    if (spent.length > 0 || accounts.length > 0) {
-      await sql`
-        select id from tavily_accounts
-        where id in (select account_id from tavily_keys where id = any(cast(${spent} as integer[]))) or id = any(cast(${accounts} as integer[]))
-        order by id for update`.execute(trx);
-    }
-  } else if (accounts.length > 0) {
-    await sql`select id from tavily_accounts where id = any(cast(${accounts} as integer[])) order by id for update`.execute(trx);
-  }
-  if (tokens.length > 0) await sql`select id from client_tokens where id = any(cast(${tokens} as integer[])) order by id for update`.execute(trx);
+async function lockInOrder(r: Repos, trx: Db, b: Batch): Promise<void> {
+  await r.keys.lockInOrder([...new Set([...b.keys.keys(), ...b.health.keys(), ...b.cool.keys()])], trx);
+  await r.accounts.lockInOrder([...b.accounts.keys()], [...b.keys].filter(([, k]) => k.credits > 0).map(([id]) => id), trx);
+  await r.tokens.lockInOrder([...new Set([...b.tokens.values()].map((t) => t.id))], trx);
 }
 
-/** A log entry's value for one column, as stored. */
-function logValue(l: LogEntry, c: (typeof LOG_COLUMNS)[number][0]): unknown {
-  if (c === 'requests') return l.requests ?? 1;
-  if (c === 'via') return l.via ?? 'rest';
-  if (c === 'failovers') return encodeFailovers(l.failovers);
-  return l[c] ?? null;
+/** A log entry as stored. */
+function storedLog(l: LogEntry): NewLogRow {
+  const { failovers, requests, via, ...rest } = l;
+  return { ...rest, requests: requests ?? 1, via: via ?? 'rest', failovers: encodeFailovers(failovers) };
 }
 
 function cleanEntry(e: LogEntry): LogEntry {

@@ -1,11 +1,16 @@
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '../crypto.js';
-import { GatewayError } from '../gateway/proxy.js';
+import { GatewayError } from '../gateway/core.js';
 import type { TokenState } from '../gateway/tokens.js';
-import { createMcpServer } from '../mcp/server.js';
+import { createMcpServer } from './mcp-server.js';
+import { type DoorDeps, clientToken } from './token.js';
+import type { Logger } from 'pino';
 
-export interface McpPluginOptions {
+export interface McpPluginOptions extends DoorDeps {
+  log: Logger;
+  /** Web origins allowed besides localhost (MCP_ALLOWED_ORIGINS). */
+  allowedOrigins: readonly string[];
   version: string;
   /** The research tool's first wait before polling (tests shorten it). */
   researchPollMs?: number;
@@ -32,11 +37,10 @@ function rpcError(reply: FastifyReply, status: number, code: number, message: st
  * convention of Tavily's hosted MCP). Each POST gets a server of its own for that token.
  */
 export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise<void> {
-  const ctx = app.ctx;
-  const log = ctx.log.child({ component: 'mcp' });
-  const deps = { gateway: ctx.gateway, log, version: opts.version, researchPollMs: opts.researchPollMs };
+  const log = opts.log.child({ component: 'mcp' });
+  const deps = { gateway: opts.gateway, log, version: opts.version, researchPollMs: opts.researchPollMs };
 
-  const allowed = new Set(ctx.config.mcpAllowedOrigins);
+  const allowed = new Set(opts.allowedOrigins);
   /**
    * A request from a web page carries an Origin. MCP clients (Claude, Cursor, VS Code, the
    * SDKs) send none; a page may call /mcp only from localhost or an origin in
@@ -62,10 +66,9 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
     const query = req.query as { tavilyApiKey?: unknown };
     const presented = bearerToken(req.headers.authorization) ?? (typeof query.tavilyApiKey === 'string' && query.tavilyApiKey !== '' ? query.tavilyApiKey : null);
     try {
-      return ctx.gateway.authenticate(presented);
+      return clientToken(opts, req, presented);
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
-      ctx.audit.refused(req, 'gateway.unknown_token');
       reply.header('www-authenticate', `Bearer realm="tavily-pool", error="invalid_token", error_description="${err.message.replace(/"/g, "'")}"`);
       reply.header('connection', 'close');
       void rpcError(reply, 401, -32001, err.message);

@@ -1,6 +1,6 @@
 import type { FastifyError } from 'fastify';
-import { ApiError } from './admin/errors.js';
-import { dbFault } from './db/errors.js';
+import { ApiError } from './api-error.js';
+import { dbFault } from '../db/errors.js';
 
 /** What an error means to a client: every route family renders it in its own envelope. */
 export interface HttpProblem {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { ApiError } from './admin/errors.js';
-import { unstorableReason } from './text.js';
+import { ApiError } from './api-error.js';
+import { unstorableReason } from '../text.js';
 
 /** Deeper JSON is not walked: no request body of this API nests more than a few levels. */
 const MAX_DEPTH = 32;

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { Nullable } from '../admin/schemas.js';
+import { Nullable } from './keys.js';
 
 /** An audit row as the admin API answers it (by value: the dashboard shares its type). */
 export const AuditObject = Type.Object({

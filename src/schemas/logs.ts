@@ -3,8 +3,8 @@
  * modules here: the dashboard imports these for its types.
  */
 import { Type } from '@sinclair/typebox';
-import { Nullable } from './schemas.js';
-export { STATUS_CLASSES, type StatusClass } from '../gateway/endpoint-names.js';
+import { Nullable } from './keys.js';
+export { STATUS_CLASSES, type StatusClass } from './endpoint-names.js';
 
 export const LogObject = Type.Object({
   id: Type.Integer(),

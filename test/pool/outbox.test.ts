@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
-import { WriteBehind, type LogEntry } from '../../src/logs/write-behind.js';
+import { Outbox, type LogEntry } from '../../src/pool/outbox.js';
 import { startTestApp } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 
@@ -34,15 +34,15 @@ describeEachDialect('write-behind request log', (dialect) => {
   test('N records → N rows, one transaction per flush, flushed at 1,000 rows without waiting for the timer', async () => {
     const t = await startTestApp(dialect);
     try {
-      const wb = new WriteBehind({ db: t.ctx.database.db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000, maxBatch: 1000 });
-      const before = { ...t.ctx.database.stats };
+      const wb = new Outbox({ db: t.ctx.parts.database.db, dialect: t.ctx.parts.database.dialect, log: t.ctx.log, intervalMs: 60_000, maxBatch: 1000 });
+      const before = { ...t.ctx.parts.database.stats };
       for (let i = 0; i < 2500; i++) wb.record(entry(i));
       // Two size-triggered flushes are under way or done; the rest waits for the timer or a flush.
       await wb.flush();
-      const rows = await t.ctx.database.db.selectFrom('request_logs').select('request_id').execute();
+      const rows = await t.ctx.parts.database.db.selectFrom('request_logs').select('request_id').execute();
       assert.equal(rows.length, 2500);
       assert.deepEqual(new Set(rows.map((r) => r.request_id)).size, 2500);
-      const tx = t.ctx.database.stats.transactions - before.transactions;
+      const tx = t.ctx.parts.database.stats.transactions - before.transactions;
       assert.equal(tx, wb.stats.flushes);
       assert.ok(wb.stats.flushes >= 2 && wb.stats.flushes <= 3, `flushes: ${wb.stats.flushes}`);
       assert.equal(wb.stats.rows, 2500);
@@ -55,7 +55,7 @@ describeEachDialect('write-behind request log', (dialect) => {
     const t = await startTestApp(dialect);
     try {
       const plugin = new FailingLogs();
-      const wb = new WriteBehind({ db: t.ctx.database.db.withPlugin(plugin), dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      const wb = new Outbox({ db: t.ctx.parts.database.db.withPlugin(plugin), dialect: t.ctx.parts.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
       for (let i = 0; i < 10; i++) wb.record(entry(i));
       await wb.flush();
       assert.equal(wb.stats.failures, 1);
@@ -63,7 +63,7 @@ describeEachDialect('write-behind request log', (dialect) => {
       for (let i = 10; i < 15; i++) wb.record(entry(i));
       plugin.failing = false;
       await wb.close();
-      const rows = await t.ctx.database.db.selectFrom('request_logs').select('request_id').orderBy('id').execute();
+      const rows = await t.ctx.parts.database.db.selectFrom('request_logs').select('request_id').orderBy('id').execute();
       assert.deepEqual(rows.map((r) => r.request_id), Array.from({ length: 15 }, (_, i) => `req-${i}`));
     } finally {
       await t.close();
@@ -73,21 +73,21 @@ describeEachDialect('write-behind request log', (dialect) => {
   test('spend per key and per token is applied atomically, added to what is stored', async () => {
     const t = await startTestApp(dialect);
     try {
-      const db = t.ctx.database.db;
-      const [key] = await t.ctx.keys.insertMany([{ key_ciphertext: 'x', key_hash: 'h1', key_masked: 'm', status: 'active', created_at: 'now', updated_at: 'now' }]);
+      const db = t.ctx.parts.database.db;
+      const [key] = await t.ctx.parts.repos.keys.insertMany([{ key_ciphertext: 'x', key_hash: 'h1', key_masked: 'm', status: 'active', created_at: 'now', updated_at: 'now' }]);
       await db.updateTable('tavily_keys').set({ remaining_quota: 100 }).execute();
-      const tok = await t.ctx.tokensRepo.create({ name: 'n', token_hash: 'th', token_prefix: 'tp_', monthly_budget: null, rpm_limit: null });
-      const wb = new WriteBehind({ db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      const tok = await t.ctx.parts.repos.tokens.create({ name: 'n', token_hash: 'th', token_prefix: 'tp_', monthly_budget: null, rpm_limit: null });
+      const wb = new Outbox({ db, dialect: t.ctx.parts.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
       for (let i = 0; i < 7; i++) wb.record(entry(i), { keyId: key!.id, tokenId: tok.id, month: tok.spent_month, credits: 2 });
       await wb.flush();
       // Another writer's deduction meanwhile (another instance) is not lost.
       await db.updateTable('tavily_keys').set((eb) => ({ remaining_quota: eb('remaining_quota', '-', 10) })).execute();
       wb.record(entry(8), { keyId: key!.id, tokenId: tok.id, month: tok.spent_month, credits: 1 });
       await wb.flush();
-      const k = await t.ctx.keys.getById(key!.id);
+      const k = await t.ctx.parts.repos.keys.getById(key!.id);
       assert.equal(k!.remaining_quota, 100 - 14 - 10 - 1);
       assert.ok(k!.last_used_at);
-      assert.equal((await t.ctx.tokensRepo.getById(tok.id))!.month_spent, 15);
+      assert.equal((await t.ctx.parts.repos.tokens.getById(tok.id))!.month_spent, 15);
     } finally {
       await t.close();
     }
@@ -96,10 +96,10 @@ describeEachDialect('write-behind request log', (dialect) => {
   test('a row the database refuses is isolated and dropped; the other rows and the spend are written', async () => {
     const t = await startTestApp(dialect);
     try {
-      const db = t.ctx.database.db;
-      const [key] = await t.ctx.keys.insertMany([{ key_ciphertext: 'x', key_hash: 'h1', key_masked: 'm', status: 'active', created_at: 'now', updated_at: 'now' }]);
+      const db = t.ctx.parts.database.db;
+      const [key] = await t.ctx.parts.repos.keys.insertMany([{ key_ciphertext: 'x', key_hash: 'h1', key_masked: 'm', status: 'active', created_at: 'now', updated_at: 'now' }]);
       await db.updateTable('tavily_keys').set({ remaining_quota: 100 }).execute();
-      const wb = new WriteBehind({ db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      const wb = new Outbox({ db, dialect: t.ctx.parts.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
       for (let i = 0; i < 22; i++) {
         // Row 5 breaks a NOT NULL constraint: both databases refuse it for its data.
         const e = i === 5 ? ({ ...entry(i), endpoint: null } as unknown as LogEntry) : entry(i);
@@ -108,7 +108,7 @@ describeEachDialect('write-behind request log', (dialect) => {
       await wb.flush();
       const rows = await db.selectFrom('request_logs').select('request_id').orderBy('id').execute();
       assert.deepEqual(rows.map((r) => r.request_id), Array.from({ length: 22 }, (_, i) => `req-${i}`).filter((r) => r !== 'req-5'));
-      assert.equal((await t.ctx.keys.getById(key!.id))!.remaining_quota, 100 - 22, 'the spend of every request is kept');
+      assert.equal((await t.ctx.parts.repos.keys.getById(key!.id))!.remaining_quota, 100 - 22, 'the spend of every request is kept');
       assert.equal(wb.stats.dropped, 1);
       assert.equal(wb.pendingRows, 0, 'nothing is left to block the queue');
       assert.equal(wb.health.failing, false);
@@ -125,8 +125,8 @@ describeEachDialect('write-behind request log', (dialect) => {
   test('text from outside with NUL characters and lone surrogates is stored cleaned', async () => {
     const t = await startTestApp(dialect);
     try {
-      const db = t.ctx.database.db;
-      const wb = new WriteBehind({ db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      const db = t.ctx.parts.database.db;
+      const wb = new Outbox({ db, dialect: t.ctx.parts.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
       wb.record({ ...entry(1), status: 400, error: 'Query is too long: "a\u0000b\ud800c"', request_id: 'id\u0000x' });
       for (let i = 2; i < 23; i++) wb.record(entry(i));
       await wb.flush();
@@ -144,7 +144,7 @@ describeEachDialect('write-behind request log', (dialect) => {
     const t = await startTestApp(dialect);
     try {
       const plugin = new FailingLogs();
-      const wb = new WriteBehind({ db: t.ctx.database.db.withPlugin(plugin), dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000, maxPendingRows: 50 });
+      const wb = new Outbox({ db: t.ctx.parts.database.db.withPlugin(plugin), dialect: t.ctx.parts.database.dialect, log: t.ctx.log, intervalMs: 60_000, maxPendingRows: 50 });
       for (let i = 0; i < 10; i++) wb.record(entry(i));
       await wb.flush();
       const h = wb.health;
@@ -167,8 +167,8 @@ describeEachDialect('write-behind request log', (dialect) => {
   test('refusals are counted into one row per token, endpoint and status per window', async () => {
     const t = await startTestApp(dialect);
     try {
-      const db = t.ctx.database.db;
-      const wb = new WriteBehind({ db, dialect: t.ctx.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
+      const db = t.ctx.parts.database.db;
+      const wb = new Outbox({ db, dialect: t.ctx.parts.database.dialect, log: t.ctx.log, intervalMs: 60_000 });
       for (let i = 0; i < 5000; i++) wb.refusal({ tokenId: 1, endpoint: 'search', status: 429, error: 'This token is limited to 2 requests per minute.' });
       for (let i = 0; i < 3000; i++) wb.refusal({ tokenId: 1, endpoint: 'search', status: 432, error: 'budget' });
       wb.refusal({ tokenId: 2, endpoint: 'extract', status: 432, error: 'budget' });
@@ -179,7 +179,7 @@ describeEachDialect('write-behind request log', (dialect) => {
         { token_id: 1, endpoint: 'search', status: 432, requests: 3000, attempts: 0 },
         { token_id: 2, endpoint: 'extract', status: 432, requests: 1, attempts: 0 },
       ]);
-      const stats = await t.ctx.logs.stats('2000-01-01T00:00:00Z', '2100-01-01T00:00:00Z');
+      const stats = await t.ctx.parts.repos.logs.stats('2000-01-01T00:00:00Z', '2100-01-01T00:00:00Z');
       assert.equal(stats.by_day[0]!.requests, 8001, 'stats count the requests a row stands for');
       assert.equal(stats.by_day[0]!.errors, 8001);
     } finally {

@@ -3,12 +3,12 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import { CallToolRequestSchema, type CallToolResult, ErrorCode, ListToolsRequestSchema, McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
-import type { GatewayCore, Outcome } from '../gateway/proxy.js';
-import { GatewayError } from '../gateway/proxy.js';
+import type { GatewayCore, Outcome } from '../gateway/core.js';
+import { GatewayError } from '../gateway/core.js';
 import { endpointAllowed } from '../gateway/scopes.js';
 import type { TokenState } from '../gateway/tokens.js';
 import { upstreamMessage } from '../tavily/client.js';
-import { MCP_TOOLS, MCP_TOOL_ENDPOINTS, type McpToolName, type ToolSpec } from './tools.js';
+import { MCP_TOOLS, MCP_TOOL_ENDPOINTS, type McpToolName, type ToolSpec } from './mcp-tools.js';
 
 type Json = Record<string, unknown>;
 

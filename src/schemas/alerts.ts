@@ -1,7 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { Nullable } from '../admin/schemas.js';
+import { Nullable } from './keys.js';
 import type { SinkKind } from '../db/schema.js';
-import { ALERT_TYPE_NAMES, type AlertType } from './events.js';
+import { ALERT_TYPE_NAMES, type AlertType } from './alert-events.js';
 
 /**
  * The alerts' API shapes, by value (no $ref): the server's handlers and the dashboard share

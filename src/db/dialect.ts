@@ -1,0 +1,2 @@
+/** The two databases the project runs on. */
+export type DialectKind = 'sqlite' | 'postgres';
