@@ -171,7 +171,7 @@ export async function createContext(
       if (ok) alerts.committed();
     },
     beforeHealth: (trx, changes) => alerts.keyHealth(trx, changes),
-    publish: (trx, changes) => bus.publish(trx, flushItems(changes)),
+    publish: (trx, changes): Promise<void> => bus.publish(trx, flushItems(changes, budget.levelsAfterFlush(changes.tokens))),
     committed: (changes) => budget.flushed(changes.tokens),
   });
   const research = new ResearchRegistry(db, outbox, (hold) => budget.release(hold));

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AccountRefreshWrite } from '../db/repositories/accounts.js';
 import type { RefreshWrite } from '../db/repositories/keys.js';
-import type { BudgetLedger } from '../gateway/budget.js';
+import type { BudgetLedger, LevelItem } from '../gateway/budget.js';
 import type { ResearchRegistry } from '../gateway/research.js';
 import type { TokenRegistry } from '../gateway/tokens.js';
 import type { FlushedChanges } from '../pool/outbox.js';
@@ -12,11 +12,20 @@ import type { InstanceInfo } from './instances.js';
 /** More keys than this in one admin change are announced as "many keys": one full re-read. */
 const MAX_LISTED_IDS = 1000;
 
-/** What a write-behind flush tells the other instances. */
-export function flushItems(c: FlushedChanges): SyncItem[] {
+/**
+ * What a write-behind flush tells the other instances. `levels`: this instance's budget figure
+ * per token once the flush commits, each placed right after its token's spend, so that the two
+ * travel in one notice and are applied together.
+ */
+export function flushItems(c: FlushedChanges, levels: readonly LevelItem[] = []): SyncItem[] {
   const items: SyncItem[] = [];
   for (const [id, credits] of c.keys) items.push(['k', id, credits]);
-  for (const [id, month, credits] of c.tokens) items.push(['t', id, month, credits]);
+  const level = new Map(levels.map((v) => [v[2], v]));
+  for (const [id, month, credits] of c.tokens) {
+    items.push(['t', id, month, credits]);
+    const v = level.get(id);
+    if (v) items.push(v);
+  }
   for (const [id, health] of c.health) items.push(['h', id, health]);
   for (const [id, until] of c.cool) items.push(['c', id, until]);
   for (const [id, remaining] of c.accounts) items.push(['a', id, remaining]);

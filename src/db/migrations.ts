@@ -42,6 +42,9 @@ class CodeMigrationProvider implements MigrationProvider {
   }
 }
 
+/** PostgreSQL's codes for a schema, table or column that is not there (any more). */
+const CONCURRENT_DDL = new Set(['3F000', '42P01', '42703']);
+
 /** Applies every pending migration; Kysely's migration lock makes concurrent starts safe. */
 export async function migrateToLatest(db: Kysely<any>, dialect: DialectKind): Promise<string[]> {
   // Kysely looks for its migration tables in every schema unless told which: in a database
@@ -57,10 +60,13 @@ export async function migrateToLatest(db: Kysely<any>, dialect: DialectKind): Pr
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     // Kysely looks for its tables by reading the columns of every schema in the database; a
-    // schema another deployment drops meanwhile makes that read fail ("schema … does not
-    // exist", naming the other schema). Nothing of ours was done: read again.
-    const gone = error instanceof Error ? /schema "([^"]+)" does not exist/.exec(error.message)?.[1] : undefined;
-    if (gone !== undefined && gone !== migrationTableSchema && attempt < 5) continue;
+    // schema, table or column another deployment drops meanwhile makes that read fail
+    // (PostgreSQL: "schema … does not exist", "column … does not exist", about the other
+    // schema). That is before any migration ran (no results): read again.
+    if (results === undefined && attempt < 5 && CONCURRENT_DDL.has((error as { code?: unknown }).code as string)) {
+      await new Promise((r) => setTimeout(r, 20 * attempt));
+      continue;
+    }
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     throw new Error(`database migration ${failed ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`);
   }

@@ -320,6 +320,23 @@ export class BudgetLedger {
     for (const b of this.#books.values()) if (b.held + b.pending + b.unflushed > 0) this.#changed(b);
   }
 
+  /**
+   * What this instance will have outstanding per token once a flush of `tokens` commits: sent in
+   * the flush's own notice, so that another instance counts the flushed credits as spent and
+   * drops them from this one's figure in one step (between two notices it would count them twice
+   * and refuse calls the budget covers).
+   */
+  levelsAfterFlush(tokens: ReadonlyArray<readonly [id: number, month: string, credits: number]>): LevelItem[] {
+    if (!this.#feed) return [];
+    const items: LevelItem[] = [];
+    for (const [id, , credits] of tokens) {
+      const b = this.#books.get(id);
+      if (!b) continue;
+      items.push(['v', this.#feed.instanceId, id, b.held + b.pending + Math.max(0, b.unflushed - credits)]);
+    }
+    return items;
+  }
+
   /** A flush committed this instance's spend (the others read it from its notice): no longer outstanding. */
   flushed(tokens: ReadonlyArray<readonly [id: number, month: string, credits: number]>): void {
     if (!this.#feed) return;

@@ -148,6 +148,28 @@ describe('the budget ledger across instances (a feed that delivers notices in on
     assert.equal(b.left(tb), 7, 'counted once');
   });
 
+  test("a flush's notice carries A's figure after it: B never counts the flushed credits twice, not even between two notices", async () => {
+    const { hub, a, b, ta, tb } = pair();
+    const r = a.reserve(ta, 6) as Promise<Reservation>;
+    await turn();
+    hub.deliver();
+    a.settle(ta, ((await r) as Reservation & { ok: true }).hold, 6);
+    await turn();
+    hub.deliver();
+    assert.equal(b.left(tb), 4, 'B counts the 6 A charged and has not flushed');
+    // The flush's notice, as B applies it: the spend ('t' item) and A's figure after it, together.
+    const flushed = [[1, ta.month, 6]] as const;
+    const levels = a.levelsAfterFlush(flushed);
+    assert.deepEqual(levels, [['v', 'A', 1, 0]]);
+    tb.spent += 6;
+    for (const [, instance, tokenId, credits] of levels) b.remoteLevel(instance, tokenId, credits);
+    assert.equal(b.left(tb), 4, 'spent 6, nothing outstanding on A: 4 left, at once');
+    a.flushed(flushed);
+    await turn();
+    hub.deliver();
+    assert.equal(b.left(tb), 4);
+  });
+
   test('CLUSTER_BUDGET_SLACK: calls within it go at once, and the overshoot stays within (instances − 1) × slack', async () => {
     const { hub, a, b, ta, tb } = pair(3);
     // Both reach for credits in calls of 1, a call a turn each; the feed delivers every fifth turn.
