@@ -22,7 +22,7 @@ const files = roots.flatMap((root) =>
         .map((f) => path.join(root, f)),
 );
 // The longest files start first, so that none of them is left running alone at the end.
-const LONGEST = ['test/web/', 'test/package/', 'test/cli/', 'test/mcp/clients', 'test/admin/keys', 'test/cluster/'];
+const LONGEST = ['test/web/', 'test/package/', 'test/cli/', 'test/clients/', 'test/mcp/clients', 'test/admin/keys', 'test/cluster/'];
 const rank = (f) => {
   const i = LONGEST.findIndex((p) => f.startsWith(p));
   return i < 0 ? LONGEST.length : i;

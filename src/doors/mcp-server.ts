@@ -5,6 +5,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
 import type { GatewayCore, Outcome } from '../gateway/core.js';
 import { GatewayError } from '../gateway/core.js';
+import { ENDPOINTS } from '../gateway/endpoints.js';
 import { endpointAllowed } from '../gateway/scopes.js';
 import type { TokenState } from '../gateway/tokens.js';
 import { upstreamMessage } from '../tavily/client.js';
@@ -24,11 +25,22 @@ export interface McpDeps {
 const RESEARCH_LIMIT_MS = { mini: 5 * 60_000, other: 15 * 60_000 };
 const RESEARCH_POLL_MAX_MS = 10_000;
 
-/** Tool arguments checked against each tool's schema (defaults filled in), compiled once. */
-const ajv = new Ajv({ allErrors: false, strict: false, useDefaults: true, coerceTypes: false });
+/**
+ * A tool call's request is checked as the REST door checks the same endpoint's body (what
+ * Tavily's API takes), not against the tool's schema: its bounds and enums guide the model
+ * (Tavily's own MCP server does not enforce them either), and Tavily judges the rest. Compiled once.
+ */
+const ajv = new Ajv({ allErrors: false, strict: false, coerceTypes: false });
 const validators = new Map<McpToolName, ValidateFunction>(
-  [...MCP_TOOL_ENDPOINTS.keys()].map((name) => [name, ajv.compile(MCP_TOOLS[name].inputSchema)]),
+  [...MCP_TOOL_ENDPOINTS].map(([name, endpoint]) => [name, ajv.compile(ENDPOINTS[endpoint].body!)]),
 );
+
+/** The tool's defaults, for the arguments not given. */
+function withDefaults(tool: ToolSpec, given: Json): Json {
+  const args: Json = { ...given };
+  for (const [k, arg] of Object.entries(tool.inputSchema.properties)) if (args[k] === undefined && arg.default !== undefined) args[k] = structuredClone(arg.default);
+  return args;
+}
 
 const TOOLS: Tool[] = [...MCP_TOOL_ENDPOINTS.keys()].map((name) => {
   const t: ToolSpec = MCP_TOOLS[name];
@@ -92,17 +104,19 @@ export function createMcpServer(deps: McpDeps, token: TokenState, remote: string
     const name = request.params.name as McpToolName;
     const endpoint = MCP_TOOL_ENDPOINTS.get(name);
     if (!endpoint) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
-    const args: Json = { ...(request.params.arguments ?? {}) };
-    const valid = validators.get(name)!;
-    if (!valid(args)) {
-      const e = valid.errors![0]!;
-      const where = `${e.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'arguments'}`;
-      return failure(`Invalid arguments for ${name}: ${where} ${e.message ?? 'is invalid'}${e.params && 'allowedValues' in e.params ? ` (${(e.params.allowedValues as unknown[]).join(', ')})` : ''}`);
-    }
     const tool = MCP_TOOLS[name];
+    const args = withDefaults(tool, request.params.arguments ?? {});
+    const body = tool.request(args);
+    const valid = validators.get(name)!;
+    if (!valid(body)) {
+      const e = valid.errors![0]!;
+      const missing = e.keyword === 'required' ? String((e.params as { missingProperty?: unknown }).missingProperty) : null;
+      const where = missing ?? (e.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'arguments');
+      return failure(`Invalid arguments for ${name}: ${missing ? `${missing} is required` : `${where} ${e.message ?? 'is invalid'}`}`);
+    }
     const headers = { 'x-client-source': 'MCP' };
     try {
-      const o = await deps.gateway.call({ token, endpoint, body: tool.request(args), headers, signal: extra.signal, via: 'mcp', remote });
+      const o = await deps.gateway.call({ token, endpoint, body, headers, signal: extra.signal, via: 'mcp', remote });
       if (o.kind === 'cancelled') return failure('cancelled');
       if (o.kind === 'stream') return failure('tavily-pool: an event stream cannot be a tool result');
       if (o.status >= 400 || !o.data) return failure(refusedAnswer(o));

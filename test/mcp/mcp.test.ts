@@ -170,7 +170,7 @@ describeEachDialect('the MCP endpoint', (dialect) => {
         assert.match(text(bad), /Invalid arguments for tavily_search: query must be string/);
         const missing = (await client.callTool({ name: 'tavily_extract', arguments: {} })) as CallToolResult;
         assert.equal(missing.isError, true);
-        assert.match(text(missing), /must have required property 'urls'/);
+        assert.match(text(missing), /Invalid arguments for tavily_extract: urls is required/);
         const long = (await client.callTool({ name: 'tavily_search', arguments: { query: 'x'.repeat(401) } })) as CallToolResult;
         assert.equal(long.isError, true);
         assert.match(text(long), /Tavily API error \(400\): Query is too long/);
@@ -184,6 +184,60 @@ describeEachDialect('the MCP endpoint', (dialect) => {
       } finally {
         await client.close();
       }
+    }));
+
+  test("arguments Tavily's API takes are passed on, whatever bounds the tool's schema advises; Tavily judges the rest", () =>
+    up.withApp({}, async (t) => {
+      const { url, token } = await start(t, ['tvly-dev-mcpbounds00001']);
+      const client = await connect(url, token);
+      try {
+        const schema = (await client.listTools()).tools.find((x) => x.name === 'tavily_search')!.inputSchema as { properties: { max_results: { minimum: number } } };
+        assert.equal(schema.properties.max_results.minimum, 5, "the schema still advises tavily-mcp's bounds");
+        const three = (await client.callTool({ name: 'tavily_search', arguments: { query: 'three please', max_results: 3, topic: 'news', include_raw_content: 'markdown' } })) as CallToolResult;
+        assert.equal(three.isError, undefined, text(three));
+        assert.equal((three.structuredContent as { results: unknown[] }).results.length, 3);
+        const sent = up.fake.stats.last!.body as Record<string, unknown>;
+        assert.deepEqual(
+          { max_results: sent.max_results, topic: sent.topic, raw: sent.include_raw_content },
+          { max_results: 3, topic: 'news', raw: 'markdown' },
+          'forwarded as given',
+        );
+        const one = (await client.callTool({ name: 'tavily_search', arguments: { query: 'one', max_results: 1 } })) as CallToolResult;
+        assert.equal((one.structuredContent as { results: unknown[] }).results.length, 1);
+        const tooMany = (await client.callTool({ name: 'tavily_search', arguments: { query: 'too many', max_results: 25 } })) as CallToolResult;
+        assert.equal(tooMany.isError, true);
+        assert.match(text(tooMany), /Tavily API error \(400\): max_results must be between 0 and 20/);
+      } finally {
+        await client.close();
+      }
+    }));
+
+  test('a body that is not JSON is a JSON-RPC parse error (-32700); tools/call without a name is invalid params (-32602), in words', () =>
+    up.withApp({}, async (t) => {
+      const { url, token } = await start(t);
+      const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` };
+      const post = async (body: string, h: Record<string, string> = headers, path = '/mcp') => {
+        const r = await fetch(`${url}${path}`, { method: 'POST', headers: h, body });
+        return { status: r.status, body: (await r.json()) as { jsonrpc: string; id: unknown; error: { code: number; message: string } } };
+      };
+      for (const path of ['/mcp', '/mcp/']) {
+        const broken = await post('{"jsonrpc": "2.0", "id": 1, "method": ', headers, path);
+        assert.equal(broken.status, 400);
+        assert.equal(broken.body.jsonrpc, '2.0');
+        assert.equal(broken.body.error.code, -32700, path);
+        assert.match(broken.body.error.message, /^Parse error: the body is not JSON/);
+        assert.equal(broken.body.id, null);
+      }
+      // Another media type: JSON-RPC's envelope too, the same answer whether Fastify has a parser for it or not.
+      for (const type of ['text/plain', 'application/xml']) {
+        const other = await post('<hello/>', { ...headers, 'content-type': type });
+        assert.equal(other.status, 415, type);
+        assert.deepEqual(other.body, { jsonrpc: '2.0', error: { code: -32000, message: 'Unsupported Media Type: Content-Type must be application/json' }, id: null });
+      }
+      const nameless = await post(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { arguments: { query: 'x' } } }));
+      assert.equal(nameless.body.id, 7);
+      assert.equal(nameless.body.error.code, -32602);
+      assert.equal(nameless.body.error.message, 'Invalid params: tools/call needs params.name, the name of a tool from tools/list');
     }));
 
   test('no or a wrong token: 401 with WWW-Authenticate; ?tavilyApiKey= works for clients without headers', () =>

@@ -471,7 +471,9 @@ export class FakeTavily {
         const query = body.query;
         if (typeof query !== 'string') return send(res, 400, { detail: { error: 'query is required.' } });
         if (query.length > 400) return send(res, 400, { detail: { error: 'Query is too long. Max query length is 400 characters.' } });
-        const results = [1, 2, 3].map((i) => ({ title: `Result ${i} for ${query}`, url: `https://example.com/${i}`, content: `About ${query}`, score: 1 - i / 10 }));
+        const max = body.max_results;
+        if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 0 || max > 20)) return send(res, 400, { detail: { error: 'max_results must be between 0 and 20.' } });
+        const results = [1, 2, 3].slice(0, typeof max === 'number' ? max : 3).map((i) => ({ title: `Result ${i} for ${query}`, url: `https://example.com/${i}`, content: `About ${query}`, score: 1 - i / 10 }));
         return reply(200, { query, answer: body.include_answer ? `An answer about ${query}` : undefined, images: [], results, follow_up_questions: null }, body.search_depth === 'advanced' ? 2 : 1);
       }
       case '/extract': {

@@ -274,6 +274,18 @@ describe('dashboard (Chromium)', { skip }, () => {
     assert.deepEqual(cursor.mcpServers['tavily-pool'], { url: `${url}/mcp`, headers: { Authorization: `Bearer ${token}` } });
     await made.getByRole('button', { name: /^Copy the Cursor/ }).click();
     assert.equal(await page.evaluate<string>('navigator.clipboard.readText()'), JSON.stringify(cursor, null, 2));
+    // .vscode/mcp.json is often committed: VS Code prompts for the token, which is never in the file.
+    await made.getByRole('tab', { name: 'VS Code (MCP, .vscode/mcp.json)' }).click();
+    const vscode = (await made.getByTestId('snippet-vscode').textContent())!;
+    assert.ok(!vscode.includes(token) && !vscode.includes('tp_'), vscode);
+    assert.equal(JSON.parse(vscode).servers['tavily-pool'].headers.Authorization, 'Bearer ${input:tavily-pool-token}');
+    // Claude Desktop, through mcp-remote (stdio only), with the token in its env.
+    await made.getByRole('tab', { name: 'Claude Desktop (MCP, claude_desktop_config.json)' }).click();
+    const desktop = JSON.parse((await made.getByTestId('snippet-claude-desktop').textContent())!).mcpServers['tavily-pool'];
+    assert.deepEqual(desktop, { command: 'npx', args: ['-y', 'mcp-remote', `${url}/mcp`, '--header', 'Authorization:${TAVILY_POOL_AUTH}'], env: { TAVILY_POOL_AUTH: `Bearer ${token}` } });
+    // The JavaScript examples say they are ES modules.
+    await made.getByRole('tab', { name: 'LangChain (@langchain/tavily)' }).click();
+    assert.match((await made.getByTestId('snippet-langchain').textContent())!, /^\/\/ An ES module: save it as search\.mjs/);
     const item = (await api('GET', '/tokens')).json().items.find((x: { name: string }) => x.name === 'e2e client');
     assert.deepEqual(item.endpoints, ['search', 'extract', 'crawl', 'research', 'feedback']);
 
