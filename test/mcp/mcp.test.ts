@@ -191,7 +191,7 @@ describeEachDialect('the MCP endpoint', (dialect) => {
       const { url, token } = await start(t, ['tvly-dev-mcpbounds00001']);
       const client = await connect(url, token);
       try {
-        const schema = (await client.listTools()).tools.find((x) => x.name === 'tavily_search')!.inputSchema as { properties: { max_results: { minimum: number } } };
+        const schema = (await client.listTools()).tools.find((x) => x.name === 'tavily_search')!.inputSchema as unknown as { properties: { max_results: { minimum: number } } };
         assert.equal(schema.properties.max_results.minimum, 5, "the schema still advises tavily-mcp's bounds");
         const three = (await client.callTool({ name: 'tavily_search', arguments: { query: 'three please', max_results: 3, topic: 'news', include_raw_content: 'markdown' } })) as CallToolResult;
         assert.equal(three.isError, undefined, text(three));
