@@ -112,6 +112,7 @@ export function createMcpServer(deps: McpDeps, token: TokenState, remote: string
       const e = valid.errors![0]!;
       const missing = e.keyword === 'required' ? String((e.params as { missingProperty?: unknown }).missingProperty) : null;
       const where = missing ?? (e.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'arguments');
+      deps.gateway.answeredAtDoor(endpoint, 'mcp', 400, token);
       return failure(`Invalid arguments for ${name}: ${missing ? `${missing} is required` : `${where} ${e.message ?? 'is invalid'}`}`);
     }
     const headers = { 'x-client-source': 'MCP' };

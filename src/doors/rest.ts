@@ -23,6 +23,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The client token, when the Authorization header named one (set before the body is read). */
     clientToken?: TokenState;
+    /** The request reached the gateway core, which counts its answer in the metrics. */
+    reachedCore: boolean;
+  }
+  interface FastifyContextConfig {
+    /** The Tavily endpoint a gateway route serves. */
+    endpoint?: EndpointName;
   }
 }
 
@@ -92,6 +98,14 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
   };
 
   app.decorateRequest('clientToken', undefined);
+  app.decorateRequest('reachedCore', false);
+  // Answers given here without the core (a body refused by validation, a token refused) are
+  // counted too: every answer is in tavily_pool_requests_total.
+  app.addHook('onResponse', (req, reply, done) => {
+    const endpoint = req.routeOptions.config.endpoint;
+    if (endpoint && !req.reachedCore) gateway.answeredAtDoor(endpoint, 'rest', reply.statusCode, req.clientToken ?? null);
+    done();
+  });
   // A request whose Authorization header names no client token is answered at once, before
   // its body is read, and its connection closed: a client that is not one cannot hold a
   // socket open by trickling a body. (A token sent as api_key in the body is read with it.)
@@ -114,6 +128,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
       spec.route,
       {
         logLevel: 'warn',
+        config: { endpoint },
         schema: {
           tags: ['gateway'],
           summary: spec.summary,
@@ -124,6 +139,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
       async (req, reply) => {
         const { api_key: _dropped, ...body } = req.body as Json;
         const token = authenticate(req, req.body as Json);
+        req.reachedCore = true;
         return send(reply, await gateway.call({ token, endpoint, body, headers: forwardHeaders(req), signal: cancelOnDisconnect(reply), remote: req.ip }));
       },
     );
@@ -133,6 +149,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
     ENDPOINTS['research.get'].route,
     {
       logLevel: 'warn',
+      config: { endpoint: 'research.get' },
       schema: {
         tags: ['gateway'],
         summary: ENDPOINTS['research.get'].summary,
@@ -144,6 +161,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
     },
     async (req, reply) => {
       const token = authenticate(req, req.query);
+      req.reachedCore = true;
       const outcome = await gateway.call({
         token,
         endpoint: 'research.get',

@@ -226,6 +226,14 @@ export class GatewayCore {
     return this.#refuse(c, a.status, a.message, a.retryAfterS);
   }
 
+  /**
+   * An answer a door gave without calling the core (the body failed validation, the token was
+   * refused): counted with the core's own, so that every answer is in the request metrics.
+   */
+  answeredAtDoor(endpoint: EndpointName, via: 'rest' | 'mcp', status: number, token: TokenState | null): void {
+    this.d.metrics?.request(endpoint, via, status, 0, token?.name ?? null);
+  }
+
   #refuse(c: Call, status: number, message: string, retryAfterS?: number): never {
     const via = c.via ?? 'rest';
     this.d.outbox.refusal({ tokenId: c.token.id, endpoint: c.endpoint, status, error: message, via });

@@ -111,6 +111,9 @@ export interface RefresherDeps {
   afterWrite?: (writes: readonly RefreshWrite[], accounts: readonly AccountRefreshWrite[]) => void | Promise<void>;
 }
 
+/** A refresh of every key, whatever its state or age. */
+const isPlain = (req: RefreshRequest) => req.ids === undefined && req.staleAfterS === undefined && req.exhausted === undefined;
+
 /** Does a running refresh already do everything `req` asks for? */
 function covers(running: RefreshRequest, req: RefreshRequest): boolean {
   let idsCovered = running.ids === undefined;
@@ -124,16 +127,42 @@ function covers(running: RefreshRequest, req: RefreshRequest): boolean {
   return idsCovered && staleCovered && exhaustedCovered;
 }
 
+/** A run under way: what it was asked, the keys it holds (null: it has not loaded them yet), its progress. */
+interface Run {
+  req: RefreshRequest;
+  promise: Promise<RefreshResult>;
+  held: Set<number> | null;
+  progress: RefreshProgress;
+}
+
+/** Two runs' results as one: the keys of both, the failures of both. */
+function merged(own: RefreshResult, other: RefreshResult, t0: number): RefreshResult {
+  return {
+    ...own,
+    total: own.total + other.total,
+    success_count: own.success_count + other.success_count,
+    failed_count: own.failed_count + other.failed_count,
+    duration_ms: Math.round(performance.now() - t0),
+    finished_at: own.finished_at > other.finished_at ? own.finished_at : other.finished_at,
+    failures: [...own.failures, ...other.failures].sort((a, b) => a.id - b.id),
+    drift: [...own.drift, ...other.drift],
+    new_cycles: own.new_cycles + other.new_cycles,
+  };
+}
+
 /**
  * Refreshes key quotas from Tavily's GET /usage: one query loads the keys, every call runs
  * concurrently under one bound, outcomes are applied in memory and written in one transaction.
- * Runs are single-flight: a request that a running refresh covers gets that run's result.
+ * Runs are single-flight: a request that a running refresh covers gets that run's result. A
+ * refresh of every key that finds runs of some keys under way (the check of keys just
+ * imported) does not wait behind them: it checks the other keys at once, then answers with
+ * theirs and its own, so that no key is checked twice and the answer comes within one timeout.
  */
 export class QuotaRefresher {
   readonly #deps: RefresherDeps;
   /** Shared by refreshes and import validation: one bound on /usage calls in flight. */
   readonly #limit: LimitFunction;
-  #current: { req: RefreshRequest; promise: Promise<RefreshResult> } | null = null;
+  readonly #runs = new Set<Run>();
   #progress: RefreshProgress = { running: false, total: 0, done: 0, failed: 0, started_at: null };
   #last: RefreshResult | null = null;
   readonly #plain: PlainKeyCache;
@@ -144,8 +173,17 @@ export class QuotaRefresher {
     this.#plain = deps.plainKeys ?? new PlainKeyCache(deps.cipher);
   }
 
+  /** The refresh under way: every run's keys together (or the last run's figures when none runs). */
   get progress(): RefreshProgress {
-    return { ...this.#progress };
+    if (this.#runs.size <= 1) return { ...this.#progress };
+    const p: RefreshProgress = { running: true, total: 0, done: 0, failed: 0, started_at: null };
+    for (const r of this.#runs) {
+      p.total += r.progress.total;
+      p.done += r.progress.done;
+      p.failed += r.progress.failed;
+      if (r.progress.started_at && (p.started_at === null || r.progress.started_at < p.started_at)) p.started_at = r.progress.started_at;
+    }
+    return p;
   }
 
   get lastResult(): RefreshResult | null {
@@ -153,23 +191,44 @@ export class QuotaRefresher {
   }
 
   get running(): boolean {
-    return this.#current !== null;
+    return this.#runs.size > 0;
   }
 
   async refresh(req: RefreshRequest = {}): Promise<RefreshResult> {
-    while (this.#current) {
-      if (covers(this.#current.req, req)) return this.#current.promise;
-      // Another kind of run is under way: wait for it, then run ours (never two at once).
-      await this.#current.promise.catch(() => undefined);
+    const t0 = performance.now();
+    for (;;) {
+      for (const r of this.#runs) if (covers(r.req, req)) return r.promise;
+      // Runs of listed keys under way, and this one a plain refresh of every key: it takes the
+      // other keys now and adds their results to its own (never a key checked twice at once).
+      const partial = [...this.#runs];
+      if (partial.length > 0 && isPlain(req) && partial.every((r) => r.req.ids !== undefined && r.held !== null)) {
+        const held = new Set(partial.flatMap((r) => [...r.held!]));
+        const own = this.#start(req, held);
+        const [mine, ...theirs] = await Promise.all([own, ...partial.map((r) => r.promise.catch(() => null))]);
+        let result = mine!;
+        for (const other of theirs) if (other) result = merged(result, other, t0);
+        this.#last = result;
+        return result;
+      }
+      if (partial.length === 0) return this.#start(req, null);
+      // Another kind of run is under way: wait for it, then look again.
+      await Promise.all(partial.map((r) => r.promise.catch(() => undefined)));
     }
+  }
+
+  /** Starts a run now; `skip`: keys other runs under way hold. */
+  #start(req: RefreshRequest, skip: ReadonlySet<number> | null): Promise<RefreshResult> {
     const progress: RefreshProgress = { running: true, total: 0, done: 0, failed: 0, started_at: new Date().toISOString() };
     this.#progress = progress;
-    const promise = this.#run(req, progress).finally(() => {
+    const run: Run = { req, promise: null!, held: req.ids ? new Set(req.ids) : null, progress };
+    run.promise = this.#run(req, progress, skip, (ids) => {
+      run.held ??= new Set(ids);
+    }).finally(() => {
       progress.running = false;
-      this.#current = null;
+      this.#runs.delete(run);
     });
-    this.#current = { req, promise };
-    return promise;
+    this.#runs.add(run);
+    return run.promise;
   }
 
   /** Checks plain keys against /usage under the shared bound (used by import validation). */
@@ -189,7 +248,7 @@ export class QuotaRefresher {
     }
   }
 
-  async #run(req: RefreshRequest, progress: RefreshProgress): Promise<RefreshResult> {
+  async #run(req: RefreshRequest, progress: RefreshProgress, skip: ReadonlySet<number> | null, holding: (ids: number[]) => void): Promise<RefreshResult> {
     const { db, keys, log } = this.#deps;
     const t0 = performance.now();
     const startedAt = progress.started_at!;
@@ -197,11 +256,13 @@ export class QuotaRefresher {
       req.staleAfterS !== undefined ? new Date(Date.now() - req.staleAfterS * 1000).toISOString() : undefined;
 
     await this.#deps.beforeLoad?.();
-    const candidates = await keys.loadForRefresh({ ids: req.ids, refreshedBefore, exhausted: req.exhausted });
+    const loaded = await keys.loadForRefresh({ ids: req.ids, refreshedBefore, exhausted: req.exhausted });
+    const candidates = skip ? loaded.filter((c) => !skip.has(c.id)) : loaded;
+    holding(candidates.map((c) => c.id));
     progress.total = candidates.length;
     const loadMs = performance.now() - t0;
     // A refresh of every key knows the whole pool: drop cached keys that were deleted.
-    if (!req.ids && req.staleAfterS === undefined && req.exhausted === undefined) this.#plain.retain(candidates.map((c) => c.id));
+    if (isPlain(req)) this.#plain.retain(loaded.map((c) => c.id));
 
     const checked: Checked[] = [];
     const failures: RefreshFailure[] = [];
@@ -221,7 +282,7 @@ export class QuotaRefresher {
       if (room === null || room > 0) withRoom.add(c.c.account_id);
     }
     if (withRoom.size > 0) {
-      const more = await keys.exhaustedOfAccounts([...withRoom], new Set(candidates.map((c) => c.id)));
+      const more = await keys.exhaustedOfAccounts([...withRoom], new Set([...candidates.map((c) => c.id), ...(skip ?? [])]));
       if (more.length > 0) {
         progress.total += more.length;
         await this.#checkAll(more, checked, fail, progress);

@@ -79,6 +79,32 @@ describeEachDialect('Prometheus metrics', (dialect) => {
       assert.ok(after.families.has('process_cpu_seconds_total'), 'process metrics too');
     }));
 
+  test('every answer is counted, by status: 35 searches, 5 of them refused by validation (400), one with an unknown token (401), and MCP arguments refused', () =>
+    up.withApp(env, async (t) => {
+      const c = await keysAndToken(t, ['tvly-dev-metricscount01'], { name: 'agents' });
+      const send = (payload: unknown, tok = c.token) => t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, payload: JSON.stringify(payload) });
+      for (let i = 0; i < 30; i++) assert.equal((await send({ query: `fine ${i}` })).statusCode, 200);
+      for (const bad of [{}, { query: '' }, { query: 42 }, { urls: 'x' }, { query: null }]) assert.equal((await send(bad)).statusCode, 400, JSON.stringify(bad));
+      assert.equal((await send({ query: 'who?' }, 'tp_not-a-token')).statusCode, 401);
+      const research = await t.app.inject({ method: 'GET', url: '/research/%20bad', headers: { authorization: `Bearer ${c.token}` } });
+      assert.equal(research.statusCode, 400);
+      const mcp = await t.app.inject({
+        method: 'POST',
+        url: '/mcp',
+        headers: { authorization: `Bearer ${c.token}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
+        payload: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'tavily_search', arguments: { query: 7 } } },
+      });
+      assert.match(mcp.body, /Invalid arguments for tavily_search/);
+
+      const m = await scrape(t);
+      assert.equal(m.value('tavily_pool_requests_total', { endpoint: 'search', door: 'rest', status: '200' }), 30);
+      assert.equal(m.value('tavily_pool_requests_total', { endpoint: 'search', door: 'rest', status: '400' }), 5);
+      assert.equal(m.value('tavily_pool_requests_total', { endpoint: 'search', door: 'rest', status: '401' }), 1);
+      assert.equal(m.value('tavily_pool_requests_total', { endpoint: 'research.get', door: 'rest', status: '400' }), 1);
+      assert.equal(m.value('tavily_pool_requests_total', { endpoint: 'search', door: 'mcp', status: '400' }), 1);
+      assert.equal(m.sum('tavily_pool_requests_total', { door: 'rest' }), 37, 'every REST answer, once');
+    }));
+
   test('every series the Grafana dashboard in deploy/ queries is served', () =>
     up.withApp(env, async (t) => {
       const dashboard = JSON.parse(readFileSync('deploy/grafana/tavily-pool.json', 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };

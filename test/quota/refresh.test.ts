@@ -47,6 +47,7 @@ async function refresh(t: TestApp, body?: unknown) {
     success_count: number;
     failed_count: number;
     started_at: string;
+    duration_ms: number;
     failures: { id: number; key_masked: string; error: string; status_code: number | null }[];
   };
 }
@@ -295,19 +296,47 @@ describeEachDialect('quota refresh', (dialect) => {
       assert.equal(a.total, 20);
     }));
 
-  test('a request the running refresh does not cover runs after it, not beside it', () =>
+  test('a refresh of some keys under way: a refresh of every key checks the others beside it and answers for all, no key twice', () =>
     withApp({}, async (t) => {
       const ids = await addKeys(t, manyKeys(10, 'sq'));
       up.fake.latencyMs = 60;
       up.fake.resetStats();
       const first = [...ids.values()].slice(0, 2);
-      // Started in this order: the full refresh is not covered by the running one.
       const [a, b] = await Promise.all([t.ctx.parts.refresher.refresh({ ids: first }), t.ctx.parts.refresher.refresh()]);
       assert.equal(a.total, 2);
+      assert.equal(b.total, 10, 'the answer counts the keys the other run checked');
+      assert.equal(up.fake.stats.usageCalls, 10, 'each key once');
+      assert.ok(b.started_at <= a.finished_at, 'started beside the first run, not after it');
+      assert.deepEqual(t.ctx.parts.refresher.lastResult, b);
+    }));
+
+  test('a request of another kind than a plain refresh runs after the running one, not beside it', () =>
+    withApp({}, async (t) => {
+      const ids = await addKeys(t, manyKeys(10, 'sw'));
+      up.fake.latencyMs = 60;
+      up.fake.resetStats();
+      const first = [...ids.values()].slice(0, 2);
+      const [a, b] = await Promise.all([t.ctx.parts.refresher.refresh({ ids: first }), t.ctx.parts.refresher.refresh({ staleAfterS: 0 })]);
+      assert.equal(a.total, 2);
       assert.equal(b.total, 10);
-      assert.ok(b.started_at >= a.started_at);
+      assert.ok(b.started_at >= a.finished_at);
       assert.equal(up.fake.stats.usageCalls, 12);
-      assert.ok(up.fake.stats.maxInFlight <= 10);
+    }));
+
+  test('35 keys imported, 5 of them hanging, then POST /refresh-quota: it does not wait for the import’s check and run its own', (tc) =>
+    withApp({ VALIDATE_ON_IMPORT: 'true', REFRESH_TIMEOUT_MS: '1500' }, async (t) => {
+      const hung = Array.from({ length: 5 }, (_, i) => `tvly-dev-hang-0000000${i}`);
+      await addKeys(t, [...hung, ...manyKeys(30, 'imp')]);
+      // The import's answer has gone; its check of the new keys runs now.
+      while (!t.ctx.parts.refresher.running) await new Promise((r) => setTimeout(r, 5));
+      const progress = t.ctx.parts.refresher.progress;
+      const r = await refresh(t);
+      assert.equal(r.total, 35);
+      assert.equal(r.failed_count, 5);
+      assert.ok(r.failures.every((f) => /timed out after 1500 ms/.test(f.error)));
+      for (const k of hung) assert.equal(up.fake.stats.callsByKey.get(k), 1, `${k} checked once, not again after the import's check`);
+      assert.equal(progress.total, 35, "the import's check held the 35 keys");
+      tc.diagnostic(`answered in ${r.duration_ms} ms with REFRESH_TIMEOUT_MS=1500 (before: a timeout for the import's check, then another for its own)`);
     }));
 
   test('progress of a running refresh can be followed, and the last result read', () =>
