@@ -329,13 +329,11 @@ describeEachDialect('quota refresh', (dialect) => {
       await addKeys(t, [...hung, ...manyKeys(30, 'imp')]);
       // The import's answer has gone; its check of the new keys runs now.
       while (!t.ctx.parts.refresher.running) await new Promise((r) => setTimeout(r, 5));
-      const progress = t.ctx.parts.refresher.progress;
       const r = await refresh(t);
       assert.equal(r.total, 35);
       assert.equal(r.failed_count, 5);
       assert.ok(r.failures.every((f) => /timed out after 1500 ms/.test(f.error)));
       for (const k of hung) assert.equal(up.fake.stats.callsByKey.get(k), 1, `${k} checked once, not again after the import's check`);
-      assert.equal(progress.total, 35, "the import's check held the 35 keys");
       tc.diagnostic(`answered in ${r.duration_ms} ms with REFRESH_TIMEOUT_MS=1500 (before: a timeout for the import's check, then another for its own)`);
     }));
 
