@@ -1,14 +1,16 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Static } from '@sinclair/typebox';
 import type { InstanceListResponse } from '../schemas/logs.js';
-import type { KeyObject, ListResponse, RefreshResponse, SummaryResponse } from '../schemas/keys.js';
+import type { AccountListResponse, KeyObject, ListResponse, RefreshResponse, SummaryResponse } from '../schemas/keys.js';
 import type { TokenCreatedResponse, TokenListResponse, TokenObject } from '../schemas/tokens.js';
 import { KEY_STATUSES } from '../db/schema.js';
 import { count } from '../text.js';
-import { AdminClient, CliError, DEFAULT_URL, resolveConnection } from './client.js';
+import { AdminClient, CliError, DEFAULT_TIMEOUT_S, DEFAULT_URL, resolveConnection } from './client.js';
 
 /** What a command writes: results to stdout, progress and notes to stderr. */
 export interface Io {
@@ -21,6 +23,7 @@ export interface Io {
 interface GlobalOptions {
   url?: string;
   token?: string;
+  timeout?: string;
   json?: boolean;
 }
 
@@ -46,6 +49,25 @@ export function table(headers: string[], rows: Array<Array<string | number | nul
 
 const when = (iso: string | null) => (iso ? iso.replace('T', ' ').slice(0, 16) : null);
 
+/**
+ * Writes a stream to `file` as a new file only its owner can read: a temporary file made beside
+ * it (O_EXCL, mode 0600), renamed over `file` once complete. An existing file keeps neither its
+ * mode nor its content half-overwritten, and a symbolic link at `file` is replaced, not followed.
+ */
+async function writePrivately(file: string, body: NodeJS.ReadableStream): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await pipeline(body, fs.createWriteStream(temp, { flags: 'wx', mode: 0o600 }));
+    fs.renameSync(temp, file);
+  } catch (err) {
+    fs.rmSync(temp, { force: true });
+    if (err instanceof CliError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e.syscall) throw new CliError(`cannot write ${file}: ${e.code === 'ENOENT' ? 'no such directory' : e.code === 'EACCES' ? 'permission denied' : e.message} (nothing was written)`);
+    throw new CliError(`the export broke off: ${e.code ?? e.message} (nothing was written to ${file})`);
+  }
+}
+
 async function readInput(file: string, io: Io): Promise<string> {
   if (file === '-') {
     const parts: Buffer[] = [];
@@ -65,13 +87,20 @@ export function adminCommands(program: Command, io: Io): void {
   const note = (text: string): void => void io.err.write(text);
   const client = (cmd: Command) => {
     const g = cmd.optsWithGlobals<GlobalOptions>();
-    return { api: new AdminClient(resolveConnection(g, io.env)), json: g.json === true };
+    const api = new AdminClient(resolveConnection(g, io.env));
+    opened.push(api);
+    return { api, json: g.json === true };
   };
+  const opened: AdminClient[] = [];
+  program.hook('postAction', async () => {
+    await Promise.all(opened.splice(0).map((a) => a.close()));
+  });
   const asJson = (v: unknown) => print(`${JSON.stringify(v, null, 2)}\n`);
 
   program
     .option('--url <url>', `the server (TAVILY_POOL_URL; default ${DEFAULT_URL})`)
     .option('--token <token>', 'the admin token (ADMIN_TOKEN; default: DATA_DIR/admin-token)')
+    .option('--timeout <seconds>', `how long to wait for the server to connect and to answer (TAVILY_POOL_TIMEOUT; default ${DEFAULT_TIMEOUT_S})`)
     .option('--json', 'print the API’s JSON, for scripts');
 
   const keys = program.command('keys').description('Tavily keys in the pool');
@@ -147,13 +176,26 @@ export function adminCommands(program: Command, io: Io): void {
     .option('--stale-after <seconds>', 'only keys not refreshed for this long', int('--stale-after', 0))
     .action(async (o: { id?: number[]; staleAfter?: number }, cmd: Command) => {
       const { api, json } = client(cmd);
-      const done = api.request<RefreshResult>('POST', '/tavily-keys/refresh-quota', { json: { ...(o.id ? { ids: o.id } : {}), ...(o.staleAfter !== undefined ? { stale_after_s: o.staleAfter } : {}) } });
+      // A refresh of many keys takes longer than any answer should: its answer has no deadline,
+      // the progress asked for beside it does, and a server that stops answering that ends the wait.
+      type Progress = { progress: { running: boolean; total: number; done: number; failed: number } };
+      await api.request<Progress>('GET', '/tavily-keys/refresh-quota');
+      const stop = new AbortController();
+      const done = api.request<RefreshResult>(
+        'POST',
+        '/tavily-keys/refresh-quota',
+        { json: { ...(o.id ? { ids: o.id } : {}), ...(o.staleAfter !== undefined ? { stale_after_s: o.staleAfter } : {}) } },
+        { answerDeadline: 'none', signal: stop.signal },
+      );
       const bar = json ? null : new cliProgress.SingleBar({ format: 'refresh [{bar}] {value}/{total} keys, {failed} failed, {duration}s', noTTYOutput: true, notTTYSchedule: 1000, stream: io.err as NodeJS.WriteStream, hideCursor: true }, cliProgress.Presets.shades_classic);
       let started = false;
       let finished = false;
       const follow = (async () => {
         while (!finished) {
-          const s = await api.request<{ progress: { running: boolean; total: number; done: number; failed: number } }>('GET', '/tavily-keys/refresh-quota').catch(() => null);
+          const s = await api.request<Progress>('GET', '/tavily-keys/refresh-quota').catch((err: unknown) => {
+            if (!finished) stop.abort(new Error(`the server stopped answering while the refresh ran (${(err as Error).message})`));
+            return null;
+          });
           if (bar && s?.progress.running && s.progress.total > 0) {
             if (!started) bar.start(s.progress.total, 0, { failed: 0 });
             started = true;
@@ -188,11 +230,11 @@ export function adminCommands(program: Command, io: Io): void {
     .option('-o, --output <file>', 'write to this file (mode 0600) instead of standard output')
     .action(async (o: { status?: string; output?: string }, cmd: Command) => {
       const { api } = client(cmd);
-      const res = await api.raw('GET', `/tavily-keys/export${o.status ? `?status=${o.status}` : ''}`);
+      const res = await api.raw('GET', `/tavily-keys/export${o.status ? `?status=${o.status}` : ''}`, 'text/plain');
       const body = res.body;
       if (o.output) {
-        await pipeline(body, fs.createWriteStream(o.output, { mode: 0o600 }));
-        note(`keys written to ${o.output}\n`);
+        await writePrivately(o.output, body);
+        note(`keys written to ${o.output} (mode 0600)\n`);
       } else {
         await pipeline(body, io.out, { end: false });
       }
@@ -255,17 +297,19 @@ export function adminCommands(program: Command, io: Io): void {
     .description('keys by status, credits left, the last refresh, and how the server is')
     .action(async (_o: unknown, cmd: Command) => {
       const { api, json } = client(cmd);
-      const [summary, ready, instances] = await Promise.all([
+      const [summary, accounts, ready, instances] = await Promise.all([
         api.request<Static<typeof SummaryResponse>>('GET', '/summary'),
+        api.request<Static<typeof AccountListResponse>>('GET', '/accounts'),
         api.send('GET', '/readyz').then(async (r) => ({ http: r.status, ...((await r.body.json()) as { status: string; error?: string; instance?: string; sync?: string }) })),
         api.request<Static<typeof InstanceListResponse>>('GET', '/instances'),
       ]);
-      if (json) return asJson({ summary, ready, instances: instances.items });
+      if (json) return asJson({ summary, accounts: accounts.items.length, ready, instances: instances.items });
       const s = summary;
       print(`server        ${api.c.url}: ${ready.status}${ready.error ? ` (${ready.error})` : ''}${ready.instance ? `, instance ${ready.instance} ${ready.sync ?? ''}` : ''}\n`);
       print(`keys          ${s.keys.total}: ${Object.entries(s.keys.by_status).map(([k, v]) => `${v} ${k}`).join(', ')}\n`);
       print(`credits left  ${s.total_remaining}${s.unknown_quota ? ` (${s.unknown_quota} keys not refreshed yet)` : ''}\n`);
-      print(`accounts      ${s.accounts}\n`);
+      // As the dashboard and GET /accounts count them, and then how many of them can serve.
+      print(`accounts      ${accounts.items.length}${accounts.items.length > 0 ? `: ${s.accounts} with usable keys` : ''}\n`);
       print(`last refresh  ${when(s.last_refreshed_at) ?? 'never'}${s.refresh.running ? ' (one is running)' : ''}\n\n`);
       print(
         table(

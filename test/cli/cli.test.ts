@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tempDir } from '../support/db.js';
@@ -15,17 +17,38 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `tavily-pool …` as a user would, in a process of its own. */
+/**
+ * Runs `tavily-pool …` as a user would, in a process of its own. One that has not ended after a
+ * minute is killed and reported with code null, so that a hang fails the test rather than the run.
+ */
 function cli(args: string[], env: Record<string, string>, input?: string): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...entry('src/cli.ts'), ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    });
     child.stdin.end(input ?? '');
   });
+}
+
+/** A local HTTP server answering every request with `handler`, closed by the returned function. */
+async function listen(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+  const srv = http.createServer(handler);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => {
+      srv.closeAllConnections();
+      return new Promise((r) => srv.close(() => r()));
+    },
+  };
 }
 
 describe('the tavily-pool CLI against a running server', () => {
@@ -113,6 +136,48 @@ describe('the tavily-pool CLI against a running server', () => {
     assert.equal(fs.statSync(out).mode & 0o777, 0o600);
   });
 
+  test('keys export -o over a readable file or a link to one leaves a private file, and never follows the link', async () => {
+    const existing = path.join(work, 'shared.txt');
+    fs.writeFileSync(existing, 'old content\n', { mode: 0o644 });
+    fs.chmodSync(existing, 0o644);
+    const over = await cli(['keys', 'export', '--status', 'invalid', '-o', existing], env);
+    assert.equal(over.code, 0, over.stderr);
+    assert.equal(fs.statSync(existing).mode & 0o777, 0o600, 'the file the keys are in is private, whatever mode it had');
+    assert.equal(fs.readFileSync(existing, 'utf8').trim().split('\n').length, 5);
+
+    const target = path.join(work, 'public.txt');
+    fs.writeFileSync(target, 'not keys\n');
+    fs.chmodSync(target, 0o644);
+    const link = path.join(work, 'link.txt');
+    fs.symlinkSync(target, link);
+    const viaLink = await cli(['keys', 'export', '--status', 'invalid', '-o', link], env);
+    assert.equal(viaLink.code, 0, viaLink.stderr);
+    assert.equal(fs.lstatSync(link).isSymbolicLink(), false, 'the link is replaced by the file');
+    assert.equal(fs.statSync(link).mode & 0o777, 0o600);
+    assert.equal(fs.readFileSync(link, 'utf8').trim().split('\n').length, 5);
+    assert.equal(fs.readFileSync(target, 'utf8'), 'not keys\n', 'the file the link pointed at is untouched');
+    assert.deepEqual(fs.readdirSync(work).filter((f) => f.endsWith('.tmp')), [], 'no temporary file is left');
+  });
+
+  test('keys export from a server answering an HTML page fails and writes nothing', async () => {
+    const page = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><html><body>Sign in to the proxy</body></html>');
+    });
+    try {
+      const out = path.join(work, 'html-export.txt');
+      const r = await cli(['keys', 'export', '-o', out, '--url', page.url], env);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /answered \/tavily-keys\/export with text\/html, not text\/plain as tavily-pool does: is --url the right server\? \(nothing was written\)/);
+      assert.equal(fs.existsSync(out), false);
+      const toStdout = await cli(['keys', 'export', '--url', page.url], env);
+      assert.equal(toStdout.code, 1);
+      assert.equal(toStdout.stdout, '');
+    } finally {
+      await page.close();
+    }
+  });
+
   test('keys disable, enable and delete by id; an unknown id fails with exit code 1', async () => {
     // The three added first (the list is newest first).
     const all = JSON.parse((await cli(['keys', 'list', '--json', '--limit', '0'], env)).stdout).items as Array<{ id: number }>;
@@ -153,11 +218,19 @@ describe('the tavily-pool CLI against a running server', () => {
   });
 
   test('status says what the pool holds and that the server is ready', async () => {
+    // An account with no keys: counted among the accounts, not among those that can serve.
+    const made = await fetch(`${server.url}/api/v1/admin/accounts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'empty@example.com' }),
+    });
+    assert.equal(made.status, 201, await made.text());
     const r = await cli(['status'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^server +${server.url.replace(/[.]/g, '\\.')}: ok`, 'm'));
     // 1,003 added, one deleted, one still disabled.
     assert.match(r.stdout, /^keys +1002: 996 active, 1 disabled, 5 invalid, 0 exhausted$/m);
+    assert.match(r.stdout, /^accounts +2: 1 with usable keys$/m);
     assert.match(r.stdout, /^last refresh +\d{4}-\d\d-\d\d \d\d:\d\d$/m);
     // The instances: on SQLite only the one that answered (marked *).
     assert.match(r.stdout, /^INSTANCE\s+HOST\s+VERSION\s+STARTED\s+STATE\s+LOG\s+KEYS$/m);
@@ -168,6 +241,9 @@ describe('the tavily-pool CLI against a running server', () => {
     const wrong = await cli(['keys', 'list'], { ...env, ADMIN_TOKEN: 'not-the-admin-token' });
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /refused the admin token from ADMIN_TOKEN: pass the server's ADMIN_TOKEN with --token/);
+    const client = await cli(['keys', 'list', '--token', 'tp_0123456789abcdefghijklmnop'], env);
+    assert.equal(client.code, 1);
+    assert.match(client.stderr, /the token from --token is a client token \(tp_…\): it is for the gateway's search and MCP endpoints, not for administering the server/);
     const down = await cli(['status', '--url', 'http://127.0.0.1:9'], env);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /no tavily-pool server answers at http:\/\/127\.0\.0\.1:9: start one with `tavily-pool serve`, or pass --url/);
@@ -184,8 +260,30 @@ describe('the tavily-pool CLI against a running server', () => {
     assert.match(noFile.stderr, /cannot read .*missing\.txt: no such file/);
     const badStatus = await cli(['keys', 'list', '--status', 'gone'], env);
     assert.equal(badStatus.code, 2);
+    const badTimeout = await cli(['status', '--timeout', 'soon'], env);
+    assert.equal(badTimeout.code, 2);
+    assert.match(badTimeout.stderr, /--timeout must be a number of seconds above 0/);
     const help = await cli(['keys', '--help'], env);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /refresh \[options\]/);
+  });
+
+  test('a server that takes the connection and never answers is given up after --timeout, saying so', async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => void sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      const r = await cli(['status', '--url', url, '--timeout', '1'], env);
+      assert.notEqual(r.code, null, 'the CLI ended by itself');
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`${url.replace(/[.]/g, '\\.')} took the connection but did not answer /(summary|accounts|readyz|instances) within 1 s: is --url a tavily-pool server`));
+      const viaEnv = await cli(['keys', 'refresh'], { ...env, TAVILY_POOL_URL: url, TAVILY_POOL_TIMEOUT: '1' });
+      assert.equal(viaEnv.code, 1, viaEnv.stderr);
+      assert.match(viaEnv.stderr, /did not answer \/tavily-keys\/refresh-quota within 1 s/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });
