@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { parseCidr } from './net.js';
+import { parseAllowList, parseCidr } from './net.js';
 import { Cron } from 'croner';
 
 /** Thrown when an environment variable holds a value the gateway cannot use. */
@@ -65,6 +65,10 @@ export interface Config {
     giveUpMs: number;
     timeoutMs: number;
     telegramApiUrl: string;
+    /** Refuse sinks on loopback, private and reserved addresses (ALERT_SINK_DENY_PRIVATE, default true). */
+    denyPrivate: boolean;
+    /** Networks and host names sinks may reach even so (ALERT_SINK_ALLOW). */
+    allow: string[];
   };
   /** PostgreSQL: every instance reads all keys and tokens again this often (the safety net under LISTEN/NOTIFY). */
   syncIntervalS: number;
@@ -264,6 +268,16 @@ export function loadConfig(env: Env = process.env): Config {
       giveUpMs: int(env, 'ALERT_GIVE_UP_HOURS', 24, 1, 24 * 30) * 3600_000,
       timeoutMs: int(env, 'ALERT_TIMEOUT_MS', 10_000, 100, 120_000),
       telegramApiUrl: url(env, 'TELEGRAM_API_URL', 'https://api.telegram.org'),
+      denyPrivate: bool(env, 'ALERT_SINK_DENY_PRIVATE', true),
+      allow: (() => {
+        const list = (nonEmpty(env, 'ALERT_SINK_ALLOW') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+        try {
+          parseAllowList(list);
+        } catch (err) {
+          throw new ConfigError('ALERT_SINK_ALLOW', (err as Error).message);
+        }
+        return list;
+      })(),
     },
     syncIntervalS: int(env, 'SYNC_INTERVAL_S', 30, 1, 3600),
     clusterBudgetSlack: int(env, 'CLUSTER_BUDGET_SLACK', 0, 0, 1_000_000),

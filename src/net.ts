@@ -30,3 +30,22 @@ export class Networks {
     return this.#list.check(plain, v === 4 ? 'ipv4' : 'ipv6');
   }
 }
+
+/** Splits a list such as ALERT_SINK_ALLOW into networks and host names; throws a sentence naming a bad entry. */
+export function parseAllowList(entries: readonly string[]): { networks: string[]; hosts: string[] } {
+  const networks: string[] = [];
+  const hosts: string[] = [];
+  for (const raw of entries) {
+    const e = raw.trim().toLowerCase().replace(/^\[|\]$/g, '');
+    if (!e) continue;
+    if (isIP(e.split('/')[0]!) !== 0) {
+      parseCidr(e);
+      networks.push(e);
+    } else if (/^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/.test(e)) {
+      hosts.push(e.replace(/\.$/, ''));
+    } else {
+      throw new Error(`"${raw}" is neither a network (such as 10.1.2.0/24 or 192.168.1.5) nor a host name (such as alerts.internal)`);
+    }
+  }
+  return { networks, hosts };
+}

@@ -17,6 +17,7 @@ import { type HealthChange, healthEvents } from './keys.js';
 import { burnWindowStart, daysLeft, perDay } from '../forecast.js';
 import { readRules } from './rules.js';
 import { type AlertRules, DEFAULT_RULES } from '../schemas/alerts.js';
+import { DestinationGuard } from './destinations.js';
 import { type OpenSink, type SendResult, SinkSender } from './sinks.js';
 
 /** The ALERT_* settings, and the proxy deliveries go through. */
@@ -55,6 +56,8 @@ export interface RefreshRun {
  */
 export class Alerts {
   readonly delivery: AlertDelivery;
+  /** Where sinks may lead: checked when one is saved and on every send. */
+  readonly guard: DestinationGuard;
   readonly #sender: SinkSender;
   #timer: NodeJS.Timeout | null = null;
   #checking: Promise<number> | null = null;
@@ -64,7 +67,8 @@ export class Alerts {
   #recorded = false;
 
   constructor(private readonly d: AlertsDeps) {
-    this.#sender = new SinkSender({ timeoutMs: d.config.timeoutMs, telegramApiUrl: d.config.telegramApiUrl, proxy: d.config.proxy });
+    this.guard = new DestinationGuard({ denyPrivate: d.config.denyPrivate, allow: d.config.allow });
+    this.#sender = new SinkSender({ timeoutMs: d.config.timeoutMs, telegramApiUrl: d.config.telegramApiUrl, proxy: d.config.proxy, guard: this.guard });
     this.delivery = new AlertDelivery({
       repo: d.repo,
       send: (sink, events) => this.#sender.send(sink, events),

@@ -4,6 +4,7 @@ import type { SinkKind } from '../db/schema.js';
 import { type ProxySettings, viaProxy } from '../tavily/client.js';
 import { parseRetryAfter } from '../tavily/errors.js';
 import { type AlertEvent, describe } from '../schemas/alert-events.js';
+import { DestinationGuard, DestinationRefused } from './destinations.js';
 
 /** A sink with its secrets opened: what sending needs. */
 export interface OpenSink {
@@ -106,19 +107,46 @@ export interface SenderOptions {
   /** Telegram's API (https://api.telegram.org; tests point it at a local fake). */
   telegramApiUrl: string;
   proxy?: ProxySettings;
+  /** Where webhook and Slack URLs may lead (Telegram's API is the operator's setting, not checked). */
+  guard: DestinationGuard;
+}
+
+/**
+ * What a receiver's non-2xx status means, in a fixed sentence: its body is never shown (nor
+ * stored), so a sink cannot be used to read what a service answers.
+ */
+function statusMeaning(status: number): string {
+  if (status >= 300 && status < 400) return 'a redirect, which is not followed: give the final URL';
+  if (status === 401 || status === 403) return 'refused: check the URL (its secret part) and the receiver’s settings';
+  if (status === 404 || status === 410) return 'no such hook at this URL: check it, or make the hook again';
+  if (status === 413) return 'the message was too large for the receiver';
+  if (status === 429) return 'too many messages: retried later';
+  if (status >= 400 && status < 500) return 'the receiver did not accept the message';
+  return 'the receiver failed: retried later';
 }
 
 /** Sends messages to sinks: one HTTP call per message, with a deadline, the answer read and bounded. */
 export class SinkSender {
-  readonly #dispatcher: Dispatcher;
+  /** Webhooks and Slack: connections only to addresses the guard allows. */
+  readonly #guarded: Dispatcher;
+  /** Telegram's API. */
+  readonly #plain: Dispatcher;
+  readonly #proxied: boolean;
 
   constructor(private readonly o: SenderOptions) {
-    this.#dispatcher = viaProxy(o.proxy, { keepAliveTimeout: 30_000, connect: { timeout: o.timeoutMs } }, (opts) => new Agent(opts));
+    const base = { keepAliveTimeout: 30_000, connect: { timeout: o.timeoutMs } };
+    this.#plain = viaProxy(o.proxy, base, (opts) => new Agent(opts));
+    this.#proxied = Boolean(o.proxy && (o.proxy.httpProxy || o.proxy.httpsProxy));
+    // Through a proxy the proxy resolves the name: it is resolved and checked before each send.
+    // Directly, each address is checked as the socket connects, so a name cannot resolve to an
+    // allowed address when checked and to a refused one when used.
+    this.#guarded = this.#proxied || !o.guard.active ? this.#plain : new Agent({ ...base, connect: { ...base.connect, lookup: o.guard.lookup } });
   }
 
   async send(sink: OpenSink, events: readonly AlertEvent[]): Promise<SendResult> {
     let url: string;
     let body: string;
+    let dispatcher = this.#guarded;
     const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'tavily-pool-alerts' };
     switch (sink.kind) {
       case 'webhook': {
@@ -136,14 +164,19 @@ export class SinkSender {
       case 'telegram':
         url = `${this.o.telegramApiUrl.replace(/\/+$/, '')}/bot${sink.target}/sendMessage`;
         body = JSON.stringify(telegramMessage(sink.chatId ?? '', events));
+        dispatcher = this.#plain;
         break;
+    }
+    if (sink.kind !== 'telegram') {
+      const refused = this.#proxied ? await this.o.guard.refusalOfResolved(url) : this.o.guard.refusalOfUrl(url);
+      if (refused) return { ok: false, status: null, error: `not sent: ${redact(refused, sink)}`, retryAfterS: null };
     }
     try {
       const res = await request(url, {
         method: 'POST',
         headers,
         body,
-        dispatcher: this.#dispatcher,
+        dispatcher,
         headersTimeout: this.o.timeoutMs,
         bodyTimeout: this.o.timeoutMs,
         signal: AbortSignal.timeout(this.o.timeoutMs),
@@ -156,20 +189,22 @@ export class SinkSender {
         const j = parseJson(text) as { ok?: unknown; description?: unknown; parameters?: { retry_after?: unknown } } | null;
         if (typeof j?.parameters?.retry_after === 'number') retryAfterS = j.parameters.retry_after;
         if (status >= 200 && status < 300 && j?.ok === true) return { ok: true, status, error: null, retryAfterS: null };
-        const why = typeof j?.description === 'string' ? j.description : text.slice(0, 200);
+        // Telegram's own explanation ("chat not found") is shown: its API is the operator's setting.
+        const why = typeof j?.description === 'string' ? j.description.slice(0, 200) : statusMeaning(status);
         return { ok: false, status, error: `Telegram answered ${status}: ${redact(why, sink)}`, retryAfterS };
       }
       if (status >= 200 && status < 300) return { ok: true, status, error: null, retryAfterS: null };
-      return { ok: false, status, error: `the receiver answered ${status}${text ? `: ${redact(text.slice(0, 200), sink)}` : ''}`, retryAfterS };
+      return { ok: false, status, error: `the receiver answered ${status}: ${statusMeaning(status)}`, retryAfterS };
     } catch (err) {
+      if (err instanceof DestinationRefused) return { ok: false, status: null, error: `not sent: ${redact(err.message, sink)}`, retryAfterS: null };
       const e = err as { name?: string; code?: string; message?: string };
       const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' ? `no answer within ${this.o.timeoutMs} ms` : (e.code ?? e.message ?? String(err));
       return { ok: false, status: null, error: `could not reach the receiver: ${redact(why, sink)}`, retryAfterS: null };
     }
   }
 
-  close(): Promise<void> {
-    return this.#dispatcher.close();
+  async close(): Promise<void> {
+    await Promise.all([this.#plain.close(), this.#guarded === this.#plain ? undefined : this.#guarded.close()]);
   }
 }
 

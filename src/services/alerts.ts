@@ -80,6 +80,7 @@ export class AlertService {
       if (!b.url) throw new ApiError(400, 'invalid_request', `body.url is required for a ${b.kind} sink`);
       if (b.bot_token !== undefined || b.chat_id !== undefined) throw new ApiError(400, 'invalid_request', `a ${b.kind} sink takes url, not bot_token or chat_id`);
       if (b.kind === 'slack' && b.secret !== undefined) throw new ApiError(400, 'invalid_request', 'a slack sink is not signed: its URL is the secret (leave out body.secret)');
+      this.#checkDestination(b.url);
       target = b.url;
     }
     const secret = b.kind === 'webhook' ? (b.secret ?? newSecret()) : null;
@@ -119,6 +120,7 @@ export class AlertService {
     } else {
       if (b.bot_token !== undefined || b.chat_id !== undefined) throw new ApiError(400, 'invalid_request', `a ${current.kind} sink takes url, not bot_token or chat_id`);
       if (b.rotate_secret && current.kind !== 'webhook') throw new ApiError(400, 'invalid_request', 'only a webhook sink has a signing secret');
+      if (b.url !== undefined) this.#checkDestination(b.url);
       if (b.url !== undefined) Object.assign(patch, { target_ciphertext: this.#seal(b.url), target_masked: maskTarget(current.kind, b.url) });
     }
     const secret = b.rotate_secret ? newSecret() : null;
@@ -160,6 +162,12 @@ export class AlertService {
       })),
       next,
     };
+  }
+
+  /** A URL whose address the policy refuses is not saved (what needs DNS is checked on each send). */
+  #checkDestination(url: string): void {
+    const refused = this.d.alerts.guard.refusalOfUrl(url);
+    if (refused) throw new ApiError(400, 'sink_target_refused', `body.url: ${refused}`);
   }
 
   #seal(text: string): string {

@@ -392,6 +392,55 @@ describeEachDialect('alerts', (dialect) => {
       assert.equal((await api('DELETE', `/sinks/${id}`)).statusCode, 200);
       assert.equal((await api('DELETE', `/sinks/${id}`)).statusCode, 404);
     }));
+  test('sinks cannot reach the server itself or its network unless allowed, and a failed test never shows what the receiver said', () =>
+    up.withApp({ ...ENV, ALERT_SINK_ALLOW: '' }, async (t) => {
+      fresh();
+      const api = (method: 'POST' | 'PATCH', url: string, payload?: object) => t.app.inject({ method, url: `/api/v1/admin/alerts${url}`, headers: t.auth, ...(payload ? { payload } : {}) });
+      for (const url of [rx.url('/hook'), 'http://localhost:8080/api/v1/admin/tavily-keys/export', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/', 'http://10.0.0.5/hook']) {
+        const res = await api('POST', '/sinks', { name: `internal ${url}`, kind: 'webhook', url });
+        assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
+        assert.equal(res.json().error.code, 'sink_target_refused');
+        assert.match(res.json().error.message, /^body\.url: .* is a loopback, private or reserved address, which alert sinks may not reach \(ALERT_SINK_DENY_PRIVATE\); list it in ALERT_SINK_ALLOW to allow it$/);
+      }
+      const { id } = await addSink(t, { name: 'public', kind: 'slack', url: 'https://hooks.example.com/services/T0/B0/abc' });
+      const moved = await api('PATCH', `/sinks/${id}`, { url: 'http://127.0.0.1:8080/' });
+      assert.equal(moved.statusCode, 400);
+      assert.equal(moved.json().error.code, 'sink_target_refused');
+      assert.equal((await t.ctx.parts.repos.alerts.listSinks()).length, 1, 'nothing refused was stored');
+      assert.equal(rx.requests.length, 0);
+    }));
+
+  test('a receiver’s non-2xx answer is told by its status and a fixed sentence, never its body', () =>
+    up.withApp(ENV, async (t) => {
+      fresh();
+      rx.failBody = 'internal-service-reply: db_password=hunter2';
+      try {
+        const { id } = await addSink(t, { name: 'ops', kind: 'webhook', url: rx.url('/hook') });
+        for (const [status, meaning] of [
+          [500, /^the receiver answered 500: the receiver failed: retried later$/],
+          [404, /^the receiver answered 404: no such hook at this URL/],
+          [403, /^the receiver answered 403: refused: check the URL/],
+          [302, /^the receiver answered 302: a redirect, which is not followed/],
+        ] as const) {
+          rx.plan = [status];
+          const res = await t.app.inject({ method: 'POST', url: `/api/v1/admin/alerts/sinks/${id}/test`, headers: t.auth });
+          assert.equal(res.statusCode, 200);
+          assert.deepEqual([res.json().ok, res.json().status], [false, status]);
+          assert.match(res.json().error, meaning);
+          assert.ok(!res.body.includes('hunter2'), res.body);
+        }
+        // A delivery's stored error (shown on the Alerts page) says no more.
+        rx.plan = [500];
+        await t.ctx.parts.repos.alerts.record([{ type: 'key.invalid', summary: 'one', data: { keys: [] } }]);
+        await t.ctx.parts.alerts.delivery.run();
+        const { events } = await t.ctx.parts.repos.alerts.listEvents({ limit: 5 });
+        const d = events[0]!.deliveries[0]!;
+        assert.equal(d.last_status, 500);
+        assert.match(d.last_error ?? '', /^the receiver answered 500: the receiver failed/);
+      } finally {
+        rx.failBody = 'no';
+      }
+    }));
 });
 
 describeEachDialect('alerts across instances', (dialect) => {

@@ -32,6 +32,8 @@ test('a server killed with SIGKILL between the change and the delivery delivers 
     ALERT_RETRY_BASE_MS: '50',
     // A claim lapses 5 s after the send's deadline: then the restarted server sends it again.
     ALERT_TIMEOUT_MS: '500',
+    // The receiver listens on 127.0.0.1.
+    ALERT_SINK_ALLOW: '127.0.0.1',
   };
   const a = await startServer(env);
   servers.push(a);

@@ -56,6 +56,8 @@ export async function startTestApp(dialect: DialectCase, opts: TestAppOptions = 
       // Tests import keys and look at what the gateway itself finds out about them: the
       // background check of new keys is switched on by the tests of it.
       VALIDATE_ON_IMPORT: 'false',
+      // The tests' receivers listen on 127.0.0.1, which sinks may not reach by default.
+      ALERT_SINK_ALLOW: '127.0.0.1',
       ...opts.env,
     }),
     database: db.config,

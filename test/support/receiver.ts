@@ -18,6 +18,8 @@ export interface Received {
 export class Receiver {
   readonly requests: Received[] = [];
   plan: Array<number | 'hang'> = [];
+  /** What a non-2xx answer (not Telegram's) says. */
+  failBody = 'no';
   readonly #server: http.Server;
   readonly #hanging = new Set<http.ServerResponse>();
 
@@ -35,7 +37,7 @@ export class Receiver {
         }
         r.status = next;
         const telegram = r.path.endsWith('/sendMessage');
-        const body = telegram ? JSON.stringify(next === 200 ? { ok: true, result: { message_id: this.requests.length } } : { ok: false, error_code: next, description: 'Bad Request: chat not found' }) : next === 200 ? 'ok' : 'no';
+        const body = telegram ? JSON.stringify(next === 200 ? { ok: true, result: { message_id: this.requests.length } } : { ok: false, error_code: next, description: 'Bad Request: chat not found' }) : next === 200 ? 'ok' : this.failBody;
         res.writeHead(next, { 'content-type': telegram ? 'application/json' : 'text/plain' }).end(body);
       });
     });
