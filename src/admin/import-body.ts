@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
+import { isUtf8 } from 'node:buffer';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../http/api-error.js';
+import { invalidUtf8 } from '../http/input.js';
 
 /**
  * Key-import bodies, read with the key cap enforced while reading: a body with more keys than
@@ -94,7 +95,15 @@ const cells = (line: string) => line.split(/[,;\t]/).map((c) => c.trim().replace
  */
 export function keyTextParser(maxKeys: number) {
   return (req: FastifyRequest, payload: IncomingMessage, done: Done): void => {
-    const decoder = new StringDecoder('utf8');
+    // Fatal: bytes that are not UTF-8 refuse the body instead of turning into U+FFFD labels.
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const decode = (chunk?: Buffer): string | Error => {
+      try {
+        return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
+      } catch {
+        return new ApiError(400, 'invalid_encoding', 'the body is not valid UTF-8 text: send the key list encoded as UTF-8');
+      }
+    };
     const keys: string[] = [];
     const accounts: (string | null)[] = [];
     const labels: (string | null)[] = [];
@@ -169,9 +178,14 @@ export function keyTextParser(maxKeys: number) {
       req,
       payload,
       done,
-      (chunk) => scan(carry + decoder.write(chunk), false),
+      (chunk) => {
+        const text = decode(chunk);
+        return text instanceof Error ? text : scan(carry + text, false);
+      },
       (bytes) => {
-        const err = scan(carry + decoder.end(), true);
+        const rest = decode();
+        if (rest instanceof Error) throw rest;
+        const err = scan(carry + rest, true);
         if (err) throw err;
         return new KeyText(keys, bytes, accounts, labels);
       },
@@ -216,7 +230,9 @@ export function countedJsonParser(maxKeys: number) {
         return scan(chunk);
       },
       (bytes) => {
-        const text = Buffer.concat(chunks, bytes).toString('utf8');
+        const raw = Buffer.concat(chunks, bytes);
+        if (!isUtf8(raw)) throw invalidUtf8(raw);
+        const text = raw.toString('utf8');
         if (text.trim() === '') return undefined;
         try {
           return JSON.parse(text) as unknown;

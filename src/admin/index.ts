@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerToken, secretsEqual } from '../crypto.js';
-import { describeError } from '../http/errors.js';
+import { clientWentAway, describeError } from '../http/errors.js';
 import { assertStorableInput } from '../http/input.js';
 import { accountRoutes } from './accounts.js';
 import { alertRoutes } from './alerts.js';
@@ -48,6 +48,7 @@ export const adminApi: FastifyPluginAsyncTypebox<AdminOptions> = async (app, opt
   app.addHook('preValidation', async (req) => assertStorableInput(req));
 
   app.setErrorHandler((err, req, reply) => {
+    if (clientWentAway(err, req, reply)) return reply;
     if (err instanceof ApiError && err.close) reply.header('connection', 'close');
     // Fastify closes the connection after any body-parser error. For an import past the key
     // cap the rest of the body is bounded by IMPORT_BODY_LIMIT_BYTES and REQUEST_TIMEOUT_MS and

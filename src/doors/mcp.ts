@@ -1,6 +1,7 @@
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '../crypto.js';
+import { clientWentAway } from '../http/errors.js';
 import { GatewayError } from '../gateway/core.js';
 import type { TokenState } from '../gateway/tokens.js';
 import { createMcpServer } from './mcp-server.js';
@@ -118,6 +119,7 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
 
   // A body that is not JSON (or not sent as JSON) is JSON-RPC's parse error, not the gateway's 400.
   app.setErrorHandler((err, req, reply) => {
+    if (clientWentAway(err, req, reply)) return reply;
     const e = err as { statusCode?: number; code?: string; message: string };
     const status = e.statusCode ?? 500;
     if (status >= 500) {
@@ -127,6 +129,7 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
     // As the SDK's transport answers a text/plain body.
     if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return rpcError(reply, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return rpcError(reply, 413, PARSE_ERROR, `Parse error: the message is larger than the ${app.initialConfig.bodyLimit} bytes allowed`);
+    if (e.code === 'invalid_encoding') return rpcError(reply, 400, PARSE_ERROR, `Parse error: ${e.message}`);
     if (e.code?.startsWith('FST_ERR_CTP_') || err instanceof SyntaxError) return rpcError(reply, 400, PARSE_ERROR, `Parse error: the body is not JSON (${e.message})`);
     return rpcError(reply, status, -32600, e.message);
   });

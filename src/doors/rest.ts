@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '../crypto.js';
 import { RefTo, TavilyError } from '../schemas/keys.js';
-import { describeError } from '../http/errors.js';
+import { clientWentAway, describeError } from '../http/errors.js';
 import { ENDPOINTS, ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoints.js';
 import { Cancellation, GatewayError, type Outcome } from '../gateway/core.js';
 import type { TokenState } from '../gateway/tokens.js';
@@ -82,6 +82,13 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
   const { gateway } = door;
 
   app.setErrorHandler((err, req, reply) => {
+    if (clientWentAway(err, req, reply)) {
+      // No response finishes on a closed connection, so the onResponse count below never runs.
+      const endpoint = req.routeOptions.config.endpoint;
+      if (endpoint && !req.reachedCore) gateway.answeredAtDoor(endpoint, 'rest', reply.statusCode, req.clientToken ?? null);
+      req.reachedCore = true;
+      return reply;
+    }
     if (err instanceof GatewayError) {
       if (err.retryAfterS !== undefined) reply.header('retry-after', String(err.retryAfterS));
       if (err.close) reply.header('connection', 'close');

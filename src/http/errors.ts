@@ -1,4 +1,4 @@
-import type { FastifyError } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from './api-error.js';
 import { dbFault } from '../db/errors.js';
 
@@ -44,4 +44,21 @@ export function describeError(err: unknown): HttpProblem {
     return { statusCode: status, code: 'bad_request', message: e.message ?? 'bad request' };
   }
   return { statusCode: 500, code: 'internal', message: 'internal error; the server log has the details' };
+}
+
+/** nginx's status for "the client closed the request": what the access log and the metrics show for it. */
+export const CLIENT_CLOSED = 499;
+
+/**
+ * The client closed the connection while its request was being read (a cancelled call, a
+ * killed agent). Nothing failed here and no one is left to answer: it is logged at info, not
+ * as an error, and counted as 499. False for any other error.
+ */
+export function clientWentAway(err: unknown, req: FastifyRequest, reply: FastifyReply): boolean {
+  const code = (err as { code?: string }).code;
+  const gone = code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+  if (!gone || !(req.raw.destroyed || req.raw.socket?.destroyed)) return false;
+  req.log.info({ code }, 'the client closed the connection before its request was read');
+  void reply.code(CLIENT_CLOSED).send();
+  return true;
 }

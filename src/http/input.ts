@@ -64,3 +64,30 @@ declare module 'fastify' {
     storedBodyFields?: readonly string[];
   }
 }
+
+/**
+ * A body whose bytes are not UTF-8. Decoding it anyway would store U+FFFD in place of each bad
+ * byte (a token named "caf\xe9" saved as "caf�"), so it is refused, naming the first bad byte.
+ */
+export function invalidUtf8(bytes: Uint8Array): ApiError {
+  // The longest prefix a streaming decoder takes without error (a sequence cut at the end is
+  // not an error while streaming, so this grows with the prefix): found by halving.
+  const fine = (n: number) => {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, n), { stream: true });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let lo = 0;
+  let hi = bytes.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (fine(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  // All of it taken: the body ends inside a character.
+  const at = lo === bytes.length ? Math.max(0, bytes.length - 1) : lo;
+  return new ApiError(400, 'invalid_encoding', `the body is not valid UTF-8 text (a bad byte near offset ${at}): send it encoded as UTF-8`);
+}

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import { describeError } from '../http/errors.js';
+import { clientWentAway, describeError } from '../http/errors.js';
 
 /**
  * Answers a request Node could not read (too slow, headers too large, not HTTP), then closes
@@ -45,6 +45,7 @@ export function clientError(config: Pick<Config, 'requestTimeoutMs'>, log: Fasti
 export const errors = fp(
   async (app: FastifyInstance) => {
     app.setErrorHandler((err, req, reply) => {
+      if (clientWentAway(err, req, reply)) return reply;
       const p = describeError(err);
       if (p.statusCode >= 500) req.log.error({ err }, 'request failed');
       return reply.code(p.statusCode).send({ error: { code: p.code, message: p.message } });

@@ -1,8 +1,10 @@
+import { isUtf8 } from 'node:buffer';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { invalidUtf8 } from '../http/input.js';
 
 type AddFormats = (ajv: Ajv) => Ajv;
 const addFormats: AddFormats =
@@ -96,9 +98,13 @@ export const validation = fp(
     });
     const jsonParser = app.getDefaultJsonParser('error', 'error');
     app.removeContentTypeParser('application/json');
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-      if (typeof body === 'string' && body.trim() === '') return done(null, undefined);
-      jsonParser(req, body as string, done);
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+      const bytes = body as Buffer;
+      // Read as bytes, so that bytes that are not UTF-8 are refused rather than stored as U+FFFD.
+      if (!isUtf8(bytes)) return done(invalidUtf8(bytes), undefined);
+      const text = bytes.toString('utf8');
+      if (text.trim() === '') return done(null, undefined);
+      jsonParser(req, text, done);
     });
   },
   { name: 'validation' },

@@ -102,11 +102,15 @@ export class TokenService {
     return this.view(row);
   }
 
-  /** Revokes a token; its log rows stay. */
+  /** Revokes a token; its log rows stay. Revoking it again is a 409 and writes nothing. */
   async revoke(actor: Actor, id: number): Promise<TokenObject> {
     const row = await this.d.db.transaction().execute(async (trx) => {
       const revoked = await this.d.repo.revoke(id, trx);
-      if (!revoked) throw notFound(id);
+      if (!revoked) {
+        const existing = await this.d.repo.getById(id, trx);
+        if (existing?.revoked_at) throw new ApiError(409, 'token_revoked', `client token ${id} was revoked already, on ${existing.revoked_at}`);
+        throw notFound(id);
+      }
       await this.d.audit.record(actor, trx, 'tokens.revoke', { id: revoked.id, name: revoked.name });
       return revoked;
     });

@@ -259,6 +259,30 @@ describeEachDialect('Tavily accounts', (dialect) => {
       ]);
     }));
 
+  test('import: a line’s own account wins over ?account=, which takes the keys that name none; a key already in the pool keeps its account', () =>
+    up.withApp({}, async (t) => {
+      const first = await t.app.inject({ method: 'POST', url: `${KEYS}?account=old@example.com`, headers: { ...t.auth, 'content-type': 'text/plain' }, payload: 'tvly-dev-kept00000000001\n' });
+      assert.equal(first.statusCode, 201, first.body);
+      const text = ['alice@example.com => tvly-dev-wins00000000001', 'tvly-dev-query0000000001', 'tvly-dev-kept00000000001'].join('\n');
+      const r = await t.app.inject({ method: 'POST', url: `${KEYS}?account=team@example.com`, headers: { ...t.auth, 'content-type': 'text/plain' }, payload: text });
+      assert.equal(r.statusCode, 201, r.body);
+      assert.deepEqual([r.json().added, r.json().duplicates], [2, 1]);
+      const rows = await t.ctx.parts.database.db.selectFrom('tavily_keys').leftJoin('tavily_accounts as a', 'a.id', 'tavily_keys.account_id').select(['tavily_keys.key_hash', 'a.name']).execute();
+      const hash = (k: string) => t.ctx.parts.cipher.hash(k);
+      const nameOf = (k: string) => rows.find((x) => x.key_hash === hash(k))?.name ?? null;
+      assert.equal(nameOf('tvly-dev-wins00000000001'), 'alice@example.com', 'the line names its account: it wins');
+      assert.equal(nameOf('tvly-dev-query0000000001'), 'team@example.com', '?account= takes the keys that name none');
+      assert.equal(nameOf('tvly-dev-kept00000000001'), 'old@example.com', 'a key already in the pool is a duplicate: its account is not changed by an import');
+
+      // The same in JSON: a key's own "account" wins over the body's.
+      const j = await t.app.inject({ method: 'POST', url: KEYS, headers: t.auth, payload: { account: 'team@example.com', keys: [{ key: 'tvly-dev-jsonown000000001', account: 'bob@example.org' }, 'tvly-dev-jsonbody00000001'] } });
+      assert.equal(j.statusCode, 201, j.body);
+      const after = await t.ctx.parts.database.db.selectFrom('tavily_keys').leftJoin('tavily_accounts as a', 'a.id', 'tavily_keys.account_id').select(['tavily_keys.key_hash', 'a.name']).execute();
+      const nameNow = (k: string) => after.find((x) => x.key_hash === hash(k))?.name ?? null;
+      assert.equal(nameNow('tvly-dev-jsonown000000001'), 'bob@example.org');
+      assert.equal(nameNow('tvly-dev-jsonbody00000001'), 'team@example.com');
+    }));
+
   test('keys with identical account figures are suggested as one account, and confirmed through the API', () =>
     up.withApp({}, async (t) => {
       const pair = ['tvly-dev-pairkey00000001', 'tvly-dev-pairkey00000002'];

@@ -198,4 +198,51 @@ describeEachDialect('hostile input', (dialect) => {
     assert.match(r.json().error.message, /was revoked on \d{4}-\d\d-\d\d/);
     assert.equal(await snapshot(), before);
   });
+
+  test('bytes that are not UTF-8 are refused with a 400 at every door, and nothing is stored', async () => {
+    const before = await snapshot();
+    // "café" in Latin-1: the é is the lone byte 0xE9, which UTF-8 decoding would turn into U+FFFD.
+    const latin1 = (json: string) => Buffer.concat([Buffer.from(json.split('é')[0]!), Buffer.from([0xe9]), Buffer.from(json.split('é')[1]!)]);
+    const admin = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: { ...t.auth, 'content-type': 'application/json' }, payload: latin1('{"name": "café"}') });
+    assert.equal(admin.statusCode, 400, admin.body);
+    assert.equal(admin.json().error.code, 'invalid_encoding');
+    assert.match(admin.json().error.message, /^the body is not valid UTF-8 text \(a bad byte near offset 1[45]\): send it encoded as UTF-8$/);
+    const patch = await t.app.inject({ method: 'PATCH', url: '/api/v1/admin/tavily-keys/1', headers: { ...t.auth, 'content-type': 'application/json' }, payload: latin1('{"label": "café"}') });
+    assert.equal(patch.statusCode, 400);
+    const asJson = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys', headers: { ...t.auth, 'content-type': 'application/json' }, payload: latin1('{"keys": ["tvly-dev-latinkey000001"], "label": "café"}') });
+    assert.equal(asJson.statusCode, 400, asJson.body);
+    assert.equal(asJson.json().error.code, 'invalid_encoding');
+    const asText = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tavily-keys', headers: { ...t.auth, 'content-type': 'text/csv' }, payload: latin1('label,key\ncafé,tvly-dev-latinkey000002\n') });
+    assert.equal(asText.statusCode, 400, asText.body);
+    assert.equal(asText.json().error.code, 'invalid_encoding');
+    assert.equal(await snapshot(), before);
+
+    const gateway = await t.app.inject({ method: 'POST', url: '/search', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, payload: latin1('{"query": "café"}') });
+    assert.equal(gateway.statusCode, 400);
+    assert.match(gateway.json().detail.error, /^the body is not valid UTF-8 text/);
+    const mcp = await t.app.inject({ method: 'POST', url: '/mcp', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, payload: latin1('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "tavily_search", "arguments": {"query": "café"}}}') });
+    assert.equal(mcp.statusCode, 400);
+    assert.equal(mcp.json().error.code, -32700);
+    assert.match(mcp.json().error.message, /^Parse error: the body is not valid UTF-8 text/);
+    // Text that is UTF-8 goes through as it is.
+    const fine = await t.app.inject({ method: 'POST', url: '/api/v1/admin/tokens', headers: t.auth, payload: { name: 'café ☕' } });
+    assert.equal(fine.statusCode, 201);
+    assert.equal(fine.json().item.name, 'café ☕');
+  });
+
+  test('revoking a revoked token is a 409 that writes no second audit row', async () => {
+    const id = (await send('POST', '/api/v1/admin/tokens', { name: 'revoke twice' })).json().item.id as number;
+    const first = await send('DELETE', `/api/v1/admin/tokens/${id}`);
+    assert.equal(first.statusCode, 200);
+    const revokedAt = first.json().revoked_at as string;
+    const before = await snapshot();
+    const again = await send('DELETE', `/api/v1/admin/tokens/${id}`);
+    assert.equal(again.statusCode, 409, again.body);
+    assert.equal(again.json().error.code, 'token_revoked');
+    assert.equal(again.json().error.message, `client token ${id} was revoked already, on ${revokedAt}`);
+    assert.equal((await send('DELETE', '/api/v1/admin/tokens/987654')).statusCode, 404);
+    assert.equal(await snapshot(), before);
+    const audit = await t.ctx.parts.database.db.selectFrom('audit_log').select(['action', 'targets']).where('action', '=', 'tokens.revoke').execute();
+    assert.equal(audit.filter((a) => (JSON.parse(a.targets ?? '{}') as { id?: number }).id === id).length, 1, JSON.stringify(audit));
+  });
 });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { request } from 'undici';
 import { type TestApp, fakeUpstream } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
+import { until } from '../support/receiver.js';
 
 interface Trickle {
   /** Everything the server sent. */
@@ -110,6 +111,35 @@ describeEachDialect('slow and unauthenticated clients are cut by limits', (diale
       } finally {
         for (const c of clients) c.stop();
       }
+    }));
+
+  test('a client that hangs up while sending its request is logged at info and counted as 499, never as an error', () =>
+    up.withApp({}, async (t) => {
+      const tok = await token(t);
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const port = (t.app.server.address() as net.AddressInfo).port;
+      const heads = [
+        `POST /search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"query":`,
+        `POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"jsonrpc":`,
+        `POST /api/v1/admin/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: ${t.auth.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"name":`,
+      ];
+      for (const head of heads) {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write(head);
+        await new Promise((r) => setTimeout(r, 100));
+        socket.destroy();
+      }
+      const logged = () => t.logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+      const gone = () => logged().filter((l) => l.msg === 'the client closed the connection before its request was read');
+      // The admin API logs at info; the gateway's routes log from warn up (their traffic is
+      // counted in the metrics instead), so there the hang-up is counted, not logged.
+      await until(() => gone().length === 1, 'the admin hang-up to be logged');
+      assert.deepEqual(gone().map((l) => l.level), [30], 'at info');
+      await until(async () => /status="499"/.test(await t.ctx.metrics!.registry.getSingleMetricAsString('tavily_pool_requests_total')), 'the gateway hang-up to be counted');
+      assert.deepEqual(logged().filter((l) => l.level >= 40).map((l) => l.msg), [], 'nothing logged as a warning or an error');
+      const metrics = await t.ctx.metrics!.registry.getSingleMetricAsString('tavily_pool_requests_total');
+      assert.match(metrics, /tavily_pool_requests_total\{[^}]*endpoint="search"[^}]*status="499"[^}]*\} 1/);
     }));
 
   test('a research event stream that lasts longer than REQUEST_TIMEOUT_MS is not cut', () =>

@@ -86,13 +86,17 @@ export class TokenRepository {
       .executeTakeFirst();
   }
 
-  /** Revokes (keeps the row: the request log refers to it). */
+  /**
+   * Revokes a token that is not revoked yet (keeps the row: the request log refers to it).
+   * Undefined when no token is revoked by this call: none with this id, or revoked already.
+   */
   async revoke(id: number, ex: Executor = this.db): Promise<TokenRow | undefined> {
     const now = new Date().toISOString();
     return ex
       .updateTable('client_tokens')
-      .set((eb) => ({ revoked_at: eb.fn.coalesce('revoked_at', eb.val(now)), updated_at: now }))
+      .set({ revoked_at: now, updated_at: now })
       .where('id', '=', id)
+      .where('revoked_at', 'is', null)
       .returningAll()
       .executeTakeFirst();
   }
