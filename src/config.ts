@@ -14,7 +14,7 @@ export class ConfigError extends Error {
 }
 
 /** How the pool picks a key for each request (KEY_STRATEGY). */
-export const KEY_STRATEGIES = ['most-remaining', 'round-robin', 'least-recently-used'] as const;
+export const KEY_STRATEGIES = ['most-remaining', 'expiring-first', 'round-robin', 'least-recently-used'] as const;
 export type KeyStrategy = (typeof KEY_STRATEGIES)[number];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -49,6 +49,8 @@ export class PoolLoader {
         coolUntil: r.cooldown_until ? Date.parse(r.cooldown_until) : 0,
         accountId: r.account_id,
         accountRemaining: r.account_remaining,
+        // An account's keys renew with it: its cycle when seen, else the key's own.
+        cycleStartedAt: parseTime(r.account_cycle_started_at ?? r.cycle_started_at),
       });
     });
     const found = new Set(rows.map((r) => r.id));
@@ -65,3 +67,9 @@ export class PoolLoader {
     }
   }
 }
+
+const parseTime = (iso: string | null): number | null => {
+  if (!iso) return null;
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : null;
+};

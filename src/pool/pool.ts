@@ -1,6 +1,7 @@
 import type { KeyHealth } from '../db/schema.js';
 
 import type { KeyStrategy } from '../config.js';
+import { nextReset } from '../cycles.js';
 
 /**
  * A Tavily account the admin declared: its keys share its credits. `remaining` is what the
@@ -35,6 +36,19 @@ export interface PoolKey {
   /** Position in the selector's structure; -1 while not selectable. */
   slot: number;
   bucket: number;
+  /** When the billing cycle began, as the pool saw it (its account's, or its own); null: not seen. */
+  cycleStartedAt: number | null;
+  /** Epoch ms when its credits lapse (the next reset), and what that is based on. */
+  lapsesAt: number;
+  renewalBasis: 'cycle' | 'calendar';
+  /** expiring-first: the UTC day its credits lapse, the group it is ranked in. */
+  horizon: number;
+  /** Requests a minute Tavily takes from this key (development keys 100, production keys 1,000). */
+  rpm: number;
+  /** Requests sent with it: this minute (`rateMinute`, epoch minutes) and the one before. */
+  rateMinute: number;
+  rateNow: number;
+  ratePrev: number;
 }
 
 /** What the pool loads from the database. */
@@ -51,6 +65,40 @@ export interface PoolEntry {
   /** The key's account, and what the account can still spend (null: unknown). */
   accountId: number | null;
   accountRemaining: number | null;
+  /** Epoch ms the current billing cycle began (the account's when it has one); null or absent: not seen. */
+  cycleStartedAt?: number | null;
+}
+
+/** Tavily's per-key rate: development keys 100 requests a minute, production keys 1,000. */
+export function keyRpm(plain: string): number {
+  return plain.startsWith('tvly-dev-') ? 100 : 1000;
+}
+
+/** expiring-first sends a key at most this share of its per-key rate, leaving room for retries and other instances. */
+const RATE_SHARE = 0.9;
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * Requests sent with the key in the last minute, as a sliding window: this minute's count
+ * plus the previous minute's, weighted by the part of it still inside the window.
+ */
+export function recentRate(k: PoolKey, now: number): number {
+  const minute = Math.floor(now / MINUTE_MS);
+  if (minute > k.rateMinute + 1) return 0;
+  const prev = minute === k.rateMinute ? k.ratePrev : k.rateNow;
+  const cur = minute === k.rateMinute ? k.rateNow : 0;
+  return cur + prev * (1 - (now % MINUTE_MS) / MINUTE_MS);
+}
+
+function countUse(k: PoolKey, now: number): void {
+  const minute = Math.floor(now / MINUTE_MS);
+  if (minute !== k.rateMinute) {
+    k.ratePrev = minute === k.rateMinute + 1 ? k.rateNow : 0;
+    k.rateNow = 0;
+    k.rateMinute = minute;
+  }
+  k.rateNow++;
 }
 
 /** The lesser of two credit figures, either of which may be unknown (null); null when both are. */
@@ -64,15 +112,15 @@ export function effectiveRemaining(k: { remaining: number | null; account: { rem
   return leastKnown(k.remaining, k.account?.remaining ?? null);
 }
 
-/** Keeps the selectable keys; every operation is O(1). */
+/** Keeps the selectable keys; every operation is O(1) (expiring-first: O(days with keys) to pick). */
 interface Selector {
   add(k: PoolKey): void;
   remove(k: PoolKey): void;
-  pick(exclude: ReadonlySet<number>): PoolKey | null;
+  pick(exclude: ReadonlySet<number>, now: number): PoolKey | null;
   /** The key's remaining credits changed. */
   moved(k: PoolKey): void;
   /** The key was just used. */
-  used(k: PoolKey): void;
+  used(k: PoolKey, now: number): void;
 }
 
 /** A never-refreshed key is ranked as a free key with its month ahead of it. */
@@ -87,6 +135,8 @@ const BUCKETS = 256;
 class MostRemaining implements Selector {
   readonly #buckets: PoolKey[][] = Array.from({ length: BUCKETS }, () => []);
   #top = -1;
+
+  constructor(private readonly random: () => number = Math.random) {}
 
   static bucketOf(k: PoolKey): number {
     const r = effectiveRemaining(k) ?? UNKNOWN_RANK;
@@ -121,16 +171,108 @@ class MostRemaining implements Selector {
 
   used(): void {}
 
-  pick(exclude: ReadonlySet<number>): PoolKey | null {
+  get empty(): boolean {
+    return this.#top < 0;
+  }
+
+  /** Every key it holds (to move them elsewhere). */
+  all(): PoolKey[] {
+    return this.#buckets.flat();
+  }
+
+  /** The fullest key not excluded (and `accept`ed, when given), at random among near-ties. */
+  pick(exclude: ReadonlySet<number>, _now?: number, accept?: (k: PoolKey) => boolean): PoolKey | null {
     for (let b = this.#top; b >= 0; b--) {
       const list = this.#buckets[b]!;
       if (list.length === 0) continue;
-      const start = Math.floor(Math.random() * list.length);
-      // At most MAX_ATTEMPTS − 1 keys are excluded: this loop ends after a few steps.
+      const start = Math.floor(this.random() * list.length);
+      // At most MAX_ATTEMPTS − 1 keys are excluded: this loop ends after a few steps (with
+      // `accept`, after the keys at their rate, which are few unless the pool is saturated).
       for (let i = 0; i < list.length; i++) {
         const k = list[(start + i) % list.length]!;
-        if (!exclude.has(k.id)) return k;
+        if (!exclude.has(k.id) && (!accept || accept(k))) return k;
       }
+    }
+    return null;
+  }
+}
+
+/**
+ * The credits that lapse first are spent first: keys are grouped by the UTC day their cycle
+ * resets (their account's), earliest first, and ranked within a day by what they have left, as
+ * most-remaining ranks them. A key that has sent 90% of its per-key rate in the last minute is
+ * passed over for the next one, so one account is not driven into 429s; when every key is that
+ * busy, the earliest is taken anyway (Tavily decides).
+ */
+class ExpiringFirst implements Selector {
+  /** Day → its keys, ranked by what they have left. */
+  readonly #days = new Map<number, MostRemaining>();
+  /** The days with keys, ascending. */
+  #order: number[] = [];
+  /** Day → the earliest reset among its keys (lower than that after removals: then found again). */
+  readonly #soonest = new Map<number, number>();
+
+  constructor(
+    private readonly relapse: (k: PoolKey, now: number) => void,
+    private readonly random: () => number,
+  ) {}
+
+  add(k: PoolKey): void {
+    const day = Math.floor(k.lapsesAt / DAY_MS);
+    k.horizon = day;
+    let group = this.#days.get(day);
+    if (!group) {
+      group = new MostRemaining(this.random);
+      this.#days.set(day, group);
+      const at = this.#order.findIndex((d) => d > day);
+      if (at === -1) this.#order.push(day);
+      else this.#order.splice(at, 0, day);
+    }
+    group.add(k);
+    this.#soonest.set(day, Math.min(this.#soonest.get(day) ?? Infinity, k.lapsesAt));
+  }
+
+  remove(k: PoolKey): void {
+    const group = this.#days.get(k.horizon)!;
+    group.remove(k);
+    if (group.empty) {
+      this.#days.delete(k.horizon);
+      this.#soonest.delete(k.horizon);
+      this.#order.splice(this.#order.indexOf(k.horizon), 1);
+    }
+  }
+
+  moved(k: PoolKey): void {
+    this.#days.get(k.horizon)!.moved(k);
+  }
+
+  used(k: PoolKey, now: number): void {
+    countUse(k, now);
+  }
+
+  pick(exclude: ReadonlySet<number>, now: number): PoolKey | null {
+    // Keys whose reset has passed were renewed: ranked again by the next one.
+    while (this.#order.length > 0) {
+      const day = this.#order[0]!;
+      if (this.#soonest.get(day)! > now) break;
+      const keys = this.#days.get(day)!.all();
+      const due = keys.filter((k) => k.lapsesAt <= now);
+      for (const k of due) {
+        this.remove(k);
+        this.relapse(k, now); // Always after now: never due again.
+        this.add(k);
+      }
+      const left = this.#days.get(day);
+      if (left) this.#soonest.set(day, Math.min(...left.all().map((k) => k.lapsesAt)));
+    }
+    const calm = (k: PoolKey) => recentRate(k, now) < k.rpm * RATE_SHARE;
+    for (const day of this.#order) {
+      const k = this.#days.get(day)!.pick(exclude, now, calm);
+      if (k) return k;
+    }
+    for (const day of this.#order) {
+      const k = this.#days.get(day)!.pick(exclude, now);
+      if (k) return k;
     }
     return null;
   }
@@ -196,10 +338,12 @@ class LeastRecentlyUsed implements Selector {
   }
 }
 
-function makeSelector(strategy: KeyStrategy): Selector {
+function makeSelector(strategy: KeyStrategy, relapse: (k: PoolKey, now: number) => void, random: () => number): Selector {
   switch (strategy) {
+    case 'expiring-first':
+      return new ExpiringFirst(relapse, random);
     case 'most-remaining':
-      return new MostRemaining();
+      return new MostRemaining(random);
     case 'round-robin':
       return new RoundRobin();
     case 'least-recently-used':
@@ -226,21 +370,38 @@ export class KeyPool {
   #selector: Selector;
   readonly #timers = new Map<number, NodeJS.Timeout>();
 
-  constructor(readonly strategy: KeyStrategy) {
-    this.#selector = makeSelector(strategy);
+  readonly #clock: () => number;
+  readonly #random: () => number;
+  readonly #relapse = (k: PoolKey, now: number): void => {
+    const r = nextReset(k.cycleStartedAt, now);
+    k.lapsesAt = r.at;
+    k.renewalBasis = r.basis;
+  };
+
+  /**
+   * `clock`: the time the pool reads; `random`: its coin for near-ties. The waste simulation
+   * gives both, to run 90 days in seconds, the same every time.
+   */
+  constructor(
+    readonly strategy: KeyStrategy,
+    opts: { clock?: () => number; random?: () => number } = {},
+  ) {
+    this.#clock = opts.clock ?? Date.now;
+    this.#random = opts.random ?? Math.random;
+    this.#selector = makeSelector(strategy, this.#relapse, this.#random);
   }
 
   /** Replaces the pool's keys; cooldowns of keys still present carry over. */
-  load(entries: readonly PoolEntry[], now = Date.now()): void {
+  load(entries: readonly PoolEntry[], now = this.#clock()): void {
     const previous = new Map(this.#keys);
     this.#keys.clear();
     this.#accounts.clear();
-    this.#selector = makeSelector(this.strategy);
+    this.#selector = makeSelector(this.strategy, this.#relapse, this.#random);
     // The timers point at the previous objects: re-armed below for the new ones.
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     for (const e of entries) {
-      const k = this.#fromEntry(e, previous.get(e.id));
+      const k = this.#fromEntry(e, previous.get(e.id), now);
       this.#keys.set(k.id, k);
       this.#place(k, now);
       this.#arm(k, now);
@@ -248,7 +409,7 @@ export class KeyPool {
   }
 
   /** Adds or replaces these keys and drops `gone`, leaving the rest of the pool as it is. */
-  update(entries: readonly PoolEntry[], gone: readonly number[] = [], now = Date.now()): void {
+  update(entries: readonly PoolEntry[], gone: readonly number[] = [], now = this.#clock()): void {
     for (const id of gone) {
       const k = this.#keys.get(id);
       if (!k) continue;
@@ -265,7 +426,7 @@ export class KeyPool {
         this.#leaveAccount(old);
         this.#place(old, now);
       }
-      const k = this.#fromEntry(e, old);
+      const k = this.#fromEntry(e, old, now);
       this.#keys.set(k.id, k);
       this.#place(k, now);
       this.#arm(k, now);
@@ -277,7 +438,7 @@ export class KeyPool {
    * joins its account, whose room is taken as read with it (the other keys of the account are
    * re-ranked when it changed).
    */
-  #fromEntry(e: PoolEntry, old: PoolKey | undefined): PoolKey {
+  #fromEntry(e: PoolEntry, old: PoolKey | undefined, now: number): PoolKey {
     let account: PoolAccount | null = null;
     if (e.accountId !== null) {
       account = this.#accounts.get(e.accountId) ?? null;
@@ -286,9 +447,11 @@ export class KeyPool {
         this.#accounts.set(account.id, account);
       } else if (account.remaining !== e.accountRemaining) {
         account.remaining = e.accountRemaining;
-        for (const m of account.keys) this.#place(m);
+        for (const m of account.keys) this.#place(m, now);
       }
     }
+    const cycleStartedAt = e.cycleStartedAt ?? null;
+    const renewal = nextReset(cycleStartedAt, now);
     // Written out rather than spread: one object shape for every key, built fast in bulk.
     const k: PoolKey = {
       id: e.id,
@@ -303,6 +466,14 @@ export class KeyPool {
       lastUsed: old && old.lastUsed > e.lastUsed ? old.lastUsed : e.lastUsed,
       slot: -1,
       bucket: 0,
+      cycleStartedAt,
+      lapsesAt: renewal.at,
+      renewalBasis: renewal.basis,
+      horizon: 0,
+      rpm: old?.rpm ?? keyRpm(e.plain),
+      rateMinute: old?.rateMinute ?? 0,
+      rateNow: old?.rateNow ?? 0,
+      ratePrev: old?.ratePrev ?? 0,
     };
     account?.keys.add(k);
     return k;
@@ -334,10 +505,11 @@ export class KeyPool {
 
   /** The next key to use, skipping `exclude` (keys this request already tried). */
   pick(exclude: ReadonlySet<number> = EMPTY): PoolKey | null {
-    const k = this.#selector.pick(exclude);
+    const now = this.#clock();
+    const k = this.#selector.pick(exclude, now);
     if (k) {
-      k.lastUsed = Date.now();
-      this.#selector.used(k);
+      k.lastUsed = now;
+      this.#selector.used(k, now);
     }
     return k;
   }
@@ -348,7 +520,7 @@ export class KeyPool {
    * moment ago (Tavily itself down) tries again rather than refuse until the rests end. Scans
    * the keys: it runs only when the pool has nothing else.
    */
-  pickResting(exclude: ReadonlySet<number> = EMPTY, now = Date.now()): PoolKey | null {
+  pickResting(exclude: ReadonlySet<number> = EMPTY, now = this.#clock()): PoolKey | null {
     let best: PoolKey | null = null;
     for (const k of this.#keys.values()) {
       if (k.failStreak === 0 || exclude.has(k.id) || !this.#selectable(k, Math.max(now, k.coolUntil))) continue;
@@ -399,7 +571,7 @@ export class KeyPool {
   }
 
   /** Puts the key in or out of the selectable set, or re-ranks it, as its state now says. */
-  #place(k: PoolKey, now = Date.now()): void {
+  #place(k: PoolKey, now = this.#clock()): void {
     const was = k.slot !== -1;
     const should = this.#keys.get(k.id) === k && this.#selectable(k, now);
     if (was && !should) this.#selector.remove(k);
@@ -408,12 +580,12 @@ export class KeyPool {
   }
 
   /** Rests the key after a 429 until Retry-After has passed. */
-  coolDown(k: PoolKey, seconds: number, now = Date.now()): void {
+  coolDown(k: PoolKey, seconds: number, now = this.#clock()): void {
     this.coolUntil(k, now + seconds * 1000, now);
   }
 
   /** Rests the key until `until` (epoch ms), or longer if it already rests longer. */
-  coolUntil(k: PoolKey, until: number, now = Date.now()): void {
+  coolUntil(k: PoolKey, until: number, now = this.#clock()): void {
     k.coolUntil = Math.max(k.coolUntil, until);
     this.#place(k, now);
     this.#arm(k, now);
@@ -425,7 +597,7 @@ export class KeyPool {
     clearTimeout(this.#timers.get(k.id));
     const t = setTimeout(() => {
       this.#timers.delete(k.id);
-      const at = Date.now();
+      const at = this.#clock();
       this.#place(k, at);
       // A timer may fire a millisecond before Date.now() reaches coolUntil: wait the rest.
       this.#arm(k, at);
@@ -447,7 +619,7 @@ export class KeyPool {
     return total;
   }
 
-  counts(now = Date.now()): PoolCounts {
+  counts(now = this.#clock()): PoolCounts {
     const c: PoolCounts = { total: this.#keys.size, available: 0, disabled: 0, invalid: 0, exhausted: 0, cooling: 0 };
     for (const k of this.#keys.values()) {
       if (!k.enabled) c.disabled++;

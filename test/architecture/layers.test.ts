@@ -13,7 +13,7 @@ import { projectRoot } from '../support/entry.js';
 
 export const LAYERS: readonly (readonly string[])[] = [
   // helpers that know nothing of the product
-  ['src/text.ts', 'src/paths.ts', 'src/slices.ts', 'src/net.ts', 'src/forecast.ts', 'src/lifecycle.ts'],
+  ['src/text.ts', 'src/paths.ts', 'src/slices.ts', 'src/net.ts', 'src/forecast.ts', 'src/cycles.ts', 'src/lifecycle.ts'],
   // configuration, secrets, sealing, logging
   ['src/config.ts', 'src/crypto.ts', 'src/secrets.ts', 'src/logger.ts'],
   // the tables' types

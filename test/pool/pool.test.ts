@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { accountRanOut } from '../../src/pool/key-states.js';
+import { addMonths, nextReset } from '../../src/cycles.js';
 import { KeyPool, type PoolEntry, effectiveRemaining } from '../../src/pool/pool.js';
 
 const entry = (id: number, remaining: number | null, over: Partial<PoolEntry> = {}): PoolEntry => ({
@@ -193,5 +194,94 @@ describe('keys of one account in the pool', () => {
     assert.equal(accountRanOut(pool.get(3)!, 432), true, 'no limit of its own');
     assert.equal(accountRanOut(pool.get(5)!, 432), false, 'no figures at all: only the key');
     pool.close();
+  });
+
+  describe('expiring-first', () => {
+    const DAY = 86_400_000;
+    const NOW = Date.UTC(2026, 11, 10, 12); // 10 December 2026, noon UTC
+    const clock = (start = NOW) => {
+      const c = { now: start, read: () => c.now };
+      return c;
+    };
+
+    test('the account whose cycle ends first is spent first, even with less left; most-remaining does the opposite', () => {
+      const entries = [
+        // Cycle seen on 15 November: resets 15 December. 300 left.
+        entry(1, 300, { accountId: 1, accountRemaining: 300, cycleStartedAt: Date.UTC(2026, 10, 15, 9) }),
+        entry(2, 300, { accountId: 1, accountRemaining: 300, cycleStartedAt: Date.UTC(2026, 10, 15, 9) }),
+        // Cycle seen on 8 December: resets 8 January. 900 left.
+        entry(3, 900, { plain: 'tvly-prod-k3', cycleStartedAt: Date.UTC(2026, 11, 8, 9) }),
+      ];
+      const c = clock();
+      const pool = new KeyPool('expiring-first', { clock: c.read });
+      pool.load(entries);
+      assert.deepEqual(new Set(picks(pool, 40)), new Set([1, 2]), 'the keys of the account lapsing on the 15th share its load');
+      assert.equal(pool.get(1)!.renewalBasis, 'cycle');
+      assert.equal(pool.get(1)!.lapsesAt, Date.UTC(2026, 11, 15, 9));
+      const most = new KeyPool('most-remaining', { clock: c.read });
+      most.load(entries);
+      assert.deepEqual(new Set(picks(most, 40)), new Set([3]));
+      // Spent out, the next to lapse serves.
+      pool.deduct(pool.get(1)!, 300);
+      assert.equal(pool.pick()!.id, 3);
+    });
+
+    test('a cycle not seen yet counts as renewing on the 1st of next month (UTC)', () => {
+      const c = clock();
+      const pool = new KeyPool('expiring-first', { clock: c.read });
+      pool.load([
+        entry(1, 900, { cycleStartedAt: Date.UTC(2026, 11, 5) }), // resets 5 January
+        entry(2, 100, { cycleStartedAt: null }), // unknown: 1 January
+      ]);
+      assert.equal(pool.get(2)!.renewalBasis, 'calendar');
+      assert.equal(pool.get(2)!.lapsesAt, Date.UTC(2027, 0, 1));
+      assert.equal(pool.pick()!.id, 2);
+    });
+
+    test('within a day, by what is left', () => {
+      const c = clock();
+      const pool = new KeyPool('expiring-first', { clock: c.read });
+      const start = Date.UTC(2026, 10, 20);
+      pool.load([entry(1, 50, { cycleStartedAt: start }), entry(2, 800, { cycleStartedAt: start + 3600_000 }), entry(3, 5000, { cycleStartedAt: Date.UTC(2026, 10, 21) })]);
+      assert.deepEqual(new Set(picks(pool, 30)), new Set([2]));
+    });
+
+    test('a key is passed over at 90% of its per-key rate, and serves again as the minute passes', () => {
+      const c = clock();
+      const pool = new KeyPool('expiring-first', { clock: c.read });
+      // A development key (100 a minute) lapsing first, a production key (1,000) after.
+      pool.load([entry(1, 10_000, { cycleStartedAt: Date.UTC(2026, 10, 12) }), entry(2, 10_000, { plain: 'tvly-prod-k2', cycleStartedAt: Date.UTC(2026, 11, 1) })]);
+      assert.deepEqual(picks(pool, 90), Array(90).fill(1));
+      assert.equal(pool.pick()!.id, 2, 'the 91st request of the minute goes elsewhere');
+      const second = picks(pool, 500);
+      assert.ok(second.every((id) => id === 2));
+      c.now += 90_000; // half a minute into the next: the window holds half of the last one (45)
+      const next = picks(pool, 44);
+      assert.ok(next.every((id) => id === 1), 'back to the key lapsing first');
+      assert.equal(picks(pool, 2).at(-1), 2, 'until it is that busy again');
+      c.now += 120_000;
+      assert.equal(picks(pool, 90).filter((id) => id === 1).length, 90);
+      // When every key is that busy, the earliest is taken anyway: Tavily decides.
+      const busy = new KeyPool('expiring-first', { clock: c.read });
+      busy.load([entry(7, 1000, { cycleStartedAt: Date.UTC(2026, 10, 12) })]);
+      assert.equal(picks(busy, 150).filter((id) => id === 7).length, 150);
+    });
+
+    test('once its reset has passed, a key is ranked by the next one', () => {
+      const c = clock();
+      const pool = new KeyPool('expiring-first', { clock: c.read });
+      pool.load([entry(1, 500, { cycleStartedAt: Date.UTC(2026, 10, 11) }), entry(2, 500, { cycleStartedAt: Date.UTC(2026, 10, 20) })]);
+      assert.equal(pool.pick()!.id, 1);
+      c.now = Date.UTC(2026, 11, 12); // past the 11th: key 1 renewed, next on 11 January; key 2 on 20 December
+      assert.equal(pool.pick()!.id, 2);
+      assert.equal(pool.get(1)!.lapsesAt, Date.UTC(2027, 0, 11));
+    });
+
+    test('cycles: months keep the day, or the month’s last', () => {
+      assert.equal(addMonths(Date.UTC(2026, 0, 31), 1), Date.UTC(2026, 1, 28));
+      assert.equal(nextReset(Date.UTC(2026, 0, 31), Date.UTC(2026, 1, 10)).at, Date.UTC(2026, 1, 28));
+      assert.equal(nextReset(Date.UTC(2025, 5, 3, 4), Date.UTC(2026, 11, 10)).at, Date.UTC(2027, 0, 3, 4), 'a cycle seen long ago still gives its day');
+      assert.deepEqual(nextReset(null, Date.UTC(2026, 11, 31, 23)), { at: Date.UTC(2027, 0, 1), basis: 'calendar' });
+    });
   });
 });

@@ -370,6 +370,8 @@ export class KeyRepository {
         'tavily_keys.cooldown_until',
         'tavily_keys.account_id',
         'a.remaining as account_remaining',
+        'tavily_keys.cycle_started_at',
+        'a.cycle_started_at as account_cycle_started_at',
       ])
       .orderBy('tavily_keys.id');
     return this.#readMany(
