@@ -174,7 +174,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
 
-  const keyStrategy = (nonEmpty(env, 'KEY_STRATEGY') ?? 'most-remaining').toLowerCase();
+  const keyStrategy = (nonEmpty(env, 'KEY_STRATEGY') ?? 'expiring-first').toLowerCase();
   if (!KEY_STRATEGIES.includes(keyStrategy as KeyStrategy)) {
     throw new ConfigError('KEY_STRATEGY', `expected one of ${KEY_STRATEGIES.join(', ')}, got "${keyStrategy}"`);
   }
