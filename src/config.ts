@@ -83,6 +83,17 @@ export interface Config {
   maxAttempts: number;
   /** How long one request may go on trying keys whose answers cost nothing (401, 429, 432, 433). */
   failoverBudgetMs: number;
+  /** The answer cache and in-flight dedup (gateway/cache.ts). */
+  cache: {
+    /** CACHE_MAX_BYTES: memory the stored answers may take (0: no cache at all). */
+    maxBytes: number;
+    /** CACHE_MAX_ENTRY_BYTES: a larger answer is not stored. */
+    maxEntryBytes: number;
+    /** CACHE_MAX_TTL_S: nothing older is served, whatever a token asks. */
+    maxTtlS: number;
+    /** MCP_CACHE_TTL_S: the TTL of MCP calls by tokens that set none (retried tool calls). */
+    mcpTtlS: number;
+  };
   /** Keys added without ?validate=true are checked against /usage in the background. */
   validateOnImport: boolean;
   logRetentionDays: number;
@@ -237,6 +248,12 @@ export function loadConfig(env: Env = process.env): Config {
     keyStrategy: keyStrategy as KeyStrategy,
     maxAttempts: int(env, 'MAX_ATTEMPTS', 3, 1, 20),
     failoverBudgetMs: int(env, 'FAILOVER_BUDGET_MS', 10_000, 100, 600_000),
+    cache: {
+      maxBytes: int(env, 'CACHE_MAX_BYTES', 64 * 1024 * 1024, 0, 64 * 1024 ** 3),
+      maxEntryBytes: int(env, 'CACHE_MAX_ENTRY_BYTES', 1024 * 1024, 1024, 1024 ** 3),
+      maxTtlS: int(env, 'CACHE_MAX_TTL_S', 86_400, 1, 604_800),
+      mcpTtlS: int(env, 'MCP_CACHE_TTL_S', 60, 0, 604_800),
+    },
     validateOnImport: bool(env, 'VALIDATE_ON_IMPORT', true),
     logRetentionDays: int(env, 'LOG_RETENTION_DAYS', 30, 1, 3650),
     refreshCron,

@@ -17,6 +17,7 @@ import { KeyRepository } from './db/repositories/keys.js';
 import { LogRepository } from './db/repositories/logs.js';
 import { TokenRepository } from './db/repositories/tokens.js';
 import { BudgetLedger } from './gateway/budget.js';
+import { AnswerCache } from './gateway/cache.js';
 import { GatewayCore } from './gateway/core.js';
 import { ResearchRegistry } from './gateway/research.js';
 import { TokenRegistry } from './gateway/tokens.js';
@@ -67,6 +68,8 @@ export interface AppContext {
 
 /** The parts the services and the core are made of. */
 export interface Parts {
+  /** The answer cache (null: CACHE_MAX_BYTES=0). */
+  cache: AnswerCache | null;
   database: DatabaseHandle;
   repos: { keys: KeyRepository; accounts: AccountRepository; tokens: TokenRepository; logs: LogRepository; alerts: AlertRepository; audit: AuditRepository };
   cipher: KeyCipher;
@@ -190,7 +193,22 @@ export async function createContext(
     onDelivery: (result) => metrics?.alertDelivery(result),
   });
   const keyStates = new KeyStates(pool, outbox, log.child({ component: 'gateway' }), metrics);
-  const gateway = new GatewayCore({ config, log: log.child({ component: 'gateway' }), pool, keyStates, tokens, budget, outbox, research, tavily, logs: repos.logs, adminToken: secrets.adminToken, metrics });
+  const answers = config.cache.maxBytes > 0 ? new AnswerCache({ maxBytes: config.cache.maxBytes, maxEntryBytes: config.cache.maxEntryBytes, maxTtlMs: config.cache.maxTtlS * 1000 }) : null;
+  const gateway = new GatewayCore({
+    config,
+    log: log.child({ component: 'gateway' }),
+    pool,
+    keyStates,
+    tokens,
+    budget,
+    outbox,
+    research,
+    tavily,
+    logs: repos.logs,
+    adminToken: secrets.adminToken,
+    metrics,
+    cache: answers ? { answers, mcpTtlS: config.cache.mcpTtlS } : null,
+  });
   const loader = new PoolLoader({ keys: repos.keys, plainKeys, pool, beforeRead: () => outbox.flush(), log });
   const reloadTokens = async () => tokens.load(await repos.tokens.list(true));
 
@@ -310,7 +328,7 @@ export async function createContext(
     metrics,
     health: { db, outbox, bus },
     jobs: createScheduler({ database, config, log, refresher, prune }),
-    parts: { database, repos, cipher, plainKeys, tavily, pool, keyStates, loader, tokens, budget, outbox, research, refresher, alerts, bus, sync, changes, instances, prune },
+    parts: { cache: answers, database, repos, cipher, plainKeys, tavily, pool, keyStates, loader, tokens, budget, outbox, research, refresher, alerts, bus, sync, changes, instances, prune },
     async close() {
       await lifecycle.stop();
       return { unwritten };

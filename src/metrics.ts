@@ -36,6 +36,8 @@ export class Metrics {
   readonly #flushSeconds: Histogram;
   readonly #flushFailures: Counter;
   readonly #alertDeliveries: Counter<'result'>;
+  readonly #cacheRequests: Counter<'endpoint' | 'result'>;
+  readonly #cacheSaved: Counter<'endpoint'>;
   readonly #tokenNames = new Map<string, string>();
   readonly #tokenLabels: number;
 
@@ -67,6 +69,8 @@ export class Metrics {
     this.#refreshKeyFailures = new Counter({ name: 'tavily_pool_refresh_key_failures_total', help: 'Keys whose /usage check failed in a refresh', registers });
     this.#flushSeconds = new Histogram({ name: 'tavily_pool_request_log_flush_seconds', help: 'Duration of a request-log flush (log rows, spend, key health)', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers });
     this.#flushFailures = new Counter({ name: 'tavily_pool_request_log_flush_failures_total', help: 'Request-log flushes that failed (their rows are kept and retried)', registers });
+    this.#cacheRequests = new Counter({ name: 'tavily_pool_cache_requests_total', help: 'Requests of tokens with an answer cache, by what the cache did: hit (a stored answer), joined (an identical request in flight), miss (Tavily called), bypass (the client asked for Tavily)', labelNames: ['endpoint', 'result'], registers });
+    this.#cacheSaved = new Counter({ name: 'tavily_pool_cache_saved_credits_total', help: 'Credits not spent because an answer came from the cache or an identical request in flight', labelNames: ['endpoint'], registers });
     this.#alertDeliveries = new Counter({ name: 'tavily_pool_alert_deliveries_total', help: 'Alert deliveries attempted, by result (delivered, retry, failed: given up)', labelNames: ['result'], registers });
     const pool = o.pool;
     const wb = o.outbox;
@@ -119,6 +123,12 @@ export class Metrics {
       this.#tokenRequests.inc({ token: label });
       if (credits > 0) this.#tokenCredits.inc({ token: label }, credits);
     }
+  }
+
+  /** What the answer cache did for a request, and the credits it saved. */
+  cache(endpoint: string, result: 'hit' | 'joined' | 'miss' | 'bypass', saved: number): void {
+    this.#cacheRequests.inc({ endpoint, result });
+    if (saved > 0) this.#cacheSaved.inc({ endpoint }, saved);
   }
 
   upstream(endpoint: string, seconds: number): void {

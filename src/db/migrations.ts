@@ -12,6 +12,7 @@ import { migration as m0009 } from './migrations/0009_alerts.js';
 import { migration as m0010 } from './migrations/0010_audit.js';
 import { migration as m0011 } from './migrations/0011_token_scopes.js';
 import { migration as m0012 } from './migrations/0012_checks_and_failovers.js';
+import { migration as m0013 } from './migrations/0013_cache.js';
 
 /**
  * Every migration, one file each under migrations/, in the order they run (by name). A new one is
@@ -32,6 +33,7 @@ function migrations(dialect: DialectKind): Record<string, Migration> {
     '0010_audit': m0010(dialect),
     '0011_token_scopes': m0011(),
     '0012_checks_and_failovers': m0012(),
+    '0013_cache': m0013(),
   };
 }
 

@@ -96,6 +96,8 @@ export interface ClientTokenTable {
   expires_at: string | null;
   /** JSON: caps on what one request may cost; null: none. */
   caps: string | null;
+  /** Seconds an identical request's answer may be reused (0: never); null: the door's default (REST none, MCP MCP_CACHE_TTL_S). */
+  cache_ttl_s: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -118,7 +120,13 @@ export interface RequestLogTable {
   via: Generated<Door>;
   /** JSON: the keys tried that did not serve the request, `[{key_id, status, error}]`; null when the first one did. */
   failovers: string | null;
+  /** The answer cache: `hit` (a stored answer), `joined` (an identical request's answer, in flight), `miss` (Tavily called, the answer stored), `bypass` (the client asked for Tavily); null: no cache for this token. */
+  cache: CacheOutcome | null;
+  /** Credits a cached or joined answer saved: what Tavily charged for it. */
+  credits_saved: Generated<number>;
 }
+
+export type CacheOutcome = 'hit' | 'joined' | 'miss' | 'bypass';
 
 /** A research task belongs to the key that created it. */
 export interface ResearchTaskTable {

@@ -87,7 +87,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * credits, the request log), and every failure inside a tool is a tool result with
  * `isError`, never a broken session.
  */
-export function createMcpServer(deps: McpDeps, token: TokenState, remote: string | null = null): Server {
+export function createMcpServer(deps: McpDeps, token: TokenState, remote: string | null = null, cache?: 'bypass'): Server {
   const server = new Server(
     { name: 'tavily-pool', version: deps.version, title: 'Tavily through tavily-pool' },
     {
@@ -117,7 +117,7 @@ export function createMcpServer(deps: McpDeps, token: TokenState, remote: string
     }
     const headers = { 'x-client-source': 'MCP' };
     try {
-      const o = await deps.gateway.call({ token, endpoint, body, headers, signal: extra.signal, via: 'mcp', remote });
+      const o = await deps.gateway.call({ token, endpoint, body, headers, signal: extra.signal, via: 'mcp', remote, cache });
       if (o.kind === 'cancelled') return failure('cancelled');
       if (o.kind === 'stream') return failure('tavily-pool: an event stream cannot be a tool result');
       if (o.status >= 400 || !o.data) return failure(refusedAnswer(o));

@@ -140,7 +140,9 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
     if (!token) return reply;
     const nameless = namelessToolCall(req.body);
     if (nameless) return rpcError(reply, 200, INVALID_PARAMS, 'Invalid params: tools/call needs params.name, the name of a tool from tools/list', nameless.id);
-    const server = createMcpServer(deps, token, req.ip);
+    // X-Tavily-Pool-Cache: bypass on the HTTP request asks Tavily for every tool call in it.
+    const bypass = String(req.headers['x-tavily-pool-cache'] ?? '').trim().toLowerCase() === 'bypass' ? ('bypass' as const) : undefined;
+    const server = createMcpServer(deps, token, req.ip, bypass);
     // A plain JSON answer, unless the message may need to stream progress first (a research
     // call): an event stream costs more to open and to read.
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !mayStream(req.body) });

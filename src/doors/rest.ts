@@ -52,6 +52,10 @@ function forwardHeaders(req: FastifyRequest): Record<string, string> {
   return h;
 }
 
+/** The answer cache: `bypass` asks for Tavily's answer (which is then stored); answers say hit, joined, miss or bypass. */
+const CACHE_HEADER = 'x-tavily-pool-cache';
+const bypass = (req: FastifyRequest) => (String(req.headers[CACHE_HEADER] ?? '').trim().toLowerCase() === 'bypass' ? ('bypass' as const) : undefined);
+
 function cancelOnDisconnect(reply: FastifyReply): Cancellation {
   const c = new Cancellation();
   reply.raw.once('close', () => {
@@ -69,6 +73,7 @@ function send(reply: FastifyReply, o: Outcome) {
       reply.raw.setHeader('x-accel-buffering', 'no');
       return reply.code(200).header('cache-control', 'no-cache').type(o.contentType).send(o.stream);
     case 'answer':
+      if (o.cache) reply.header(CACHE_HEADER, o.cache);
       return reply.code(o.status).type(o.contentType).send(o.text);
   }
 }
@@ -147,7 +152,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
         const { api_key: _dropped, ...body } = req.body as Json;
         const token = authenticate(req, req.body as Json);
         req.reachedCore = true;
-        return send(reply, await gateway.call({ token, endpoint, body, headers: forwardHeaders(req), signal: cancelOnDisconnect(reply), remote: req.ip }));
+        return send(reply, await gateway.call({ token, endpoint, body, headers: forwardHeaders(req), signal: cancelOnDisconnect(reply), remote: req.ip, cache: bypass(req) }));
       },
     );
   }

@@ -8,7 +8,8 @@ import { scopeRefusal } from './scopes.js';
 import type { BudgetLedger, Hold, Reservation } from './budget.js';
 import { canonicalBody } from './fields.js';
 import type { Failover, LogRepository } from '../db/repositories/logs.js';
-import type { Door } from '../db/schema.js';
+import type { CacheOutcome, Door } from '../db/schema.js';
+import { type AnswerCache, type SharedAnswer, cacheKey, withUsage } from './cache.js';
 import type { Outbox } from '../pool/outbox.js';
 import type { KeyStates } from '../pool/key-states.js';
 import type { KeyPool, PoolKey } from '../pool/pool.js';
@@ -93,6 +94,8 @@ export interface Call {
    * budget), but not counted against its RPM allowance.
    */
   followUp?: boolean;
+  /** `bypass`: the client asked for Tavily's answer, not a stored one (X-Tavily-Pool-Cache: bypass). */
+  cache?: 'bypass';
 }
 
 /** What the gateway answers: Tavily's answer (JSON or passed on as it came), or its event stream. */
@@ -105,6 +108,8 @@ export type Outcome =
       text: string;
       /** A 2xx answer's JSON object; null for the request's own 4xx. */
       data: Json | null;
+      /** What the answer cache did, when the token has one (the REST door says so in X-Tavily-Pool-Cache). */
+      cache?: CacheOutcome;
     }
   | { kind: 'stream'; contentType: string; stream: Readable }
   /** The client went away: nothing to answer. */
@@ -126,6 +131,19 @@ interface RequestRecord {
   failovers?: readonly Failover[];
   /** The reservation this answer settles (released, and `credits` charged instead). */
   hold?: Hold | null;
+  /** What the answer cache did (null or absent: no cache for this request), and the credits it saved. */
+  cache?: CacheOutcome | null;
+  saved?: number;
+}
+
+/** This request's place in the answer cache: where its answer is stored, and who waits for it. */
+interface CacheUse {
+  store: AnswerCache;
+  key: string;
+  ttlMs: number;
+  outcome: CacheOutcome;
+  /** Identical requests wait for this one's answer (null: another leads, or none may join a bypass). */
+  lead: ((answer: SharedAnswer | null) => void) | null;
 }
 
 /** Time spent waiting for Tavily during one call, over all its attempts. */
@@ -159,6 +177,8 @@ export interface GatewayDeps {
   adminToken: string;
   /** Prometheus counters; null when METRICS_ENABLED=false. */
   metrics?: Metrics | null;
+  /** The answer cache (null: CACHE_MAX_BYTES=0), and the TTL of MCP calls by tokens that set none. */
+  cache?: { answers: AnswerCache; mcpTtlS: number } | null;
 }
 
 function jsonObject(text: string): Json | null {
@@ -276,8 +296,13 @@ export class GatewayCore {
     const hold = admitted instanceof Promise ? await admitted : admitted;
     // Whether the hold went on with the answer (a stream's end, a research task's polls).
     let passedOn = false;
+    const cache = this.#cacheFor(c, spec);
     try {
       if (c.endpoint === 'feedback') return await this.#feedback(c, clock);
+      if (cache) {
+        const served = await this.#fromCache(c, cache, hold);
+        if (served) return served;
+      }
       const upstreamBody = JSON.stringify({ ...c.body, include_usage: true });
       const stream = c.endpoint === 'research' && c.body.stream === true;
       const headers = { 'content-type': 'application/json', accept: 'application/json', ...c.headers };
@@ -306,7 +331,7 @@ export class GatewayCore {
         );
         return { kind: 'stream', contentType: String(r.res.headers['content-type'] ?? 'text/event-stream'), stream: events };
       }
-      if (spec.billing === 'full') return this.#finish(c, r, 'full', hold);
+      if (spec.billing === 'full') return this.#finish(c, r, 'full', hold, undefined, cache);
       // Research is billed when it completes (on the poll), not when it is created: its owner
       // is recorded before the client can poll, and its reservation stays with the task until
       // a poll bills it.
@@ -317,7 +342,57 @@ export class GatewayCore {
       });
     } finally {
       if (!passedOn) this.d.budget.release(hold);
+      // No answer to share (a failure, a refusal, a client gone): who waited calls Tavily itself.
+      cache?.lead?.(null);
     }
+  }
+
+  /** The answer cache's part in this call: null when the token has none for this endpoint and door. */
+  #cacheFor(c: Call, spec: EndpointSpec): CacheUse | null {
+    const cache = this.d.cache;
+    if (!cache || !spec.cacheable) return null;
+    const ttlS = c.token.cacheTtlS ?? (c.via === 'mcp' ? cache.mcpTtlS : 0);
+    if (ttlS <= 0) return null;
+    return { store: cache.answers, key: cacheKey(c.endpoint, c.body), ttlMs: ttlS * 1000, outcome: c.cache === 'bypass' ? 'bypass' : 'miss', lead: null };
+  }
+
+  /**
+   * A stored answer within the token's TTL (a hit), or the answer of an identical request in
+   * flight (joined): free, logged with the credits it saved. Null when Tavily must be asked:
+   * then this call leads, and identical ones arriving meanwhile wait for its answer.
+   */
+  async #fromCache(c: Call, u: CacheUse, hold: Hold | null): Promise<Outcome | null> {
+    const t0 = performance.now();
+    if (u.outcome !== 'bypass') {
+      let found: SharedAnswer | null = u.store.get(u.key, u.ttlMs);
+      let outcome: CacheOutcome = 'hit';
+      if (!found) {
+        const inflight = u.store.inflight(u.key);
+        if (inflight) {
+          found = await inflight;
+          outcome = 'joined';
+          if (c.signal.aborted) return { kind: 'cancelled' };
+        }
+      }
+      if (found) {
+        const answer = found;
+        this.#account({ via: c.via ?? 'rest', token: c.token, key: null, endpoint: c.endpoint, status: 200, attempts: 0, latencyMs: performance.now() - t0, credits: 0, requestId: answer.requestId, error: null, hold, cache: outcome, saved: answer.credits });
+        let data: Json | null | undefined;
+        return {
+          kind: 'answer',
+          status: 200,
+          contentType: 'application/json',
+          text: withUsage(answer.text, c.body.include_usage === true),
+          // Parsed only for a door that reads it (MCP formats it; REST sends the text).
+          get data() {
+            return (data ??= jsonObject(answer.text));
+          },
+          cache: outcome,
+        };
+      }
+    }
+    if (!u.store.inflight(u.key)) u.lead = u.store.lead(u.key);
+    return null;
   }
 
   /**
@@ -502,11 +577,11 @@ export class GatewayCore {
    * figure Tavily reports; `none` nothing (a research poll after the one that billed it).
    * `beforeAnswer` sees a successful answer's request_id before the client does.
    */
-  #finish(c: Call, r: Attempted, billing: 'full' | 'reported' | 'none', hold: Hold | null, beforeAnswer?: (requestId: string | null) => void): Outcome {
+  #finish(c: Call, r: Attempted, billing: 'full' | 'reported' | 'none', hold: Hold | null, beforeAnswer?: (requestId: string | null) => void, cache?: CacheUse | null): Outcome {
     const { status, text } = r.res;
     const data = r.data;
     if (status >= 400 || !data) {
-      this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text), failovers: r.failovers, hold });
+      this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: 0, requestId: null, error: upstreamMessage(text), failovers: r.failovers, hold, cache: cache?.outcome ?? null });
       return { kind: 'answer', status, contentType: String(r.res.headers['content-type'] ?? 'application/json'), text, data: null };
     }
     const charge = chargeableCredits(c.endpoint, c.body, data, billing);
@@ -522,9 +597,20 @@ export class GatewayCore {
       out = JSON.stringify(data);
     }
     const requestId = typeof data.request_id === 'string' ? data.request_id : null;
-    this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null, failovers: r.failovers, hold });
+    this.#account({ via: c.via ?? 'rest', token: c.token, key: r.key, endpoint: c.endpoint, status, attempts: r.attempts, latencyMs: r.latencyMs, credits: charge.credits, requestId, error: null, failovers: r.failovers, hold, cache: cache?.outcome ?? null });
     beforeAnswer?.(requestId);
-    return { kind: 'answer', status, contentType: 'application/json', text: out, data };
+    if (cache) {
+      // Stored without usage (a later hit reports its own, 0), shared with who waited.
+      let stored = out;
+      if ('usage' in data) {
+        const { usage: _u, ...rest } = data;
+        stored = JSON.stringify(rest);
+      }
+      const answer: SharedAnswer = { text: stored, credits: charge.credits, requestId, storedAt: Date.now() };
+      cache.store.set(cache.key, answer);
+      cache.lead?.(answer);
+    }
+    return { kind: 'answer', status, contentType: 'application/json', text: out, data, ...(cache ? { cache: cache.outcome } : {}) };
   }
 
   /**
@@ -537,6 +623,7 @@ export class GatewayCore {
     if (metrics) {
       metrics.request(r.endpoint, r.via, r.status, r.credits, r.token.name);
       if (r.key && r.latencyMs !== null && r.status < 400) metrics.upstream(r.endpoint, r.latencyMs / 1000);
+      if (r.cache) metrics.cache(r.endpoint, r.cache, r.saved ?? 0);
     }
     if (r.key) keyStates.spend(r.key, r.credits, ts);
     if (r.key && r.requestId && r.endpoint !== 'feedback') {
@@ -558,6 +645,8 @@ export class GatewayCore {
       error: r.error,
       via: r.via,
       failovers: r.failovers,
+      cache: r.cache ?? null,
+      credits_saved: r.saved ?? 0,
     });
   }
 

@@ -56,6 +56,12 @@ export interface EndpointSpec {
    * `free` nothing.
    */
   readonly billing: 'full' | 'on-poll' | 'free';
+  /**
+   * Whether an identical request's answer may be reused (the answer cache, in-flight dedup):
+   * search, extract, crawl and map answer the same request the same way for a while; research
+   * tasks, their polls and feedback never are.
+   */
+  readonly cacheable: boolean;
   /** The `/usage` counter this endpoint's credits add to (none for a free endpoint). */
   readonly usageCounter: UsageCounter | null;
   /** The MCP tool that calls this endpoint (src/mcp/tools.ts describes it), if any. */
@@ -130,6 +136,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     body: SearchBody,
     timeoutMs: 60_000,
     billing: 'full',
+    cacheable: true,
     usageCounter: 'search_usage',
     mcpTool: 'tavily_search',
     fields: { search_depth: choice('basic', 'advanced', 'fast', 'ultra-fast'), max_results: count(0), auto_parameters: flag() },
@@ -150,6 +157,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     body: ExtractBody,
     timeoutMs: 60_000,
     billing: 'full',
+    cacheable: true,
     usageCounter: 'extract_usage',
     mcpTool: 'tavily_extract',
     fields: { extract_depth: choice('basic', 'advanced') },
@@ -166,6 +174,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     body: CrawlBody,
     timeoutMs: 150_000,
     billing: 'full',
+    cacheable: true,
     usageCounter: 'crawl_usage',
     mcpTool: 'tavily_crawl',
     fields: CRAWL_FIELDS,
@@ -183,6 +192,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     body: MapBody,
     timeoutMs: 150_000,
     billing: 'full',
+    cacheable: true,
     usageCounter: 'map_usage',
     mcpTool: 'tavily_map',
     fields: MAP_FIELDS,
@@ -200,6 +210,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     body: ResearchBody,
     timeoutMs: 60_000,
     billing: 'on-poll',
+    cacheable: false,
     usageCounter: 'research_usage',
     mcpTool: 'tavily_research',
     fields: { model: choice('mini', 'pro', 'auto') },
@@ -218,6 +229,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     body: null,
     timeoutMs: 60_000,
     billing: 'full',
+    cacheable: false,
     usageCounter: 'research_usage',
     // Polled by the research tool itself.
     mcpTool: null,
@@ -235,6 +247,7 @@ export const ENDPOINTS: { readonly [N in EndpointName]: EndpointSpec & { readonl
     body: FeedbackBody,
     timeoutMs: 30_000,
     billing: 'free',
+    cacheable: false,
     usageCounter: null,
     mcpTool: null,
     fields: {},

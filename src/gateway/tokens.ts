@@ -19,6 +19,8 @@ export interface TokenState {
   allowanceAt: number;
   /** What it may do (endpoints, networks, expiry, caps); null: everything. */
   scopes: CompiledScopes | null;
+  /** Seconds an identical request's answer may be reused (0: never); null: the door's default. */
+  cacheTtlS: number | null;
 }
 
 const expired = (t: TokenState, now: number) => t.scopes?.expiresAtMs != null && now >= t.scopes.expiresAtMs;
@@ -77,6 +79,7 @@ export class TokenRegistry {
         allowance: old?.allowance ?? r.rpm_limit ?? 0,
         allowanceAt: old?.allowanceAt ?? Date.now(),
         scopes: compileScopes(scopesOfRow(r)),
+        cacheTtlS: r.cache_ttl_s ?? null,
       };
       this.#byHash.set(r.token_hash, state);
       this.#byId.set(r.id, state);

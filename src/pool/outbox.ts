@@ -9,7 +9,11 @@ import { TokenRepository } from '../db/repositories/tokens.js';
 import type { Door, KeyHealth, NewLogRow } from '../db/schema.js';
 import { storableOrNull, storableText } from '../text.js';
 
-export type LogEntry = Omit<NewLogRow, 'id' | 'requests' | 'via' | 'failovers'> & {
+export type LogEntry = Omit<NewLogRow, 'id' | 'requests' | 'via' | 'failovers' | 'cache' | 'credits_saved'> & {
+  /** The answer cache's part in it (null or absent: no cache). */
+  cache?: NewLogRow['cache'];
+  /** Credits a cached or joined answer saved. */
+  credits_saved?: number;
   /** How many requests the row stands for: 1, or the count of an aggregated refusal. */
   requests?: number;
   /** The door the request came through (REST when not said). */
@@ -575,8 +579,8 @@ async function lockInOrder(r: Repos, trx: Db, b: Batch): Promise<void> {
 
 /** A log entry as stored. */
 function storedLog(l: LogEntry): NewLogRow {
-  const { failovers, requests, via, ...rest } = l;
-  return { ...rest, requests: requests ?? 1, via: via ?? 'rest', failovers: encodeFailovers(failovers) };
+  const { failovers, requests, via, cache, credits_saved, ...rest } = l;
+  return { ...rest, requests: requests ?? 1, via: via ?? 'rest', failovers: encodeFailovers(failovers), cache: cache ?? null, credits_saved: credits_saved ?? 0 };
 }
 
 function cleanEntry(e: LogEntry): LogEntry {

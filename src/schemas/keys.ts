@@ -251,6 +251,14 @@ export const SummaryResponse = Type.Object({
   unknown_quota: Type.Integer({ description: 'enabled keys whose quota is not known yet' }),
   spent_7d: Type.Number({ description: 'credits spent through the pool in the last 7 days: the burn rate of the forecast and of the days-left alert' }),
   accounts: Type.Integer({ description: 'declared accounts with usable keys' }),
+  cache: Type.Object(
+    {
+      hits_7d: Type.Integer({ description: 'requests answered from the answer cache in the last 7 days' }),
+      joined_7d: Type.Integer({ description: 'requests that shared an identical request’s answer in flight' }),
+      saved_7d: Type.Number({ description: 'credits those answers would have cost' }),
+    },
+    { description: 'what the answer cache saved (tokens with cache_ttl_s, MCP calls)' },
+  ),
   last_refreshed_at: Nullable(Type.String({ format: 'date-time' })),
   refresh: Type.Object({
     running: Type.Boolean(),

@@ -41,6 +41,7 @@ export const TokenObject = Type.Object(
     networks: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'the networks it may be used from (CIDR); null: any' }),
     expires_at: Nullable(Type.String({ format: 'date-time', description: 'refused after this; null: never' })),
     caps: Type.Union([RequestCapsSchema, Type.Null()], { description: 'caps on what one request may cost; null: none' }),
+    cache_ttl_s: Nullable(Type.Integer({ description: 'seconds an identical request’s answer may be reused, free (0: never); null: the door’s default (REST: no cache; MCP: MCP_CACHE_TTL_S)' })),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },
@@ -48,6 +49,8 @@ export const TokenObject = Type.Object(
 );
 export type TokenObject = Static<typeof TokenObject>;
 
+/** A week: answers older than that are not reused whatever a token asks (CACHE_MAX_TTL_S may say less). */
+export const MAX_CACHE_TTL_S = 604_800;
 /** A billion credits a month: ten thousand times Tavily's largest plan. */
 const MAX_BUDGET = 1_000_000_000;
 const Limits = {
@@ -65,6 +68,11 @@ const Limits = {
   ),
   expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'refused after this time; null: never' })),
   caps: Type.Optional(Type.Union([RequestCapsSchema, Type.Null()])),
+  cache_ttl_s: Type.Optional(
+    Type.Union([Type.Integer({ minimum: 0, maximum: MAX_CACHE_TTL_S }), Type.Null()], {
+      description: 'seconds an identical request’s answer (same endpoint, same body) may be reused at no cost, and identical requests in flight share one call (0: never; at most CACHE_MAX_TTL_S); null: the door’s default (REST none, MCP MCP_CACHE_TTL_S)',
+    }),
+  ),
 };
 
 export const CreateBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), ...Limits }, { additionalProperties: false });

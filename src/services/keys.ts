@@ -234,13 +234,14 @@ export class KeyService {
   }
 
   async summary(): Promise<Static<typeof SummaryResponse>> {
-    const [s, spent7d] = await Promise.all([this.d.keys.summary(), this.d.logs.creditsSince(burnWindowStart())]);
+    const [s, window] = await Promise.all([this.d.keys.summary(), this.d.logs.windowTotals(burnWindowStart())]);
     return {
       keys: { total: s.total, by_status: s.by_status },
       total_remaining: s.total_remaining,
       total_limit: s.total_limit,
       unknown_quota: s.unknown_quota,
-      spent_7d: spent7d,
+      spent_7d: window.credits,
+      cache: { hits_7d: window.hits, joined_7d: window.joined, saved_7d: window.saved },
       accounts: s.accounts,
       last_refreshed_at: s.last_refreshed_at,
       refresh: { running: this.d.refresher.running, last: this.d.refresher.lastResult },

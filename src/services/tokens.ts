@@ -64,11 +64,12 @@ export class TokenService {
           token_prefix: tokenPrefix(token),
           monthly_budget: body.monthly_budget ?? null,
           rpm_limit: body.rpm_limit ?? null,
+          cache_ttl_s: body.cache_ttl_s ?? null,
           ...scopeColumns(body),
         },
         trx,
       );
-      await this.d.audit.record(actor, trx, 'tokens.create', { id: made.id, name: made.name, monthly_budget: made.monthly_budget, rpm_limit: made.rpm_limit });
+      await this.d.audit.record(actor, trx, 'tokens.create', { id: made.id, name: made.name, monthly_budget: made.monthly_budget, rpm_limit: made.rpm_limit, cache_ttl_s: made.cache_ttl_s });
       return made;
     });
     await this.d.changes.tokens();
@@ -137,6 +138,7 @@ export class TokenService {
       networks: scopes.networks,
       expires_at: scopes.expiresAt,
       caps: scopes.caps,
+      cache_ttl_s: r.cache_ttl_s,
       created_at: r.created_at,
       updated_at: r.updated_at,
     };

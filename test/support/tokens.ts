@@ -20,6 +20,7 @@ export function tokenRow(id: number, budget: number | null, spent = 0): TokenRow
     networks: null,
     expires_at: null,
     caps: null,
+    cache_ttl_s: null,
     created_at: now,
     updated_at: now,
   };

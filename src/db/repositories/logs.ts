@@ -96,6 +96,8 @@ const LOG_COLUMNS = [
   ['requests', 'integer'],
   ['via', 'text'],
   ['failovers', 'text'],
+  ['cache', 'text'],
+  ['credits_saved', 'double precision'],
 ] as const satisfies ReadonlyArray<readonly [keyof NewLogRow, string]>;
 
 export class LogRepository {
@@ -199,6 +201,21 @@ export class LogRepository {
   async creditsSince(from: string, ex: Executor = this.db): Promise<number> {
     const r = await ex.selectFrom('request_logs').select(sql<number>`coalesce(sum(credits), 0)`.as('credits')).where('ts', '>=', from).executeTakeFirst();
     return Number(r?.credits ?? 0);
+  }
+
+  /** Credits spent since `from`, and what the answer cache saved: one scan of the window. */
+  async windowTotals(from: string, ex: Executor = this.db): Promise<{ credits: number; saved: number; hits: number; joined: number }> {
+    const r = await ex
+      .selectFrom('request_logs')
+      .select([
+        sql<number>`coalesce(sum(credits), 0)`.as('credits'),
+        sql<number>`coalesce(sum(credits_saved), 0)`.as('saved'),
+        sql<number>`coalesce(sum(case when cache = 'hit' then 1 else 0 end), 0)`.as('hits'),
+        sql<number>`coalesce(sum(case when cache = 'joined' then 1 else 0 end), 0)`.as('joined'),
+      ])
+      .where('ts', '>=', from)
+      .executeTakeFirst();
+    return { credits: Number(r?.credits ?? 0), saved: Number(r?.saved ?? 0), hits: Number(r?.hits ?? 0), joined: Number(r?.joined ?? 0) };
   }
 
   /** Requests, credits and errors (status ≥ 400) by hour, day, key and token, over [from, to). */

@@ -19,12 +19,14 @@ export interface NewToken extends TokenScopeColumns {
   token_prefix: string;
   monthly_budget: number | null;
   rpm_limit: number | null;
+  cache_ttl_s?: number | null;
 }
 
 export interface TokenPatch extends TokenScopeColumns {
   name?: string;
   monthly_budget?: number | null;
   rpm_limit?: number | null;
+  cache_ttl_s?: number | null;
 }
 
 /** The current UTC month, `YYYY-MM`: budgets and spend reset when it changes. */
