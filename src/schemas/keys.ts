@@ -250,6 +250,31 @@ export const SummaryResponse = Type.Object({
   total_limit: Type.Number(),
   unknown_quota: Type.Integer({ description: 'enabled keys whose quota is not known yet' }),
   spent_7d: Type.Number({ description: 'credits spent through the pool in the last 7 days: the burn rate of the forecast and of the days-left alert' }),
+  forecast: Type.Object(
+    {
+      per_day: Type.Number({ description: 'the burn rate: spent_7d over 7 days' }),
+      runs_dry_at: Nullable(
+        Type.String({
+          format: 'date-time',
+          description: 'when the pool runs out at that rate, counting the resets to come (each account’s credits renew at its cycle start, what was left lapsing; spent first where it lapses first); null: nothing spent, or it lasts beyond 400 days',
+        }),
+      ),
+      runs_dry_without_resets_at: Nullable(Type.String({ format: 'date-time', description: 'when today’s credits alone run out at that rate' })),
+      lapsing_7d_total: Type.Number({ description: 'credits left now in accounts whose cycle resets within 7 days: lost unless spent first' }),
+      lapsing_7d: Type.Array(
+        Type.Object({
+          account_id: Nullable(Type.Integer({ description: 'the account; null: keys of their own, grouped by the day their cycle began' })),
+          name: Nullable(Type.String()),
+          keys: Type.Integer(),
+          credits: Type.Number({ description: 'what is left now' }),
+          lapses_at: Type.String({ format: 'date-time', description: 'the next reset' }),
+          basis: Type.Unsafe<'cycle' | 'calendar'>({ type: 'string', enum: ['cycle', 'calendar'], description: 'cycle: a month after the cycle start the pool saw; calendar: no cycle start seen yet, the 1st of next month (UTC) assumed' }),
+        }),
+        { description: 'soonest first, at most 50' },
+      ),
+    },
+    { description: 'the forecast, knowing the billing cycles' },
+  ),
   accounts: Type.Integer({ description: 'declared accounts with usable keys' }),
   cache: Type.Object(
     {

@@ -19,6 +19,10 @@ export const LogObject = Type.Object({
   request_id: Nullable(Type.String({ description: 'Tavily’s request_id' })),
   error: Nullable(Type.String()),
   via: Type.Unsafe<'rest' | 'mcp'>({ type: 'string', enum: ['rest', 'mcp'], description: 'the door the request came through: Tavily’s REST routes, or the MCP endpoint' }),
+  cache: Type.Union([Type.Unsafe<'hit' | 'joined' | 'miss' | 'bypass'>({ type: 'string', enum: ['hit', 'joined', 'miss', 'bypass'] }), Type.Null()], {
+    description: 'the answer cache: hit (a stored answer), joined (an identical request’s, in flight), miss (Tavily asked, the answer stored), bypass (the client asked for Tavily); null: no cache for this request',
+  }),
+  credits_saved: Type.Number({ description: 'credits a hit or a joined answer saved (what Tavily charged for it)' }),
   requests: Type.Integer({ description: 'requests the row stands for: 1, or the count of refusals (429, 432 from the gateway) aggregated per token, endpoint and status over a few seconds' }),
   key_masked: Nullable(Type.String({ description: 'the key that answered, masked' })),
   key_label: Nullable(Type.String()),

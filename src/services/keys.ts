@@ -6,10 +6,11 @@ import type { Actor, AuditLog } from '../audit/audit.js';
 import type { ChangeFeed } from '../cluster/changes.js';
 import { KeyDecryptError } from '../crypto.js';
 import type { Db } from '../db/database.js';
-import type { KeyCursor, KeyRepository } from '../db/repositories/keys.js';
+import type { KeyCursor, KeyRepository, RenewingRow } from '../db/repositories/keys.js';
 import type { LogRepository } from '../db/repositories/logs.js';
 import type { KeyStatus } from '../db/schema.js';
-import { burnWindowStart } from '../forecast.js';
+import { nextReset } from '../cycles.js';
+import { burnWindowStart, perDay, runsDry, runsDryWithResets } from '../forecast.js';
 import { ApiError } from '../http/api-error.js';
 import type { PlainKeyCache } from '../pool/key-cache.js';
 import { type QuotaRefresher, type RefreshRequest, RefreshWriteError } from '../quota/refresh.js';
@@ -234,13 +235,15 @@ export class KeyService {
   }
 
   async summary(): Promise<Static<typeof SummaryResponse>> {
-    const [s, window] = await Promise.all([this.d.keys.summary(), this.d.logs.windowTotals(burnWindowStart())]);
+    const now = Date.now();
+    const [s, window, renewing] = await Promise.all([this.d.keys.summary(), this.d.logs.windowTotals(burnWindowStart(now)), this.d.keys.renewing()]);
     return {
       keys: { total: s.total, by_status: s.by_status },
       total_remaining: s.total_remaining,
       total_limit: s.total_limit,
       unknown_quota: s.unknown_quota,
       spent_7d: window.credits,
+      forecast: forecastOf(renewing, s.total_remaining, window.credits, now),
       cache: { hits_7d: window.hits, joined_7d: window.joined, saved_7d: window.saved },
       accounts: s.accounts,
       last_refreshed_at: s.last_refreshed_at,
@@ -257,4 +260,25 @@ export class KeyService {
       throw err;
     }
   }
+}
+
+const WEEK_MS = 7 * 86_400_000;
+
+/** The summary's forecast: the burn rate, the runs-dry date with and without the resets to come, and what lapses within a week. */
+function forecastOf(renewing: readonly RenewingRow[], totalRemaining: number, spent7d: number, now: number): Static<typeof SummaryResponse>['forecast'] {
+  const units = renewing.map((r) => {
+    const started = r.cycleStartedAt ? Date.parse(r.cycleStartedAt) : Number.NaN;
+    const cycleStartedAt = Number.isFinite(started) ? started : null;
+    return { r, cycleStartedAt, renewal: nextReset(cycleStartedAt, now) };
+  });
+  const lapsing = units.filter((u) => u.renewal.at - now <= WEEK_MS && u.r.remaining > 0).sort((a, b) => a.renewal.at - b.renewal.at);
+  const dry = runsDryWithResets(units.map((u) => ({ remaining: u.r.remaining, limit: u.r.limit, cycleStartedAt: u.cycleStartedAt })), perDay(spent7d), now);
+  const plain = runsDry(totalRemaining, spent7d, now);
+  return {
+    per_day: perDay(spent7d),
+    runs_dry_at: dry?.toISOString() ?? null,
+    runs_dry_without_resets_at: plain?.toISOString() ?? null,
+    lapsing_7d_total: lapsing.reduce((n, u) => n + u.r.remaining, 0),
+    lapsing_7d: lapsing.slice(0, 50).map((u) => ({ account_id: u.r.accountId, name: u.r.name, keys: u.r.keys, credits: u.r.remaining, lapses_at: new Date(u.renewal.at).toISOString(), basis: u.renewal.basis })),
+  };
 }

@@ -553,12 +553,59 @@ export class KeyRepository {
     return out;
   }
 
+  /**
+   * The pool's credits by when they renew: each declared account with usable keys (its room
+   * capped as the summary caps it, its limit, its cycle start), and the keys of their own grouped
+   * by the day their cycle began (null: not seen). Exhausted keys count: they renew too.
+   */
+  async renewing(ex: Executor = this.db): Promise<RenewingRow[]> {
+    const [accounts, own] = await Promise.all([
+      sql<{ id: number; name: string; n: number | string; remaining: number | string | null; lim: number | string | null; cycle: string | null }>`
+        select a.id as id, a.name as name, m.n as n,
+          case
+            when m.r is null then coalesce(a.remaining, 0)
+            when a.remaining is not null and a.remaining < m.r then a.remaining
+            else m.r end as remaining,
+          case
+            when a.plan_limit is not null and (m.l is null or a.plan_limit + coalesce(a.paygo_limit, 0) < m.l) then a.plan_limit + coalesce(a.paygo_limit, 0)
+            else m.l end as lim,
+          coalesce(a.cycle_started_at, m.c) as cycle
+        from (
+          select account_id, count(*) as n, sum(remaining_quota) as r, sum(coalesce(key_limit, plan_limit)) as l, max(cycle_started_at) as c
+          from tavily_keys
+          where account_id is not null and disabled_at is null and status <> 'invalid'
+          group by account_id
+        ) m join tavily_accounts a on a.id = m.account_id`.execute(ex),
+      sql<{ n: number | string; remaining: number | string | null; lim: number | string | null; cycle: string | null }>`
+        select count(*) as n, sum(coalesce(remaining_quota, 0)) as remaining, sum(coalesce(key_limit, plan_limit)) as lim, min(cycle_started_at) as cycle
+        from tavily_keys
+        where account_id is null and disabled_at is null and status <> 'invalid'
+        group by substr(cycle_started_at, 1, 10)`.execute(ex),
+    ]);
+    const num = (v: number | string | null) => (v === null ? null : Number(v));
+    return [
+      ...accounts.rows.map((r) => ({ accountId: Number(r.id), name: r.name, keys: Number(r.n), remaining: num(r.remaining) ?? 0, limit: num(r.lim), cycleStartedAt: r.cycle })),
+      ...own.rows.map((r) => ({ accountId: null, name: null, keys: Number(r.n), remaining: num(r.remaining) ?? 0, limit: num(r.lim), cycleStartedAt: r.cycle })),
+    ];
+  }
+
   /** One page of sealed key texts for the export: ids after `afterId`, in id order. */
   async sealedKeysPage(status: KeyStatus | undefined, afterId: number, limit: number, ex: Executor = this.db): Promise<{ id: number; key_ciphertext: string }[]> {
     let q = ex.selectFrom('tavily_keys').select(['id', 'key_ciphertext']).where('id', '>', afterId).orderBy('id').limit(limit);
     if (status) q = q.where((eb) => statusFilter(eb, status));
     return q.execute();
   }
+}
+
+/** Credits that renew together: a declared account, or keys of their own whose cycle began the same day. */
+export interface RenewingRow {
+  accountId: number | null;
+  /** The account's name; null for keys of their own. */
+  name: string | null;
+  keys: number;
+  remaining: number;
+  limit: number | null;
+  cycleStartedAt: string | null;
 }
 
 /** The status the API shows for a stored row. */
