@@ -262,9 +262,10 @@ export function adminCommands(program: Command, io: Io): void {
     .argument('<name>')
     .option('--budget <credits>', 'monthly budget in credits', int('--budget', 0))
     .option('--rpm <n>', 'requests a minute', int('--rpm', 1))
-    .action(async (name: string, o: { budget?: number; rpm?: number }, cmd: Command) => {
+    .option('--cache-ttl <seconds>', 'reuse an identical request’s answer this long, free (0: never; default: REST none, MCP 60 s)', int('--cache-ttl', 0))
+    .action(async (name: string, o: { budget?: number; rpm?: number; cacheTtl?: number }, cmd: Command) => {
       const { api, json } = client(cmd);
-      const r = await api.request<Static<typeof TokenCreatedResponse>>('POST', '/tokens', { json: { name, monthly_budget: o.budget ?? null, rpm_limit: o.rpm ?? null } });
+      const r = await api.request<Static<typeof TokenCreatedResponse>>('POST', '/tokens', { json: { name, monthly_budget: o.budget ?? null, rpm_limit: o.rpm ?? null, ...(o.cacheTtl !== undefined ? { cache_ttl_s: o.cacheTtl } : {}) } });
       if (json) return asJson(r);
       print(`${r.token}\n`);
       note(`token ${r.item.id} “${r.item.name}” made: copy it now, it is not shown again\n`);
@@ -278,7 +279,7 @@ export function adminCommands(program: Command, io: Io): void {
       const { api, json } = client(cmd);
       const r = await api.request<Static<typeof TokenListResponse>>('GET', `/tokens${o.revoked ? '?include_revoked=true' : ''}`);
       if (json) return asJson(r);
-      print(table(['ID', 'NAME', 'TOKEN', 'SPENT', 'BUDGET', 'RPM', 'LAST USED', 'REVOKED'], r.items.map((t) => [t.id, t.name, t.token_prefix, t.month_spent, t.monthly_budget, t.rpm_limit, when(t.last_used_at), when(t.revoked_at)])));
+      print(table(['ID', 'NAME', 'TOKEN', 'SPENT', 'BUDGET', 'RPM', 'CACHE', 'LAST USED', 'REVOKED'], r.items.map((t) => [t.id, t.name, t.token_prefix, t.month_spent, t.monthly_budget, t.rpm_limit, t.cache_ttl_s === null ? null : `${t.cache_ttl_s} s`, when(t.last_used_at), when(t.revoked_at)])));
     });
 
   tokens

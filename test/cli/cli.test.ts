@@ -197,7 +197,7 @@ describe('the tavily-pool CLI against a running server', () => {
   });
 
   test('tokens create, list and revoke; the token works at the gateway until revoked', async () => {
-    const c = await cli(['tokens', 'create', 'agents', '--budget', '100', '--rpm', '10'], env);
+    const c = await cli(['tokens', 'create', 'agents', '--budget', '100', '--rpm', '10', '--cache-ttl', '300'], env);
     assert.equal(c.code, 0, c.stderr);
     const token = c.stdout.trim();
     assert.match(token, /^tp_/);
@@ -205,8 +205,8 @@ describe('the tavily-pool CLI against a running server', () => {
     const search = () => fetch(`${server.url}/search`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ query: 'cli' }) });
     assert.equal((await search()).status, 200);
     const list = await cli(['tokens', 'list'], env);
-    assert.match(list.stdout, /^ID\s+NAME\s+TOKEN\s+SPENT\s+BUDGET\s+RPM/);
-    assert.match(list.stdout, /agents\s+tp_\S+\s+1\s+100\s+10/);
+    assert.match(list.stdout, /^ID\s+NAME\s+TOKEN\s+SPENT\s+BUDGET\s+RPM\s+CACHE/);
+    assert.match(list.stdout, /agents\s+tp_\S+\s+1\s+100\s+10\s+300 s/);
     const id = JSON.parse((await cli(['tokens', 'list', '--json'], env)).stdout).items[0].id as number;
     const rv = await cli(['tokens', 'revoke', String(id)], env);
     assert.equal(rv.stdout, `revoked token ${id} “agents”\n`);

@@ -307,6 +307,7 @@ describe('dashboard (Chromium)', { skip }, () => {
     await edit.getByLabel('Monthly budget (credits)').fill('2');
     await edit.getByLabel('Refuse “advanced” depth').check();
     await edit.getByLabel('Most results (max_results, limit)').fill('10');
+    await edit.getByLabel('Answer cache (seconds)').fill('600');
     await edit.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: 'Done: saved e2e renamed.' }).waitFor();
     const renamed = page.getByRole('table', { name: 'Tokens' }).getByRole('row', { name: /e2e renamed/ });
@@ -316,7 +317,8 @@ describe('dashboard (Chromium)', { skip }, () => {
     assert.equal(patched.monthly_budget, 2);
     assert.deepEqual(patched.endpoints, item.endpoints, 'the scopes were kept');
     assert.deepEqual(patched.caps, { max_results: 10, advanced: false });
-    assert.match((await renamed.textContent())!, /no advanced; ≤ 10 results/);
+    assert.equal(patched.cache_ttl_s, 600);
+    assert.match((await renamed.textContent())!, /no advanced; ≤ 10 results; identical answers reused for 600 s/);
     // How to use an existing token: the snippets with its prefix.
     await page.getByRole('button', { name: 'How to use e2e renamed' }).click();
     assert.ok((await page.getByTestId('snippet-curl').textContent())!.includes(`Bearer ${item.token_prefix}`));
@@ -334,6 +336,9 @@ describe('dashboard (Chromium)', { skip }, () => {
     assert.ok((await page.locator('.recharts-cartesian-axis-tick').count()) > 10);
     // ~19,000 credits at a few credits a week: said as such, not as a date a century away.
     assert.equal(await page.getByTestId('forecast').textContent(), 'not within a year');
+    // No token used the cache yet.
+    assert.equal(await page.getByTestId('cache-saved').textContent(), '0 credits');
+    await page.getByText(/^no answer reused yet: give a token a cache TTL/).waitFor();
     await page.getByText(/^at the last 7 days’ rate of [\d.]+ credits a day$/).waitFor();
     // Keys and a token exist: no guide.
     assert.equal(await page.getByRole('region', { name: 'Get started' }).count(), 0);
@@ -432,6 +437,11 @@ describe('dashboard (Chromium)', { skip }, () => {
 
     await go('Accounts', 'Accounts');
     assert.equal(await page.getByTestId(`account-remaining-${made.id}`).textContent(), num(15000 - 4321));
+    // No restart seen yet: its renewal is the 1st of next month (UTC), said to be assumed.
+    const firstOfNext = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1));
+    const renews = (await page.getByTestId(`account-renews-${made.id}`).textContent())!;
+    assert.match(renews, /^renews .+\? \(the 1st assumed: no restart seen yet\)$/);
+    assert.ok(renews.includes(String(firstOfNext.getUTCFullYear())), renews);
     // Rename (the prompt answers "renamed pair").
     await page.getByRole('button', { name: 'Rename E2E pair' }).click();
     await page.getByRole('status').filter({ hasText: 'Done: renamed E2E pair to renamed pair.' }).waitFor();

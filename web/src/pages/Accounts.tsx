@@ -1,6 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { Trans, useTranslation } from 'react-i18next';
-import { type Account, api, runsDry } from '../api';
+import { type Account, api, nextReset, runsDry } from '../api';
 import { DataTable, Outcome, Pending, When } from '../components';
 import { useFormat } from '../i18n';
 import { Q, useAction } from '../query';
@@ -35,6 +35,7 @@ export function AccountsPage() {
             <DataTable label={t('accounts.table')} columns={[t('accounts.name'), t('accounts.keys'), t('keys.remaining'), t('keys.plan'), t('accounts.cycle'), t('accounts.last7'), t('accounts.runsDry'), t('accounts.elsewhere'), t('common.actions')]}>
               {l.items.map((a) => {
                 const dry = a.remaining !== null ? runsDry(a.remaining, a.spent_7d) : null;
+                const renewal = nextReset(a.cycle_started_at ? Date.parse(a.cycle_started_at) : null, Date.now());
                 return (
                   <tr key={a.id}>
                     <td><a href={`#/keys?account=${a.id}`}>{a.name}</a></td>
@@ -51,7 +52,11 @@ export function AccountsPage() {
                       <span translate="no">{a.plan ?? '–'}</span>
                       {a.plan_limit !== null && <small className="muted"> {f.num(a.plan_usage ?? 0)} / {f.num(a.plan_limit)}</small>}
                     </td>
-                    <td>{a.cycle_started_at ? <>{t('accounts.restartedBy')} <When at={a.cycle_started_at} /></> : <span className="muted">{t('accounts.noRestart')}</span>}</td>
+                    <td>
+                      {a.cycle_started_at ? <>{t('accounts.restartedBy')} <When at={a.cycle_started_at} /></> : <span className="muted">{t('accounts.noRestart')}</span>}
+                      <br />
+                      <small data-testid={`account-renews-${a.id}`}>{renewal.basis === 'cycle' ? t('accounts.renews', { date: f.date(new Date(renewal.at)) }) : t('accounts.renewsAssumed', { date: f.date(new Date(renewal.at)) })}</small>
+                    </td>
                     <td>{f.num(a.spent_7d)}</td>
                     <td>{a.remaining === 0 ? t('overview.outOfCredits') : dry ? f.date(dry) : <span className="muted">{t('overview.forecast.idle')}</span>}</td>
                     <td className="error-cell">{a.drift ? <DriftText d={a.drift} /> : ''}</td>

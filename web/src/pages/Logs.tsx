@@ -59,7 +59,10 @@ export function LogTable({ rows, label }: { rows: LogRow[]; label: string }) {
             )}
           </td>
           <td>{r.latency_ms === null ? '–' : t('logs.ms', { ms: f.num(r.latency_ms) })}</td>
-          <td>{f.num(r.credits)}</td>
+          <td>
+            {f.num(r.credits)}
+            {(r.cache === 'hit' || r.cache === 'joined') && <small className="muted"> {t(`logs.cache.${r.cache}`, { n: f.num(r.credits_saved) })}</small>}
+          </td>
           <td className="error-cell" lang="en">{r.error}</td>
           <td className="mono" translate="no">{r.request_id ?? '–'}</td>
         </tr>

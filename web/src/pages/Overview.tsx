@@ -81,6 +81,7 @@ function Forecast({ summary }: { summary: Summary }) {
   const usable = summary.keys.by_status.active;
   let text: string;
   let note: string;
+  let withResets: string | null = null;
   if (usable === 0) {
     text = t('overview.forecast.noUsable');
     note = t('overview.forecast.noUsableNote');
@@ -94,15 +95,55 @@ function Forecast({ summary }: { summary: Summary }) {
     text = t('overview.forecast.idle');
     note = t('overview.forecast.idleNote');
   } else {
-    const dry = runsDry(summary.total_remaining, spent)!;
-    text = dry.getTime() - Date.now() > 365 * DAY ? t('overview.forecast.beyondYear') : f.date(dry);
+    // Counting the resets to come: each account's credits renew at its cycle start.
+    const at = summary.forecast.runs_dry_at;
+    const dry = at ? new Date(at) : null;
+    text = !dry || dry.getTime() - Date.now() > 365 * DAY ? t('overview.forecast.beyondYear') : f.date(dry);
     note = t('overview.forecast.rate', { perDay: f.num(Math.round(perDay(spent) * 10) / 10) });
+    const plain = summary.forecast.runs_dry_without_resets_at;
+    if (plain && plain !== at) withResets = t('overview.forecast.withResets', { date: f.date(new Date(plain)) });
   }
   return (
     <figure className="card" aria-label={t('overview.forecast.title')}>
       <figcaption>{t('overview.forecast.title')}</figcaption>
       <strong data-testid="forecast">{text}</strong>
       <small>{note}</small>
+      {withResets && <small data-testid="forecast-resets">{withResets}</small>}
+    </figure>
+  );
+}
+
+/** What the answer cache saved in the last 7 days. */
+function Saved({ summary }: { summary: Summary }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  const c = summary.cache;
+  return (
+    <figure className="card" aria-label={t('overview.cache.title')}>
+      <figcaption>{t('overview.cache.title')}</figcaption>
+      <strong data-testid="cache-saved">{t('overview.cache.credits', { n: f.num(c.saved_7d) })}</strong>
+      <small>{c.hits_7d + c.joined_7d > 0 ? t('overview.cache.how', { hits: f.num(c.hits_7d), joined: f.num(c.joined_7d) }) : t('overview.cache.none')}</small>
+    </figure>
+  );
+}
+
+/** Credits that lapse within a week unless spent: by account, soonest first. */
+function Lapsing({ summary }: { summary: Summary }) {
+  const { t } = useTranslation();
+  const f = useFormat();
+  const list = summary.forecast.lapsing_7d;
+  if (list.length === 0) return null;
+  return (
+    <figure className="card" aria-label={t('overview.lapsing.title')}>
+      <figcaption>{t('overview.lapsing.title', { n: f.num(summary.forecast.lapsing_7d_total) })}</figcaption>
+      <ul className="statuses" data-testid="lapsing">
+        {list.map((l) => (
+          <li key={`${l.account_id ?? 'own'}-${l.lapses_at}`}>
+            {l.name ?? t('overview.lapsing.own', { count: l.keys })}: {t('overview.lapsing.line', { credits: f.num(l.credits), date: f.date(new Date(l.lapses_at)) })}
+            {l.basis === 'calendar' && <small className="muted"> {t('overview.lapsing.assumed')}</small>}
+          </li>
+        ))}
+      </ul>
     </figure>
   );
 }
@@ -138,6 +179,8 @@ function Figures({ summary, stats, accounts }: { summary: Summary; stats: Stats;
           </ul>
         </figure>
         <Forecast summary={summary} />
+        <Saved summary={summary} />
+        <Lapsing summary={summary} />
         <figure className="card" aria-label={t('overview.lastRefresh')}>
           <figcaption>{t('overview.lastRefresh')}</figcaption>
           {last ? (

@@ -27,6 +27,8 @@ function ScopesText({ t: tok }: { t: Token }) {
     if (c.max_results !== undefined) parts.push(t('tokens.scopes.maxResults', { n: c.max_results }));
     if (c.max_credits !== undefined) parts.push(t('tokens.scopes.maxCredits', { n: c.max_credits }));
   }
+  if (tok.cache_ttl_s) parts.push(t('tokens.scopes.cache', { s: f.num(tok.cache_ttl_s) }));
+  if (tok.cache_ttl_s === 0) parts.push(t('tokens.scopes.noCache'));
   if (parts.length === 0) return <>{t('tokens.scopes.everything')}</>;
   return <>{parts.map((p, i) => (i ? [<Fragment key={`s${i}`}>; </Fragment>, p] : p))}</>;
 }
@@ -102,6 +104,7 @@ interface Draft {
   maxResults: string;
   noAdvanced: boolean;
   noPro: boolean;
+  cache: string;
 }
 const draftOf = (tok?: Token): Draft => ({
   name: tok?.name ?? '',
@@ -114,6 +117,7 @@ const draftOf = (tok?: Token): Draft => ({
   maxResults: tok?.caps?.max_results?.toString() ?? '',
   noAdvanced: tok?.caps?.advanced === false,
   noPro: tok?.caps?.research_pro === false,
+  cache: tok?.cache_ttl_s?.toString() ?? '',
 });
 /** The caps as the API takes them: only those set; none at all is null. */
 function capsOf(d: Draft): TokenCreate['caps'] {
@@ -132,6 +136,7 @@ const bodyOf = (d: Draft): TokenPatch & TokenCreate => ({
   networks: d.networks.trim() === '' ? null : d.networks.split(/[\s,]+/).filter(Boolean),
   expires_at: d.expires ? new Date(d.expires).toISOString() : null,
   caps: capsOf(d),
+  cache_ttl_s: optionalNumber(d.cache),
 });
 
 /** The fields of a token: its name, limits and scopes. */
@@ -143,6 +148,9 @@ function TokenFields({ d, set }: { d: Draft; set: (d: Draft) => void }) {
         <label>{t('tokens.name')} <input value={d.name} onChange={(e) => set({ ...d, name: e.target.value })} required maxLength={100} /></label>
         <label>{t('tokens.budget')} <input type="number" min={0} value={d.budget} onChange={(e) => set({ ...d, budget: e.target.value })} placeholder={t('common.none')} /></label>
         <label>{t('tokens.rpm')} <input type="number" min={1} value={d.rpm} onChange={(e) => set({ ...d, rpm: e.target.value })} placeholder={t('tokens.noLimit')} /></label>
+        <label>
+          {t('tokens.cache')} <input type="number" min={0} value={d.cache} onChange={(e) => set({ ...d, cache: e.target.value })} placeholder={t('tokens.cacheDefault')} />
+        </label>
         <label>{t('tokens.networks')} <input value={d.networks} onChange={(e) => set({ ...d, networks: e.target.value })} placeholder="10.0.0.0/8, 2001:db8::/32" /></label>
         <label>{t('tokens.expires')} <input type="datetime-local" value={d.expires} onChange={(e) => set({ ...d, expires: e.target.value })} /></label>
       </div>
