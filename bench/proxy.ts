@@ -280,6 +280,12 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
     const tok = await setUpGateway(g.url);
     return { target: { name: `gateway, metrics ${on ? 'on' : 'off'}`, origin: g.url, headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' } }, pid: g.pid };
   };
+  // The answer cache: a token with cache_ttl_s, sending the same search (every answer after the
+  // first is a hit), and the same token asking for Tavily every time (X-Tavily-Pool-Cache:
+  // bypass: the miss path, the answer stored each time).
+  const cachedToken = (await (await fetch(`${gw.url}/api/v1/admin/tokens`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ name: 'bench cached', cache_ttl_s: 3600 }) })).json()) as { token: string };
+  const cacheHit: Target = { name: 'gateway, cache hit', origin: gw.url, headers: { authorization: `Bearer ${cachedToken.token}`, 'content-type': 'application/json' } };
+  const cacheMiss: Target = { name: 'gateway, cache miss', origin: gw.url, headers: { ...cacheHit.headers, 'x-tavily-pool-cache': 'bypass' } };
   const metricsOn = await pair(true);
   const metricsOff = await pair(false);
   // The same search as an MCP tools/call (stateless: no initialize needed), answered as an event stream.
@@ -301,10 +307,12 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
     [gateway.name, gw.pid],
     [budgeted.name, gw.pid],
     [mcp.name, gw.pid],
+    [cacheHit.name, gw.pid],
+    [cacheMiss.name, gw.pid],
     ...[metricsOn, metricsOff].flatMap((m) => (m ? [[m.target.name, m.pid] as const] : [])),
   ]);
   const cpu = new Map<string, { seconds: number; requests: number }>();
-  const sat = await alternate([direct, minimal, gateway, budgeted, mcp, ...[metricsOn, metricsOff].flatMap((m) => (m ? [m.target] : []))], async (t, ms) => {
+  const sat = await alternate([direct, minimal, gateway, budgeted, mcp, cacheHit, cacheMiss, ...[metricsOn, metricsOff].flatMap((m) => (m ? [m.target] : []))], async (t, ms) => {
     const pid = pids.get(t.name);
     const c0 = pid ? cpuSeconds(pid) : 0;
     const r = await saturate(t, ms);
@@ -350,6 +358,8 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
     [`saturation (${CONNECTIONS} connections)`, 'gateway (REST)', satGateway, gateway.name],
     [`saturation (${CONNECTIONS} connections)`, 'gateway (REST, token with a budget)', sat.get(budgeted.name)!, budgeted.name],
     [`saturation (${CONNECTIONS} connections)`, 'gateway (MCP tools/call)', satMcp, mcp.name],
+    [`saturation (${CONNECTIONS} connections)`, 'gateway (REST, cache hit)', sat.get(cacheHit.name)!, cacheHit.name],
+    [`saturation (${CONNECTIONS} connections)`, 'gateway (REST, cache miss: Tavily asked, answer stored)', sat.get(cacheMiss.name)!, cacheMiss.name],
     ...[metricsOn, metricsOff].flatMap((m) => (m ? [[`saturation (${CONNECTIONS} connections)`, `${m.target.name} (REST only)`, sat.get(m.target.name)!, m.target.name] as const] : [])),
     [`${RATE} requests/s`, 'direct', rateDirect, null],
     [`${RATE} requests/s`, 'gateway (REST)', rateGateway, null],
@@ -360,6 +370,7 @@ async function singleRun(fakeUrl: string, dbEnv: Record<string, string>): Promis
   console.log('');
   console.log(`- gateway CPU per request: ${(perRequest(gateway.name) / perRequest(minimal.name)).toFixed(2)}× the minimal Node proxy's (${Math.round(perRequest(gateway.name))} µs vs ${Math.round(perRequest(minimal.name))} µs)`);
   console.log(`- budget reservation: a token with a budget costs ${(perRequest(budgeted.name) / perRequest(gateway.name)).toFixed(3)}× the CPU per request of one without (${Math.round(perRequest(budgeted.name))} µs vs ${Math.round(perRequest(gateway.name))} µs); ${(perRequest(budgeted.name) / perRequest(minimal.name)).toFixed(2)}× the minimal proxy's`);
+  console.log(`- answer cache: a hit costs ${Math.round(perRequest(cacheHit.name))} µs of CPU, ${(perRequest(cacheHit.name) / perRequest(gateway.name)).toFixed(2)}× a request without the cache; a miss ${Math.round(perRequest(cacheMiss.name))} µs, ${(perRequest(cacheMiss.name) / perRequest(gateway.name)).toFixed(2)}×; throughput of hits ${((sat.get(cacheHit.name)!.rps / satGateway.rps) * 100).toFixed(0)}% of the uncached path's`);
   if (metricsOn && metricsOff) {
     const on = metricsOn.target.name;
     const off = metricsOff.target.name;
