@@ -1,7 +1,8 @@
 /**
- * node --import tsx bench/admission.ts — the CPU of what issue 20 added to a request's path,
- * in one process, without HTTP: putting a search in its one form, pricing it, checking a
- * token's caps, and reserving then settling its budget. A steadier figure than the end-to-end
+ * node --import tsx bench/admission.ts — the CPU of the steps on a request's path, in one
+ * process, without HTTP: putting a search in its one form, pricing it, checking a token's caps,
+ * reserving then settling its budget (issue 20); choosing a key by each strategy, and the
+ * answer cache's key, lookup and store (issue 23). A steadier figure than the end-to-end
  * run (bench:proxy), whose noise on a shared machine is larger than these costs; compared with
  * the gateway's CPU per request there.
  *
@@ -11,6 +12,8 @@ import { canonicalBody } from '../src/gateway/fields.js';
 import { ENDPOINTS } from '../src/gateway/endpoints.js';
 import { BudgetLedger } from '../src/gateway/budget.js';
 import { compileScopes, scopeRefusal } from '../src/gateway/scopes.js';
+import { AnswerCache, cacheKey } from '../src/gateway/cache.js';
+import { KeyPool, type PoolEntry } from '../src/pool/pool.js';
 import { registry, tokenRow } from '../test/support/tokens.js';
 
 const N = 200_000;
@@ -28,6 +31,31 @@ const search = ENDPOINTS.search;
 const text = JSON.stringify({ query: 'benchmark query', max_results: 3 });
 const plain = JSON.parse(text) as Record<string, unknown>;
 const textual = { query: 'benchmark query', max_results: '3', search_depth: ' Basic' };
+
+// Ten keys, two accounts' cycles known, the rest not: as a small pool stands.
+const DAY = 86_400_000;
+const entries: PoolEntry[] = Array.from({ length: 10 }, (_, i) => ({
+  id: i + 1,
+  plain: `tvly-${i % 2 ? 'dev' : 'prod'}-bench${i}`,
+  masked: `…${i}`,
+  health: 'active',
+  enabled: true,
+  remaining: 1000 - i * 7,
+  lastUsed: 0,
+  coolUntil: 0,
+  accountId: null,
+  accountRemaining: null,
+  cycleStartedAt: i < 4 ? Date.now() - (i + 3) * DAY : null,
+}));
+// A clock a second on at each pick: keys well under their per-key rate, as at normal load.
+let clock = Date.now();
+const pools = Object.fromEntries((['most-remaining', 'expiring-first'] as const).map((s) => [s, new KeyPool(s, { clock: () => (clock += 1000) })]));
+const saturated = new KeyPool('expiring-first');
+for (const p of [...Object.values(pools), saturated]) p.load(entries);
+const cache = new AnswerCache({ maxBytes: 64 * 1024 * 1024, maxEntryBytes: 1024 * 1024, maxTtlMs: 86_400_000 });
+const answerText = JSON.stringify({ query: 'benchmark query', results: [{ title: 'x'.repeat(200), url: 'https://example.com', content: 'y'.repeat(500) }] });
+cache.set(cacheKey('search', plain), { text: answerText, credits: 1, requestId: 'r', storedAt: Date.now() });
+let stored = 0;
 
 let sink = 0;
 const steps: Record<string, () => void> = {
@@ -55,6 +83,25 @@ const steps: Record<string, () => void> = {
     const r = ledger.reserve(unbudgeted, 1);
     if (r instanceof Promise || !r.ok) throw new Error('refused');
     ledger.settle(unbudgeted, r.hold, 1);
+  },
+  'pick a key: most-remaining': () => {
+    sink += pools['most-remaining']!.pick()!.id;
+  },
+  'pick a key: expiring-first': () => {
+    sink += pools['expiring-first']!.pick()!.id;
+  },
+  // The real clock: 200,000 picks a round keep every key at its rate, the worst case (each key checked, then the fallback).
+  'pick a key: expiring-first, every key at its rate': () => {
+    sink += saturated.pick()!.id;
+  },
+  'cache key of a search (a token with a cache)': () => {
+    sink += cacheKey('search', plain).length;
+  },
+  'cache key and hit (a token with a cache)': () => {
+    sink += cache.get(cacheKey('search', plain), 60_000)!.credits;
+  },
+  'cache key and store (a miss)': () => {
+    sink += cache.set(`search {"query":"q${stored++ % 5000}"}`, { text: answerText, credits: 1, requestId: 'r', storedAt: Date.now() }) ? 1 : 0;
   },
 };
 

@@ -42,6 +42,8 @@ export async function startGateway(children: ChildProcess[], env: Record<string,
       LOG_LEVEL: process.env.GATEWAY_LOG_LEVEL ?? 'info',
       // The keys stay unrefreshed (an unknown quota is not spent down): the pool never runs dry.
       VALIDATE_ON_IMPORT: 'false',
+      // KEY_STRATEGY=most-remaining npm run bench:proxy compares the key strategies.
+      ...(process.env.KEY_STRATEGY ? { KEY_STRATEGY: process.env.KEY_STRATEGY } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -69,9 +69,20 @@ export function withUsage(text: string, includeUsage: boolean): string {
   return `${text.slice(0, close)}${empty ? '' : ','}"usage":{"credits":0}${text.slice(close)}`;
 }
 
+/** An entry and when it was last moved to the end of the order. */
+interface Slot {
+  answer: CachedAnswer;
+  seq: number;
+}
+
 export class AnswerCache {
-  /** Least recently used first: a hit moves its entry to the end. */
-  readonly #entries = new Map<string, CachedAnswer>();
+  /**
+   * Least recently used first. A hit moves its entry to the end only when it has fallen into the
+   * older half: moving on every hit (a delete and an insert) makes V8 rebuild a large Map's
+   * table again and again (~15 µs a hit at 5,000 entries, against ~0.5 µs).
+   */
+  readonly #entries = new Map<string, Slot>();
+  #seq = 0;
   #bytes = 0;
   /** Requests in flight that others may join: key → the answer, or null when it failed. */
   readonly #inflight = new Map<string, Promise<SharedAnswer | null>>();
@@ -88,17 +99,20 @@ export class AnswerCache {
 
   /** The answer stored under `key` no longer ago than `ttlMs` (nor CACHE_MAX_TTL_S), or null. */
   get(key: string, ttlMs: number, now = Date.now()): CachedAnswer | null {
-    const e = this.#entries.get(key);
-    if (!e) return null;
+    const slot = this.#entries.get(key);
+    if (!slot) return null;
+    const e = slot.answer;
     const age = now - e.storedAt;
     if (age > this.o.maxTtlMs) {
-      this.#drop(key, e);
+      this.#drop(key, slot);
       return null;
     }
     if (age > ttlMs) return null;
-    // Most recently used goes last.
-    this.#entries.delete(key);
-    this.#entries.set(key, e);
+    if (this.#seq - slot.seq > this.#entries.size >> 1) {
+      this.#entries.delete(key);
+      this.#entries.set(key, slot);
+      slot.seq = ++this.#seq;
+    }
     return e;
   }
 
@@ -108,18 +122,18 @@ export class AnswerCache {
     if (bytes > this.o.maxEntryBytes || bytes > this.o.maxBytes) return false;
     const old = this.#entries.get(key);
     if (old) this.#drop(key, old);
-    this.#entries.set(key, { ...answer, bytes });
+    this.#entries.set(key, { answer: { ...answer, bytes }, seq: ++this.#seq });
     this.#bytes += bytes;
     while (this.#bytes > this.o.maxBytes) {
-      const [k, e] = this.#entries.entries().next().value!;
-      this.#drop(k, e);
+      const [k, slot] = this.#entries.entries().next().value!;
+      this.#drop(k, slot);
     }
     return true;
   }
 
-  #drop(key: string, e: CachedAnswer): void {
+  #drop(key: string, slot: Slot): void {
     this.#entries.delete(key);
-    this.#bytes -= e.bytes;
+    this.#bytes -= slot.answer.bytes;
   }
 
   /** The answer of an identical request in flight, to wait for; undefined when there is none. */
