@@ -14,6 +14,13 @@ export interface Renewal {
   basis: 'cycle' | 'calendar';
 }
 
+/** A stored cycle start (ISO text, or null) as epoch ms; null when absent or unreadable. */
+export function cycleStart(iso: string | null | undefined): number | null {
+  if (!iso) return null;
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : null;
+}
+
 /** `t` moved by `months` calendar months (UTC), its day kept or, in a shorter month, its last day. */
 export function addMonths(t: number, months: number): number {
   const d = new Date(t);

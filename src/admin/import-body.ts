@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { isUtf8 } from 'node:buffer';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../http/api-error.js';
-import { invalidUtf8 } from '../http/input.js';
+import { invalidUtf8, notUtf8 } from '../http/input.js';
 
 /**
  * Key-import bodies, read with the key cap enforced while reading: a body with more keys than
@@ -101,7 +101,7 @@ export function keyTextParser(maxKeys: number) {
       try {
         return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
       } catch {
-        return new ApiError(400, 'invalid_encoding', 'the body is not valid UTF-8 text: send the key list encoded as UTF-8');
+        return notUtf8();
       }
     };
     const keys: string[] = [];

@@ -50,7 +50,7 @@ export class DestinationGuard {
   readonly #allow: Networks;
   readonly #hosts: Set<string>;
 
-  constructor(readonly policy: DestinationPolicy) {
+  constructor(policy: DestinationPolicy) {
     const { networks, hosts } = parseAllowList(policy.allow);
     this.#deny = policy.denyPrivate ? new Networks(PRIVATE_NETWORKS) : null;
     this.#allow = new Networks(networks);

@@ -2,6 +2,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '../crypto.js';
 import { clientWentAway } from '../http/errors.js';
+import { CACHE_HEADER, bypassAsked } from '../gateway/cache.js';
 import { GatewayError } from '../gateway/core.js';
 import type { TokenState } from '../gateway/tokens.js';
 import { createMcpServer } from './mcp-server.js';
@@ -141,8 +142,7 @@ export async function mcp(app: FastifyInstance, opts: McpPluginOptions): Promise
     const nameless = namelessToolCall(req.body);
     if (nameless) return rpcError(reply, 200, INVALID_PARAMS, 'Invalid params: tools/call needs params.name, the name of a tool from tools/list', nameless.id);
     // X-Tavily-Pool-Cache: bypass on the HTTP request asks Tavily for every tool call in it.
-    const bypass = String(req.headers['x-tavily-pool-cache'] ?? '').trim().toLowerCase() === 'bypass' ? ('bypass' as const) : undefined;
-    const server = createMcpServer(deps, token, req.ip, bypass);
+    const server = createMcpServer(deps, token, req.ip, bypassAsked(req.headers[CACHE_HEADER]));
     // A plain JSON answer, unless the message may need to stream progress first (a research
     // call): an event stream costs more to open and to read.
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !mayStream(req.body) });

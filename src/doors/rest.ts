@@ -3,8 +3,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '../crypto.js';
 import { RefTo, TavilyError } from '../schemas/keys.js';
-import { clientWentAway, describeError } from '../http/errors.js';
+import { CLIENT_CLOSED, clientWentAway, describeError } from '../http/errors.js';
 import { ENDPOINTS, ENDPOINT_NAMES, type EndpointName } from '../gateway/endpoints.js';
+import { CACHE_HEADER, bypassAsked } from '../gateway/cache.js';
 import { Cancellation, GatewayError, type Outcome } from '../gateway/core.js';
 import type { TokenState } from '../gateway/tokens.js';
 import { type DoorDeps, clientToken } from './token.js';
@@ -23,7 +24,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The client token, when the Authorization header named one (set before the body is read). */
     clientToken?: TokenState;
-    /** The request reached the gateway core, which counts its answer in the metrics. */
+    /** The request reached the gateway core, which counts its answer in the metrics (or the door counted it). */
     reachedCore: boolean;
   }
   interface FastifyContextConfig {
@@ -52,9 +53,6 @@ function forwardHeaders(req: FastifyRequest): Record<string, string> {
   return h;
 }
 
-/** The answer cache: `bypass` asks for Tavily's answer (which is then stored); answers say hit, joined, miss or bypass. */
-const CACHE_HEADER = 'x-tavily-pool-cache';
-const bypass = (req: FastifyRequest) => (String(req.headers[CACHE_HEADER] ?? '').trim().toLowerCase() === 'bypass' ? ('bypass' as const) : undefined);
 
 function cancelOnDisconnect(reply: FastifyReply): Cancellation {
   const c = new Cancellation();
@@ -87,13 +85,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
   const { gateway } = door;
 
   app.setErrorHandler((err, req, reply) => {
-    if (clientWentAway(err, req, reply)) {
-      // No response finishes on a closed connection, so the onResponse count below never runs.
-      const endpoint = req.routeOptions.config.endpoint;
-      if (endpoint && !req.reachedCore) gateway.answeredAtDoor(endpoint, 'rest', reply.statusCode, req.clientToken ?? null);
-      req.reachedCore = true;
-      return reply;
-    }
+    if (clientWentAway(err, req, reply)) return reply;
     if (err instanceof GatewayError) {
       if (err.retryAfterS !== undefined) reply.header('retry-after', String(err.retryAfterS));
       if (err.close) reply.header('connection', 'close');
@@ -113,9 +105,20 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
   app.decorateRequest('reachedCore', false);
   // Answers given here without the core (a body refused by validation, a token refused) are
   // counted too: every answer is in tavily_pool_requests_total.
-  app.addHook('onResponse', (req, reply, done) => {
+  const countAtDoor = (req: FastifyRequest, status: number) => {
     const endpoint = req.routeOptions.config.endpoint;
-    if (endpoint && !req.reachedCore) gateway.answeredAtDoor(endpoint, 'rest', reply.statusCode, req.clientToken ?? null);
+    if (!endpoint || req.reachedCore) return;
+    req.reachedCore = true; // counted once
+    gateway.answeredAtDoor(endpoint, 'rest', status, req.clientToken ?? null);
+  };
+  app.addHook('onResponse', (req, reply, done) => {
+    countAtDoor(req, reply.statusCode);
+    done();
+  });
+  // A client that hangs up before its request was read gets no response (onResponse never
+  // runs): counted as 499, nginx's "client closed request".
+  app.addHook('onRequestAbort', (req, done) => {
+    countAtDoor(req, CLIENT_CLOSED);
     done();
   });
   // A request whose Authorization header names no client token is answered at once, before
@@ -152,7 +155,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<DoorDeps> = async (app, do
         const { api_key: _dropped, ...body } = req.body as Json;
         const token = authenticate(req, req.body as Json);
         req.reachedCore = true;
-        return send(reply, await gateway.call({ token, endpoint, body, headers: forwardHeaders(req), signal: cancelOnDisconnect(reply), remote: req.ip, cache: bypass(req) }));
+        return send(reply, await gateway.call({ token, endpoint, body, headers: forwardHeaders(req), signal: cancelOnDisconnect(reply), remote: req.ip, cache: bypassAsked(req.headers[CACHE_HEADER]) }));
       },
     );
   }

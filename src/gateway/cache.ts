@@ -36,6 +36,17 @@ export interface CacheOptions {
   maxTtlMs: number;
 }
 
+/**
+ * The header of both doors: `X-Tavily-Pool-Cache: bypass` on a request asks Tavily (the answer
+ * is then stored); on an answer it says what the cache did (hit, joined, miss, bypass).
+ */
+export const CACHE_HEADER = 'x-tavily-pool-cache';
+
+/** `bypass` when the request's cache header asks for it. */
+export function bypassAsked(header: string | string[] | undefined): 'bypass' | undefined {
+  return String(header ?? '').trim().toLowerCase() === 'bypass' ? 'bypass' : undefined;
+}
+
 /** Bookkeeping per entry: the Map's slot, the record, the numbers. */
 const ENTRY_OVERHEAD = 160;
 
@@ -156,10 +167,5 @@ export class AnswerCache {
       if (this.#inflight.get(key) === p) this.#inflight.delete(key);
       settle(answer);
     };
-  }
-
-  clear(): void {
-    this.#entries.clear();
-    this.#bytes = 0;
   }
 }

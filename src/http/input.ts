@@ -88,6 +88,11 @@ export function invalidUtf8(bytes: Uint8Array): ApiError {
     else hi = mid - 1;
   }
   // All of it taken: the body ends inside a character.
-  const at = lo === bytes.length ? Math.max(0, bytes.length - 1) : lo;
-  return new ApiError(400, 'invalid_encoding', `the body is not valid UTF-8 text (a bad byte near offset ${at}): send it encoded as UTF-8`);
+  return notUtf8(lo === bytes.length ? Math.max(0, bytes.length - 1) : lo);
+}
+
+/** The refusal of a body that is not UTF-8, naming where when that is known (a body read whole). */
+export function notUtf8(offset?: number): ApiError {
+  const near = offset === undefined ? '' : ` (a bad byte near offset ${offset})`;
+  return new ApiError(400, 'invalid_encoding', `the body is not valid UTF-8 text${near}: send it encoded as UTF-8`);
 }

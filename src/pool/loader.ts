@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { KeyDecryptError } from '../crypto.js';
+import { cycleStart } from '../cycles.js';
 import type { KeyRepository } from '../db/repositories/keys.js';
 import { Slicer, chunks, forEachSliced } from '../slices.js';
 import type { PlainKeyCache } from './key-cache.js';
@@ -50,7 +51,7 @@ export class PoolLoader {
         accountId: r.account_id,
         accountRemaining: r.account_remaining,
         // An account's keys renew with it: its cycle when seen, else the key's own.
-        cycleStartedAt: parseTime(r.account_cycle_started_at ?? r.cycle_started_at),
+        cycleStartedAt: cycleStart(r.account_cycle_started_at ?? r.cycle_started_at),
       });
     });
     const found = new Set(rows.map((r) => r.id));
@@ -68,8 +69,3 @@ export class PoolLoader {
   }
 }
 
-const parseTime = (iso: string | null): number | null => {
-  if (!iso) return null;
-  const t = Date.parse(iso);
-  return Number.isFinite(t) ? t : null;
-};

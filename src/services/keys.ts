@@ -9,7 +9,7 @@ import type { Db } from '../db/database.js';
 import type { KeyCursor, KeyRepository, RenewingRow } from '../db/repositories/keys.js';
 import type { LogRepository } from '../db/repositories/logs.js';
 import type { KeyStatus } from '../db/schema.js';
-import { nextReset } from '../cycles.js';
+import { cycleStart, nextReset } from '../cycles.js';
 import { burnWindowStart, perDay, runsDry, runsDryWithResets } from '../forecast.js';
 import { ApiError } from '../http/api-error.js';
 import type { PlainKeyCache } from '../pool/key-cache.js';
@@ -236,14 +236,14 @@ export class KeyService {
 
   async summary(): Promise<Static<typeof SummaryResponse>> {
     const now = Date.now();
-    const [s, window, renewing] = await Promise.all([this.d.keys.summary(), this.d.logs.windowTotals(burnWindowStart(now)), this.d.keys.renewing()]);
+    const [s, window] = await Promise.all([this.d.keys.summary(), this.d.logs.windowTotals(burnWindowStart(now))]);
     return {
       keys: { total: s.total, by_status: s.by_status },
       total_remaining: s.total_remaining,
       total_limit: s.total_limit,
       unknown_quota: s.unknown_quota,
       spent_7d: window.credits,
-      forecast: forecastOf(renewing, s.total_remaining, window.credits, now),
+      forecast: forecastOf(s.renewing, s.total_remaining, window.credits, now),
       cache: { hits_7d: window.hits, joined_7d: window.joined, saved_7d: window.saved },
       accounts: s.accounts,
       last_refreshed_at: s.last_refreshed_at,
@@ -267,8 +267,7 @@ const WEEK_MS = 7 * 86_400_000;
 /** The summary's forecast: the burn rate, the runs-dry date with and without the resets to come, and what lapses within a week. */
 function forecastOf(renewing: readonly RenewingRow[], totalRemaining: number, spent7d: number, now: number): Static<typeof SummaryResponse>['forecast'] {
   const units = renewing.map((r) => {
-    const started = r.cycleStartedAt ? Date.parse(r.cycleStartedAt) : Number.NaN;
-    const cycleStartedAt = Number.isFinite(started) ? started : null;
+    const cycleStartedAt = cycleStart(r.cycleStartedAt);
     return { r, cycleStartedAt, renewal: nextReset(cycleStartedAt, now) };
   });
   const lapsing = units.filter((u) => u.renewal.at - now <= WEEK_MS && u.r.remaining > 0).sort((a, b) => a.renewal.at - b.renewal.at);

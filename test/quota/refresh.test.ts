@@ -4,7 +4,7 @@ import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs,
 import { KeyRepository } from '../../src/db/repositories/keys.js';
 import type { KeyRow } from '../../src/db/schema.js';
 import { KeyService } from '../../src/services/keys.js';
-import { QuotaRefresher, RefreshWriteError } from '../../src/quota/refresh.js';
+import { QuotaRefresher, type RefreshRequest, RefreshWriteError } from '../../src/quota/refresh.js';
 import { type TestApp, fakeUpstream, startTestApp } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 import { defaultUsage } from '../support/fake-tavily.js';
@@ -296,13 +296,18 @@ describeEachDialect('quota refresh', (dialect) => {
       assert.equal(a.total, 20);
     }));
 
+  /** Ten keys at 60 ms; a refresh of two of them and, at once, `second`. */
+  const besideTwoKeys = async (t: TestApp, prefix: string, second: RefreshRequest) => {
+    const ids = await addKeys(t, manyKeys(10, prefix));
+    up.fake.latencyMs = 60;
+    up.fake.resetStats();
+    const first = [...ids.values()].slice(0, 2);
+    return Promise.all([t.ctx.parts.refresher.refresh({ ids: first }), t.ctx.parts.refresher.refresh(second)]);
+  };
+
   test('a refresh of some keys under way: a refresh of every key checks the others beside it and answers for all, no key twice', () =>
     withApp({}, async (t) => {
-      const ids = await addKeys(t, manyKeys(10, 'sq'));
-      up.fake.latencyMs = 60;
-      up.fake.resetStats();
-      const first = [...ids.values()].slice(0, 2);
-      const [a, b] = await Promise.all([t.ctx.parts.refresher.refresh({ ids: first }), t.ctx.parts.refresher.refresh()]);
+      const [a, b] = await besideTwoKeys(t, 'sq', {});
       assert.equal(a.total, 2);
       assert.equal(b.total, 10, 'the answer counts the keys the other run checked');
       assert.equal(up.fake.stats.usageCalls, 10, 'each key once');
@@ -312,11 +317,7 @@ describeEachDialect('quota refresh', (dialect) => {
 
   test('a request of another kind than a plain refresh runs after the running one, not beside it', () =>
     withApp({}, async (t) => {
-      const ids = await addKeys(t, manyKeys(10, 'sw'));
-      up.fake.latencyMs = 60;
-      up.fake.resetStats();
-      const first = [...ids.values()].slice(0, 2);
-      const [a, b] = await Promise.all([t.ctx.parts.refresher.refresh({ ids: first }), t.ctx.parts.refresher.refresh({ staleAfterS: 0 })]);
+      const [a, b] = await besideTwoKeys(t, 'sw', { staleAfterS: 0 });
       assert.equal(a.total, 2);
       assert.equal(b.total, 10);
       assert.ok(b.started_at >= a.finished_at);

@@ -104,7 +104,7 @@ export async function api<T>(path: string, opts: { method?: string; json?: unkno
 // When credits run out: the server's own burn-rate rule (the alerts' days-left is the same).
 export { perDay, runsDry } from '../../src/forecast';
 // When an account's credits renew: a month after the cycle start seen, or the 1st (UTC) when none was.
-export { nextReset } from '../../src/cycles';
+export { cycleStart, nextReset } from '../../src/cycles';
 
 /** A query string from the set values (empty strings, null and undefined left out). */
 export function qs(params: Record<string, string | number | boolean | null | undefined>): string {

@@ -97,6 +97,8 @@ export interface KeySummary {
   /** Declared accounts with usable keys (each counted once in the totals). */
   accounts: number;
   last_refreshed_at: string | null;
+  /** What renews when: the accounts and the keys of their own (the forecast's figures). */
+  renewing: RenewingRow[];
 }
 
 /** What a key can spend: the least of its own figure and its account's shared room (the list joins the account as `a`). */
@@ -488,7 +490,7 @@ export class KeyRepository {
   async summary(ex: Executor = this.db): Promise<KeySummary> {
     const grouped = sql<number>`case when account_id is null then 0 else 1 end`;
     const disabled = sql<number>`case when disabled_at is null then 0 else 1 end`;
-    const [rows, accounts] = await Promise.all([
+    const [rows, renewing] = await Promise.all([
       ex
         .selectFrom('tavily_keys')
         .select((eb) => [
@@ -503,22 +505,7 @@ export class KeyRepository {
         ])
         .groupBy(['status', disabled, grouped])
         .execute(),
-      // Per account: its usable keys' own figures, capped by the account's room and limit.
-      sql<{ n: number | string; remaining: number | string | null; lim: number | string | null }>`
-        select count(*) as n,
-          sum(case
-            when m.r is null then coalesce(a.remaining, 0)
-            when a.remaining is not null and a.remaining < m.r then a.remaining
-            else m.r end) as remaining,
-          sum(case
-            when a.plan_limit is not null and (m.l is null or a.plan_limit + coalesce(a.paygo_limit, 0) < m.l) then a.plan_limit + coalesce(a.paygo_limit, 0)
-            else coalesce(m.l, 0) end) as lim
-        from (
-          select account_id, sum(remaining_quota) as r, sum(coalesce(key_limit, plan_limit)) as l
-          from tavily_keys
-          where account_id is not null and disabled_at is null and status <> 'invalid'
-          group by account_id
-        ) m join tavily_accounts a on a.id = m.account_id`.execute(ex),
+      this.#renewing(ex),
     ]);
     const out: KeySummary = {
       by_status: { active: 0, disabled: 0, invalid: 0, exhausted: 0 },
@@ -528,6 +515,7 @@ export class KeyRepository {
       unknown_quota: 0,
       accounts: 0,
       last_refreshed_at: null,
+      renewing,
     };
     for (const r of rows) {
       const n = Number(r.n);
@@ -544,21 +532,23 @@ export class KeyRepository {
       }
       if (r.last && (out.last_refreshed_at === null || r.last > out.last_refreshed_at)) out.last_refreshed_at = r.last;
     }
-    const acc = accounts.rows[0];
-    if (acc) {
-      out.accounts = Number(acc.n);
-      out.total_remaining += Number(acc.remaining ?? 0);
-      out.total_limit += Number(acc.lim ?? 0);
+    // Each declared account once: the least of its shared room and its keys' own figures.
+    for (const a of renewing) {
+      if (a.accountId === null) continue;
+      out.accounts++;
+      out.total_remaining += a.remaining;
+      out.total_limit += a.limit ?? 0;
     }
     return out;
   }
 
   /**
-   * The pool's credits by when they renew: each declared account with usable keys (its room
-   * capped as the summary caps it, its limit, its cycle start), and the keys of their own grouped
-   * by the day their cycle began (null: not seen). Exhausted keys count: they renew too.
+   * The pool's credits by when they renew: each declared account with usable keys (its usable
+   * keys' own figures, capped by the account's room and limit; its cycle start), and the keys
+   * of their own grouped by the day their cycle began (null: not seen). Exhausted keys count:
+   * they renew too.
    */
-  async renewing(ex: Executor = this.db): Promise<RenewingRow[]> {
+  async #renewing(ex: Executor): Promise<RenewingRow[]> {
     const [accounts, own] = await Promise.all([
       sql<{ id: number; name: string; n: number | string; remaining: number | string | null; lim: number | string | null; cycle: string | null }>`
         select a.id as id, a.name as name, m.n as n,

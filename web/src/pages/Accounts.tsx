@@ -1,6 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { Trans, useTranslation } from 'react-i18next';
-import { type Account, api, nextReset, runsDry } from '../api';
+import { type Account, api, cycleStart, nextReset, runsDry } from '../api';
 import { DataTable, Outcome, Pending, When } from '../components';
 import { useFormat } from '../i18n';
 import { Q, useAction } from '../query';
@@ -35,7 +35,7 @@ export function AccountsPage() {
             <DataTable label={t('accounts.table')} columns={[t('accounts.name'), t('accounts.keys'), t('keys.remaining'), t('keys.plan'), t('accounts.cycle'), t('accounts.last7'), t('accounts.runsDry'), t('accounts.elsewhere'), t('common.actions')]}>
               {l.items.map((a) => {
                 const dry = a.remaining !== null ? runsDry(a.remaining, a.spent_7d) : null;
-                const renewal = nextReset(a.cycle_started_at ? Date.parse(a.cycle_started_at) : null, Date.now());
+                const renewal = nextReset(cycleStart(a.cycle_started_at), Date.now());
                 return (
                   <tr key={a.id}>
                     <td><a href={`#/keys?account=${a.id}`}>{a.name}</a></td>
