@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { tempDir } from './support/db.js';
 import { entry } from './support/entry.js';
+import { until } from './support/receiver.js';
 
 
 interface Run {
@@ -42,10 +43,9 @@ describe('server process', () => {
     const url = await listening(first);
     const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
     // The banner goes to stderr, the listen line to stdout: two pipes, no order between them.
-    for (let i = 0; i < 100 && !first.out().includes(token); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(first.out().includes(token), 'the generated token is shown');
+    await until(() => first.out().includes(token), 'the generated token to be shown');
     // Where to go next: the dashboard's address and where the admin token is kept.
-    for (let i = 0; i < 100 && !first.out().includes('dashboard:'); i++) await new Promise((r) => setTimeout(r, 20));
+    await until(() => first.out().includes('dashboard:'), 'the dashboard’s address to be shown');
     assert.ok(first.out().includes(`dashboard:    ${url}/`), first.out());
     assert.ok(first.out().includes(`admin token:  ${path.join(dataDir, 'admin-token')}`));
     const ok = await fetch(`${url}/api/v1/admin/summary`, { headers: { authorization: `Bearer ${token}` } });

@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { type TestApp, startTestApp } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 import { FakeTavily } from '../support/fake-tavily.js';
+import { until } from '../support/receiver.js';
 
 describeEachDialect('admin: tokens, request log, stats', (dialect) => {
   let fake: FakeTavily;
@@ -119,7 +120,7 @@ describeEachDialect('admin: tokens, request log, stats', (dialect) => {
     while ((fake.stats.requests.get('/search') ?? 0) === 0) await new Promise((r) => setTimeout(r, 10));
     ac.abort();
     await assert.rejects(pending);
-    for (let i = 0; i < 100 && fake.stats.abandoned === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => fake.stats.abandoned > 0, 'the upstream request to be cancelled');
     assert.equal(fake.stats.abandoned, 1, 'the upstream request was cancelled');
     fake.latencyMs = 0;
   });

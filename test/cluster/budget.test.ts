@@ -3,20 +3,19 @@ import { after, before, describe, test } from 'node:test';
 import { type TestApp, type TestCluster, keysAndToken, startCluster } from '../support/app.js';
 import { dialects } from '../support/db.js';
 import { FakeTavily } from '../support/fake-tavily.js';
+import { until } from '../support/receiver.js';
 
 const postgres = dialects.find((d) => d.name === 'postgres')!;
 
 /** Waits until every instance knows the token (the first one's notice reached them). */
 async function tokenEverywhere(cluster: TestCluster, id: number): Promise<void> {
-  for (let i = 0; i < 300 && !cluster.instances.every((t) => t.ctx.parts.tokens.byId(id)); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cluster.instances.every((t) => t.ctx.parts.tokens.byId(id)), 'every instance knows the token');
+  await until(() => cluster.instances.every((t) => t.ctx.parts.tokens.byId(id)), 'every instance to know the token');
 }
 
 /** Every instance heard the others' heartbeats (their figures count from then on). */
 async function peersKnown(cluster: TestCluster): Promise<void> {
   const n = cluster.instances.length;
-  for (let i = 0; i < 300 && !cluster.instances.every((t) => t.ctx.parts.instances.live() === n); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cluster.instances.every((t) => t.ctx.parts.instances.live() === n));
+  await until(() => cluster.instances.every((t) => t.ctx.parts.instances.live() === n), 'every instance to hear the others');
 }
 
 async function burst(cluster: TestCluster, token: string, n: number): Promise<number[]> {

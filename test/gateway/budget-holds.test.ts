@@ -4,6 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { type TestApp, fakeUpstream, keysAndToken } from '../support/app.js';
 import { describeEachDialect } from '../support/db.js';
 import { connect, text } from '../support/mcp.js';
+import { until } from '../support/receiver.js';
 
 const KEYS = ['tvly-dev-holdkey000001', 'tvly-dev-holdkey000002', 'tvly-dev-holdkey000003'];
 
@@ -217,7 +218,7 @@ describeEachDialect('budgets and caps that hold at every door', (dialect) => {
       try {
         const call = client.callTool({ name: 'tavily_research', arguments: { input: 'a long topic', model: 'mini' } }) as Promise<CallToolResult>;
         // Let it poll a few times (the tests poll every 20 ms, growing to 10 s).
-        for (let i = 0; i < 200 && [...up.fake.stats.researchPollsById.values()].reduce((a, b) => a + b, 0) < 3; i++) await new Promise((res) => setTimeout(res, 10));
+        await until(() => [...up.fake.stats.researchPollsById.values()].reduce((a, b) => a + b, 0) >= 3, 'three polls of the task');
         assert.equal(t.ctx.parts.budget.held(r.id), 110, 'the task holds what mini research can cost');
         const revoke = await t.app.inject({ method: 'DELETE', url: `/api/v1/admin/tokens/${r.id}`, headers: t.auth });
         assert.ok(revoke.statusCode < 300, revoke.body);

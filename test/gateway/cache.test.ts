@@ -65,7 +65,7 @@ describeEachDialect('the answer cache', (dialect) => {
   test('identical requests in flight wait for the first one’s answer: one call to Tavily, the others joined and free', () =>
     up.withApp({}, async (t) => {
       const { token } = await keysAndToken(t, ['tvly-dev-cache00000002'], { name: 'agents', cache_ttl_s: 60 });
-      up.fake.latencyMs = 300;
+      up.fake.latencyMs = 1000; // long enough for all six to arrive while the first is in flight, on a loaded machine too
       const answers = await Promise.all(Array.from({ length: 6 }, () => search(t, token, { query: 'same question' })));
       assert.deepEqual(answers.map((a) => a.statusCode), [200, 200, 200, 200, 200, 200]);
       assert.equal(up.fake.stats.requests.get('/search'), 1);

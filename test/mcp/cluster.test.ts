@@ -6,6 +6,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { type TestCluster, keysAndToken, startCluster } from '../support/app.js';
 import { dialects } from '../support/db.js';
 import { FakeTavily } from '../support/fake-tavily.js';
+import { until } from '../support/receiver.js';
 
 const postgres = dialects.find((d) => d.name === 'postgres')!;
 
@@ -26,7 +27,7 @@ else
     test('a client initializes through one instance and calls tools through the other; research made on A and polled on B is billed once', async () => {
       const [a, b] = cluster.instances as [(typeof cluster.instances)[0], (typeof cluster.instances)[0]];
       const c = await keysAndToken(a, ['tvly-dev-mcpcluster0001', 'tvly-dev-mcpcluster0002']);
-      for (let i = 0; i < 200 && !b.ctx.parts.tokens.byId(1); i++) await new Promise((r) => setTimeout(r, 10));
+      await until(() => b.ctx.parts.tokens.byId(1) !== undefined, 'B to know the token');
       const urls = [await a.app.listen({ port: 0, host: '127.0.0.1' }), await b.app.listen({ port: 0, host: '127.0.0.1' })];
       // A round-robin balancer: each HTTP request goes to the next instance.
       let next = 0;
@@ -54,7 +55,7 @@ else
         }
         assert.equal(onB.statusCode, 200, onB.body);
         await b.ctx.parts.outbox.flush();
-        for (let i = 0; i < 100 && !(await a.ctx.parts.research.lookup(id))?.charged; i++) await new Promise((res) => setTimeout(res, 20));
+        await until(async () => (await a.ctx.parts.research.lookup(id))?.charged === true, 'A to see the task charged');
         assert.equal((await a.app.inject({ method: 'GET', url: `/research/${id}`, headers: { authorization: `Bearer ${c.token}` } })).statusCode, 200);
 
         const viaTool = (await client.callTool({ name: 'tavily_research', arguments: { input: 'through MCP', model: 'mini' } })) as CallToolResult;

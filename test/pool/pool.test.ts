@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { accountRanOut } from '../../src/pool/key-states.js';
 import { addMonths, nextReset } from '../../src/cycles.js';
 import { KeyPool, type PoolEntry, effectiveRemaining } from '../../src/pool/pool.js';
+import { until } from '../support/receiver.js';
 
 const entry = (id: number, remaining: number | null, over: Partial<PoolEntry> = {}): PoolEntry => ({
   id,
@@ -20,9 +21,9 @@ const entry = (id: number, remaining: number | null, over: Partial<PoolEntry> = 
 
 const picks = (pool: KeyPool, n: number) => Array.from({ length: n }, () => pool.pick()!.id);
 
-/** Waits (up to 2 s: timers run late on a busy machine) until the key is back in the selectable set. */
+/** Waits until the key is back in the selectable set (fails after 15 s). */
 async function backInPool(pool: KeyPool, id: number): Promise<void> {
-  for (let i = 0; i < 200 && pool.get(id)!.slot === -1; i++) await new Promise((r) => setTimeout(r, 10));
+  await until(() => pool.get(id)!.slot !== -1, `key ${id} to be back in the pool`);
 }
 
 describe('key pool', () => {

@@ -174,6 +174,7 @@ describeEachDialect('quota refresh', (dialect) => {
     await withApp({ REFRESH_CONCURRENCY: '4' }, async (t) => {
       await addKeys(t, keys);
       up.fake.resetStats();
+      up.fake.holdUsage(4, 5_000);
       const r = await refresh(t);
       assert.equal(r.success_count, 40);
       assert.equal(up.fake.stats.usageCalls, 40);
@@ -183,6 +184,9 @@ describeEachDialect('quota refresh', (dialect) => {
     await withApp({ REFRESH_CONCURRENCY: '64' }, async (t) => {
       await addKeys(t, keys);
       up.fake.resetStats();
+      // The fake holds the answers until all 40 are in flight (or 5 s have passed): a loaded
+      // machine that is slow to send them cannot make the count smaller, a serial refresh can.
+      up.fake.holdUsage(40, 5_000);
       await refresh(t);
       assert.equal(up.fake.stats.maxInFlight, 40, 'the calls run concurrently, not one after another');
     });

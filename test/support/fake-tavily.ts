@@ -186,6 +186,12 @@ export function behaviourByName(key: string): KeyBehaviour {
   return { kind: 'ok', usage };
 }
 
+interface UsageHold {
+  count: number;
+  answers: (() => void)[];
+  timer: NodeJS.Timeout | null;
+}
+
 export class FakeTavily {
   readonly stats: FakeStats = {
     usageCalls: 0,
@@ -204,6 +210,8 @@ export class FakeTavily {
     researchPollsById: new Map(),
   };
   latencyMs: number;
+  /** Held /usage answers, released together (see holdUsage). */
+  #usageHold: UsageHold | null = null;
   readonly #accounts = new Map<string, FakeAccount>();
   readonly #accountOfKey = new Map<string, FakeAccount>();
   #now: (() => number) = Date.now;
@@ -345,6 +353,25 @@ export class FakeTavily {
     if (key.includes('flaky')) return 'flaky';
     const b = behaviourByName(key);
     return b.kind === 'malformed' ? { kind: 'status', status: 500 } : b;
+  }
+
+  /**
+   * Holds the next /usage answers until `count` calls are in flight together, or `maxWaitMs` after
+   * the first held one, and releases them at once; later calls are answered as usual. A test of
+   * concurrency then does not depend on how fast a loaded machine sends the calls: concurrent
+   * calls all arrive while the first is held, serial ones cannot (the first waits out the deadline).
+   */
+  holdUsage(count: number, maxWaitMs: number): void {
+    this.#usageHold = { count, answers: [], timer: null };
+    const hold = this.#usageHold;
+    hold.timer = setTimeout(() => this.#releaseUsage(hold), maxWaitMs);
+  }
+
+  #releaseUsage(hold: UsageHold): void {
+    if (this.#usageHold !== hold) return;
+    this.#usageHold = null;
+    if (hold.timer) clearTimeout(hold.timer);
+    for (const answer of hold.answers) answer();
   }
 
   /** Credits billed across all keys. */
@@ -594,7 +621,11 @@ export class FakeTavily {
         }
       }
     };
-    if (this.latencyMs > 0) setTimeout(answer, this.latencyMs);
+    const hold = this.#usageHold;
+    if (hold) {
+      hold.answers.push(answer);
+      if (hold.answers.length >= hold.count) this.#releaseUsage(hold);
+    } else if (this.latencyMs > 0) setTimeout(answer, this.latencyMs);
     else answer();
   }
 }
