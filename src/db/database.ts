@@ -13,6 +13,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config.js';
+import { CurrentSchemaIntrospector } from './introspector.js';
 import { migrateToLatest } from './migrations.js';
 import { type CheckpointerHandle, startCheckpointer } from './sqlite-checkpointer.js';
 import type { Database } from './schema.js';
@@ -80,11 +81,12 @@ class CountingDriver implements Driver {
   }
 }
 
+/** The dialect with its transactions counted; on PostgreSQL, introspection of the current schema only (introspector.ts). */
 function counting(dialect: Dialect, stats: DbStats, sqlite: SqliteDatabase.Database | null): Dialect {
   return {
     createAdapter: () => dialect.createAdapter(),
     createDriver: () => new CountingDriver(dialect.createDriver(), stats, sqlite),
-    createIntrospector: (db) => dialect.createIntrospector(db),
+    createIntrospector: (db) => (dialect instanceof PostgresDialect ? new CurrentSchemaIntrospector(db) : dialect.createIntrospector(db)),
     createQueryCompiler: () => dialect.createQueryCompiler(),
   };
 }

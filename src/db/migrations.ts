@@ -61,10 +61,11 @@ export async function migrateToLatest(db: Kysely<any>, dialect: DialectKind): Pr
   for (let attempt = 1; ; attempt++) {
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-    // Kysely looks for its tables by reading the columns of every schema in the database; a
-    // schema, table or column another deployment drops meanwhile makes that read fail
-    // (PostgreSQL: "schema … does not exist", "column … does not exist", about the other
-    // schema). That is before any migration ran (no results): read again.
+    // Kysely's own PostgreSQL introspector looks for its tables by reading the columns of every
+    // schema in the database; a schema, table or column another deployment drops meanwhile makes
+    // that read fail ("schema … does not exist", "column … does not exist", about the other
+    // schema). openDatabase gives it one that reads the current schema only (introspector.ts);
+    // a Kysely made elsewhere may not. That is before any migration ran (no results): read again.
     if (results === undefined && attempt < 5 && CONCURRENT_DDL.has((error as { code?: unknown }).code as string)) {
       await new Promise((r) => setTimeout(r, 20 * attempt));
       continue;

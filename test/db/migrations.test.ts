@@ -30,3 +30,35 @@ else
       await b.cleanup();
     }
   });
+
+if (postgres.skip) test('introspection of the current PostgreSQL schema only', { skip: postgres.skip }, () => {});
+else
+  test('introspection reads the current PostgreSQL schema only: another schema’s tables are neither listed nor read', async () => {
+    const mine = await postgres.create();
+    const other = await postgres.create();
+    const schemaOf = (o: { pgSearchPath?: string }) => o.pgSearchPath!;
+    try {
+      const theirs = await openDatabase(other.config, other.open);
+      await sql`create table only_elsewhere (id integer primary key, note text)`.execute(theirs.db);
+      await theirs.close();
+      const handle = await openDatabase(mine.config, mine.open);
+      try {
+        const tables = await handle.db.introspection.getTables();
+        const names = tables.map((t) => t.name);
+        assert.ok(names.includes('tavily_keys'), names.join(', '));
+        assert.ok(!names.includes('only_elsewhere'), `another schema's table is listed: ${names.join(', ')}`);
+        assert.deepEqual(new Set(tables.map((t) => t.schema)), new Set([schemaOf(mine.open)]));
+        assert.ok(!names.includes('kysely_migration'), 'the migration tables only when asked for');
+        assert.ok((await handle.db.introspection.getTables({ withInternalKyselyTables: true })).some((t) => t.name === 'kysely_migration'));
+        const keys = tables.find((t) => t.name === 'tavily_keys')!;
+        const id = keys.columns.find((c) => c.name === 'id')!;
+        assert.deepEqual([id.isAutoIncrementing, id.isNullable, id.dataType], [true, false, 'int4']);
+        assert.equal(keys.columns.find((c) => c.name === 'label')?.isNullable, true);
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      await mine.cleanup();
+      await other.cleanup();
+    }
+  });
