@@ -233,10 +233,10 @@ export function adminCommands(program: Command, io: Io): void {
       const res = await api.raw('GET', `/tavily-keys/export${o.status ? `?status=${o.status}` : ''}`, 'text/plain');
       const body = res.body;
       if (o.output) {
-        await writePrivately(o.output, body);
+        await writePrivately(o.output, body.stream);
         note(`keys written to ${o.output} (mode 0600)\n`);
       } else {
-        await pipeline(body, io.out, { end: false });
+        await pipeline(body.stream, io.out, { end: false });
       }
     });
 

@@ -286,4 +286,18 @@ describe('the tavily-pool CLI against a running server', () => {
       await new Promise((r) => silent.close(r));
     }
   });
+
+  test('a server that begins an answer and stops is given up after --timeout, saying so', async () => {
+    const stalling = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"keys":');
+    });
+    try {
+      const r = await cli(['keys', 'list', '--url', stalling.url, '--timeout', '1'], env);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`${stalling.url.replace(/[.]/g, '\\.')} began to answer /tavily-keys\\?limit=100 but stopped for 1 s: is it well\\?`));
+    } finally {
+      await stalling.close();
+    }
+  });
 });
