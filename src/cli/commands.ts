@@ -231,12 +231,12 @@ export function adminCommands(program: Command, io: Io): void {
     .action(async (o: { status?: string; output?: string }, cmd: Command) => {
       const { api } = client(cmd);
       const res = await api.raw('GET', `/tavily-keys/export${o.status ? `?status=${o.status}` : ''}`, 'text/plain');
-      const body = res.body;
+      const body = res.body.stream;
       if (o.output) {
-        await writePrivately(o.output, body.stream);
+        await writePrivately(o.output, body);
         note(`keys written to ${o.output} (mode 0600)\n`);
       } else {
-        await pipeline(body.stream, io.out, { end: false });
+        await pipeline(body, io.out, { end: false });
       }
     });
 

@@ -36,7 +36,6 @@ else
   test('introspection reads the current PostgreSQL schema only: another schema’s tables are neither listed nor read', async () => {
     const mine = await postgres.create();
     const other = await postgres.create();
-    const schemaOf = (o: { pgSearchPath?: string }) => o.pgSearchPath!;
     try {
       const theirs = await openDatabase(other.config, other.open);
       await sql`create table only_elsewhere (id integer primary key, note text)`.execute(theirs.db);
@@ -47,7 +46,7 @@ else
         const names = tables.map((t) => t.name);
         assert.ok(names.includes('tavily_keys'), names.join(', '));
         assert.ok(!names.includes('only_elsewhere'), `another schema's table is listed: ${names.join(', ')}`);
-        assert.deepEqual(new Set(tables.map((t) => t.schema)), new Set([schemaOf(mine.open)]));
+        assert.deepEqual(new Set(tables.map((t) => t.schema)), new Set([mine.open.pgSearchPath]));
         assert.ok(!names.includes('kysely_migration'), 'the migration tables only when asked for');
         assert.ok((await handle.db.introspection.getTables({ withInternalKyselyTables: true })).some((t) => t.name === 'kysely_migration'));
         const keys = tables.find((t) => t.name === 'tavily_keys')!;
